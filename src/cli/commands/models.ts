@@ -1,0 +1,68 @@
+import type { Argv, CommandModule } from 'yargs';
+import { readEnv } from '../../config.js';
+import { listDescriptors, loadDescriptor } from '../../model/descriptor.js';
+import { findLocalWeights, pullWeights } from '../../model/weights.js';
+import type { CliIO } from '../io.js';
+import { loadFromArgs, withModel, type ModelArgs } from '../options.js';
+
+export function modelsCommand(io: CliIO): CommandModule {
+  return {
+    command: 'models <action> [name]',
+    describe: 'list built-in models, show a model\'s layers, or download its weights',
+    builder: (y: Argv) =>
+      withModel(y)
+        .positional('action', { choices: ['list', 'info', 'pull'] as const, describe: 'list | info | pull' })
+        .positional('name', { type: 'string', describe: 'model name (default: --model)' })
+        .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
+        .example('$0 models list', 'built-in models and where their weights are')
+        .example('$0 models info mobilenet_v1_0.75', 'every layer with its output shape')
+        .example('$0 models pull', 'download the default model\'s weights into the cache'),
+    handler: async (raw) => {
+      const a = raw as unknown as ModelArgs & { action: 'list' | 'info' | 'pull'; name?: string; json: boolean };
+      const name = a.name ?? a.model;
+      const env = readEnv();
+      if (a.action === 'list') {
+        const rows = listDescriptors().map((n) => {
+          const d = loadDescriptor(n);
+          const w = findLocalWeights(d, { env });
+          return { name: n, format: d.format, input: d.input.size, classes: d.labels.set, weights: w ? w.modelJson : null, url: d.weights.url ?? null, description: d.description };
+        });
+        if (a.json) return io.out(JSON.stringify(rows, null, 2));
+        for (const r of rows) {
+          io.out(`${r.name}  ${r.format}, ${r.input.join('x')}, ${r.classes}  ${r.weights ? `weights: ${r.weights}` : 'weights: not downloaded (`patch-atlas models pull ' + r.name + '`)'}`);
+          if (r.description) io.out(`  ${r.description}`);
+        }
+        return;
+      }
+      if (a.action === 'pull') {
+        const d = loadDescriptor(name);
+        const have = findLocalWeights(d, { env, ...(a.weights ? { weights: a.weights } : {}) });
+        if (have) return io.out(have.modelJson);
+        io.err(`downloading ${d.weights.url} ...`);
+        const file = await pullWeights(d, { env, onProgress: (done, total) => io.errStream.isTTY && io.errStream.write(`\r  ${done}/${total} files\x1b[K`) });
+        if (io.errStream.isTTY) io.errStream.write('\n');
+        return io.out(file);
+      }
+      const c = await loadFromArgs({ ...a, model: name }, io, a.json);
+      try {
+        const d = c.descriptor;
+        const aliasOf = new Map<string, string[]>();
+        for (const [k, v] of Object.entries(d.layers.aliases)) aliasOf.set(v, [...(aliasOf.get(v) ?? []), k]);
+        const layers = c.layers.map((l) => ({ ...l, aliases: aliasOf.get(l.name) ?? [] }));
+        if (a.json) {
+          return io.out(JSON.stringify({ name: d.name, format: d.format, input: d.input, labels: { set: d.labels.set, offset: d.labels.offset, classes: c.labels.size }, output: d.output, defaultLayer: d.layers.default, weights: c.weights.modelJson, layers }, null, 2));
+        }
+        io.out(`${d.name} (${d.format}) — ${d.description}`);
+        io.out(`input ${d.input.size.join('x')}x3, ${d.input.range ? `values in [${d.input.range.join(', ')}]` : `mean ${d.input.mean} std ${d.input.std}`}; labels ${d.labels.set} (${c.labels.size} classes${d.labels.offset ? ', +1 background' : ''}); logits from ${d.output.logits ?? 'the output'}`);
+        io.out(`weights: ${c.weights.modelJson}`);
+        io.out(`default atlas layer: ${d.layers.default}\n`);
+        const w = Math.max(...layers.map((l) => l.name.length));
+        for (const l of layers) {
+          io.out(`${l.name.padEnd(w)}  ${l.type.padEnd(24)} ${l.shape ? `[${l.shape.join(', ')}]` : '?'}${l.aliases.length ? `  (${l.aliases.join(', ')})` : ''}`);
+        }
+      } finally {
+        c.dispose();
+      }
+    },
+  };
+}

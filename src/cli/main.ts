@@ -1,0 +1,49 @@
+import yargs from 'yargs';
+import { formatError, isPatchAtlasError } from '../errors.js';
+import { packageVersion } from '../util/paths.js';
+import { accuracyCommand } from './commands/accuracy.js';
+import { classifyCommand } from './commands/classify.js';
+import { modelsCommand } from './commands/models.js';
+import { processIO, type CliIO } from './io.js';
+
+class UsageError extends Error {}
+
+/**
+ * argv -> options -> library call. Returns the exit code: 0 ok, 1 failure, 2 usage error.
+ * Every error becomes one line here; stack traces only with --debug.
+ */
+export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+  const debug = argv.includes('--debug');
+  const parser = yargs(argv)
+    .scriptName('patch-atlas')
+    .usage('$0 <command> [options]\n\nActivation atlases, bridging features and adversarial patch analysis for image classifiers.')
+    .command(modelsCommand(io))
+    .command(classifyCommand(io))
+    .command(accuracyCommand(io))
+    .option('debug', { type: 'boolean', default: false, describe: 'show stack traces for errors' })
+    .demandCommand(1, 'name a command (see --help)')
+    .strict()
+    .recommendCommands()
+    .version(packageVersion())
+    .help()
+    .alias('h', 'help')
+    .epilogue('Weights: PATCH_ATLAS_MODELS (a folder of model folders), else ~/.cache/patch-atlas (PATCH_ATLAS_CACHE), else downloaded from the model\'s official URL.')
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .exitProcess(false)
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new UsageError(msg);
+    });
+  try {
+    await parser.parseAsync();
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`patch-atlas: ${e.message} (see patch-atlas --help)`);
+      return 2;
+    }
+    io.err(`patch-atlas: ${formatError(e)}`);
+    if (debug && e instanceof Error && e.stack) io.err(e.stack);
+    return isPatchAtlasError(e) && e.code === 'BAD_FLAG' ? 2 : 1;
+  }
+}

@@ -1,0 +1,291 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import type { Dirent, Stats } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { PatchAtlasError, isPatchAtlasError } from '../errors.js';
+import type { ClassRef, LabelSet } from '../model/labels.js';
+import { CsvSyntaxError, parseCsv } from './csv.js';
+import { isImageFile } from './extensions.js';
+
+export interface ImageItem {
+  path: string;
+  label?: ClassRef;
+}
+
+export interface Skipped {
+  path: string;
+  reason: string;
+}
+
+/**
+ * Images to run on, with labels where the layout gives them.
+ * - class-folders: `root/<wnid or class name>/**\/*.jpg`
+ * - wnid-files: a flat folder of `<wnid>_*.jpg` (files without a wnid prefix are kept, unlabelled)
+ * - manifest: a CSV of `path,label`
+ * - files: explicit image paths (labelled by wnid prefix where they have one)
+ * Item paths are absolute. Folder layouts are sorted by name (code-point order, so the same on
+ * every machine); manifests and explicit lists keep the order the user gave.
+ */
+export interface Dataset {
+  source: string;
+  layout: 'class-folders' | 'wnid-files' | 'manifest' | 'files';
+  items: ImageItem[];
+  unlabelled: number;
+  skipped: Skipped[];
+}
+
+/** A WordNet id at the start of a file name, as in ImageNet's `n02066245_1234.JPEG`. */
+const WNID_PREFIX = /^(n\d{8})(?=$|[^0-9])/;
+
+/** First-row first fields that mark a manifest header rather than an image path. */
+const HEADER_NAMES = new Set(['path', 'file', 'filename', 'file_name', 'filepath', 'file_path', 'image', 'image_path', 'img']);
+
+/**
+ * Open a dataset: a folder (class sub-folders, or a flat folder of images), a `.csv` manifest,
+ * one image file, or a list of image files/folders. Missing paths are NOT_FOUND; a source that
+ * yields no images is NO_IMAGES; a bad manifest row is BAD_MANIFEST with file:line.
+ */
+export async function openDataset(source: string | string[], labels: LabelSet): Promise<Dataset> {
+  if (Array.isArray(source)) {
+    if (source.length === 0) throw new PatchAtlasError('NO_IMAGES', 'no image paths given');
+    if (source.length > 1) return openFiles(source, labels);
+    source = source[0]!;
+  }
+  const abs = resolve(source);
+  const st = await statOrThrow(abs, source);
+  if (st.isDirectory()) return openFolder(abs, labels);
+  if (extname(abs).toLowerCase() === '.csv') return openManifest(abs, labels);
+  return openFiles([source], labels);
+}
+
+async function openFolder(dir: string, labels: LabelSet): Promise<Dataset> {
+  const { files, dirs } = await listDir(dir);
+  const topImages = files.filter((f) => isImageFile(f));
+
+  // Class folders: every sub-folder named after a class, searched recursively.
+  const classItems: ImageItem[] = [];
+  const classSkipped: Skipped[] = [];
+  for (const d of dirs) {
+    const path = join(dir, d);
+    const label = labels.tryResolve(d);
+    if (!label) {
+      classSkipped.push({ path, reason: `folder name is not a class: ${unknownClassMessage(labels, d)}` });
+      continue;
+    }
+    for (const file of await walk(path, classSkipped)) classItems.push({ path: file, label });
+  }
+
+  // Images directly inside and sub-folders too: the side with more images decides. Names like
+  // "sub" or "images" resolve as class synonyms, so one such folder must not turn a flat folder
+  // of thousands of files into class folders, nor one stray image hide every class folder.
+  if (topImages.length > 0 && classItems.length < topImages.length) {
+    const skipped: Skipped[] = dirs.map((d) => ({ path: join(dir, d), reason: 'sub-folder ignored: its parent holds images directly, so it is read as a flat folder' }));
+    const items: ImageItem[] = [];
+    for (const f of files) {
+      const path = join(dir, f);
+      if (isImageFile(f)) items.push(withLabel(path, wnidLabel(f, labels)));
+      else skipped.push(notImage(path));
+    }
+    return finish(dir, 'wnid-files', items, skipped);
+  }
+
+  const skipped: Skipped[] = files.map((f) => {
+    const path = join(dir, f);
+    return isImageFile(f) ? { path, reason: 'image outside the class folders (no label)' } : notImage(path);
+  });
+  return finish(dir, 'class-folders', classItems, [...skipped, ...classSkipped]);
+}
+
+async function openManifest(csv: string, labels: LabelSet): Promise<Dataset> {
+  const bad = (line: number, msg: string, hint?: string) => new PatchAtlasError('BAD_MANIFEST', `${csv}:${line}: ${msg}`, hint);
+  let text: string;
+  try {
+    text = await readFile(csv, 'utf8');
+  } catch (e) {
+    throw new PatchAtlasError('BAD_MANIFEST', `cannot read manifest ${csv}: ${(e as Error).message}`);
+  }
+  let rows;
+  try {
+    rows = parseCsv(text);
+  } catch (e) {
+    if (e instanceof CsvSyntaxError) throw bad(e.line, e.message);
+    throw e;
+  }
+  if (rows.length > 0 && HEADER_NAMES.has(rows[0]!.fields[0]!.trim().toLowerCase())) rows = rows.slice(1);
+
+  const base = dirname(csv);
+  const parsed: Array<{ line: number; path: string; label: ClassRef | undefined }> = [];
+  for (const { line, fields } of rows) {
+    if (fields.length > 2) throw bad(line, `expected "path,label" (2 fields), got ${fields.length}`, 'quote paths that contain commas');
+    const rel = fields[0]!.trim();
+    if (!rel) throw bad(line, 'empty image path');
+    const q = (fields[1] ?? '').trim();
+    let label: ClassRef | undefined;
+    if (q) {
+      label = labels.tryResolve(q);
+      if (!label) {
+        try {
+          labels.resolve(q, 'label');
+        } catch (e) {
+          if (isPatchAtlasError(e)) throw bad(line, withoutHint(e), e.hint);
+          throw e;
+        }
+      }
+    }
+    parsed.push({ line, path: resolve(base, rel), label });
+  }
+
+  // A listed file that is missing or not an image is skipped, not fatal: one stale row should
+  // not stop a long run, and the skipped list names it with its line.
+  const stats = await mapLimit(parsed, 32, (r) => statOrUndefined(r.path));
+  const items: ImageItem[] = [];
+  const skipped: Skipped[] = [];
+  parsed.forEach((r, i) => {
+    const st = stats[i];
+    if (!st) skipped.push({ path: r.path, reason: `not found (manifest line ${r.line})` });
+    else if (!st.isFile()) skipped.push({ path: r.path, reason: `not a file (manifest line ${r.line})` });
+    else if (!isImageFile(r.path)) skipped.push({ path: r.path, reason: `${notImage(r.path).reason} (manifest line ${r.line})` });
+    else items.push(withLabel(r.path, r.label));
+  });
+  return finish(csv, 'manifest', items, skipped);
+}
+
+/** Explicit paths: image files as given, folders expanded to the images directly inside them. */
+async function openFiles(paths: string[], labels: LabelSet): Promise<Dataset> {
+  const items: ImageItem[] = [];
+  const skipped: Skipped[] = [];
+  for (const p of paths) {
+    const abs = resolve(p);
+    const st = await statOrThrow(abs, p);
+    if (st.isDirectory()) {
+      const { files, dirs } = await listDir(abs);
+      for (const d of dirs) skipped.push({ path: join(abs, d), reason: 'sub-folder not searched (give it explicitly)' });
+      for (const f of files) {
+        const path = join(abs, f);
+        if (isImageFile(f)) items.push(withLabel(path, wnidLabel(f, labels)));
+        else skipped.push(notImage(path));
+      }
+    } else if (isImageFile(abs)) {
+      items.push(withLabel(abs, wnidLabel(basename(abs), labels)));
+    } else {
+      skipped.push(notImage(abs));
+    }
+  }
+  const source = paths.length === 1 ? resolve(paths[0]!) : `${paths.length} paths`;
+  return finish(source, 'files', items, skipped);
+}
+
+function finish(source: string, layout: Dataset['layout'], items: ImageItem[], skipped: Skipped[]): Dataset {
+  if (items.length === 0) {
+    const why = skipped.length
+      ? `; ${skipped.length} entr${skipped.length === 1 ? 'y' : 'ies'} skipped, e.g. ${skipped[0]!.path}: ${skipped[0]!.reason}`
+      : '';
+    throw new PatchAtlasError(
+      'NO_IMAGES',
+      `no images in ${source}${why}`,
+      'expected class sub-folders (wnid or class name), files named <wnid>_*.jpg, a path,label CSV, or image files',
+    );
+  }
+  return { source, layout, items, unlabelled: items.filter((i) => !i.label).length, skipped };
+}
+
+function withLabel(path: string, label: ClassRef | undefined): ImageItem {
+  return label ? { path, label } : { path };
+}
+
+function wnidLabel(name: string, labels: LabelSet): ClassRef | undefined {
+  const m = WNID_PREFIX.exec(name);
+  // A wnid that is not in this model's label set leaves the image unlabelled rather than dropped.
+  return m ? labels.tryResolve(m[1]!) : undefined;
+}
+
+function notImage(path: string): Skipped {
+  const ext = extname(path);
+  return { path, reason: ext ? `not an image file (extension ${ext})` : 'not an image file (no extension)' };
+}
+
+/** LabelSet.resolve's one-line message and "closest" hint, for an unresolvable name. */
+function unknownClassMessage(labels: LabelSet, name: string): string {
+  try {
+    labels.resolve(name);
+    return `"${name}"`;
+  } catch (e) {
+    if (!isPatchAtlasError(e)) throw e;
+    return e.hint ? `${withoutHint(e)}; ${e.hint}` : e.message;
+  }
+}
+
+/** The message without its hint (PatchAtlasError folds the hint into the message), to re-wrap it. */
+function withoutHint(e: PatchAtlasError): string {
+  const tail = `; ${e.hint}`;
+  return e.hint && e.message.endsWith(tail) ? e.message.slice(0, -tail.length) : e.message;
+}
+
+/** Entries of a folder, sorted by code point, hidden ones (".DS_Store", ".git") left out. Symlinks are followed. */
+async function listDir(dir: string): Promise<{ files: string[]; dirs: string[] }> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const files: string[] = [];
+  const dirs: string[] = [];
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    const kind = await kindOf(dir, e);
+    if (kind === 'file') files.push(e.name);
+    else if (kind === 'dir') dirs.push(e.name);
+  }
+  return { files, dirs };
+}
+
+async function kindOf(dir: string, e: Dirent): Promise<'file' | 'dir' | 'other'> {
+  if (e.isFile()) return 'file';
+  if (e.isDirectory()) return 'dir';
+  if (e.isSymbolicLink()) {
+    const st = await statOrUndefined(join(dir, e.name));
+    if (st?.isFile()) return 'file';
+    if (st?.isDirectory()) return 'dir';
+  }
+  return 'other';
+}
+
+/** Image files under a class folder, depth first in sorted order; non-images go to `skipped`. */
+async function walk(dir: string, skipped: Skipped[], depth = 0): Promise<string[]> {
+  const { files, dirs } = await listDir(dir);
+  const out: string[] = [];
+  for (const f of files) {
+    const path = join(dir, f);
+    if (isImageFile(f)) out.push(path);
+    else skipped.push(notImage(path));
+  }
+  for (const d of dirs) {
+    // Guards against symlink cycles; real datasets are one or two levels deep.
+    if (depth >= 8) skipped.push({ path: join(dir, d), reason: 'folder nested too deep (over 8 levels)' });
+    else out.push(...(await walk(join(dir, d), skipped, depth + 1)));
+  }
+  return out;
+}
+
+async function statOrThrow(abs: string, given: string): Promise<Stats> {
+  const st = await statOrUndefined(abs);
+  if (!st) throw new PatchAtlasError('NOT_FOUND', `not found: ${given}${given === abs ? '' : ` (${abs})`}`);
+  return st;
+}
+
+async function statOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await stat(path);
+  } catch {
+    return undefined;
+  }
+}
+
+async function mapLimit<T, R>(xs: readonly T[], limit: number, fn: (x: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(xs.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < xs.length) {
+      const i = next++;
+      out[i] = await fn(xs[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, xs.length) }, worker));
+  return out;
+}

@@ -1,0 +1,231 @@
+import * as tf from '@tensorflow/tfjs';
+import { readEnv, type Env } from '../config.js';
+import { PatchAtlasError } from '../errors.js';
+import { closest } from '../util/suggest.js';
+import { initBackend, type BackendName } from './backend.js';
+import { loadDescriptor, loadLabels, type ModelDescriptor } from './descriptor.js';
+import { INPUT, type Executor, type LayerInfo } from './executor.js';
+import { GraphExecutor } from './graph-executor.js';
+import { withMaxPoolGrad, type MaxPoolGradMode } from './gradients/index.js';
+import { LayersExecutor } from './layers-executor.js';
+import type { ClassRef, LabelSet } from './labels.js';
+import { readArtifacts, resolveWeights, type ResolvedWeights } from './weights.js';
+
+export interface LoadOptions {
+  /** Built-in model name or descriptor path (default mobilenet_v1_0.75). */
+  model?: string;
+  /** A folder with model.json, or model.json itself; overrides the descriptor's weights. */
+  weights?: string;
+  backend?: BackendName;
+  /** Download weights from the descriptor's URL when none are found locally (default true). */
+  download?: boolean;
+  env?: Env;
+  onDownload?: (done: number, total: number, file: string) => void;
+}
+
+/** Pseudo-layers every model offers. */
+export const LOGITS = 'logits';
+export const PROBS = 'probs';
+
+export interface GradientOptions {
+  /** 'smooth' backpropagates through max-pool with the article's relaxation (attribution only). */
+  maxPool?: MaxPoolGradMode;
+}
+
+export interface Prediction {
+  class: ClassRef;
+  probability: number;
+}
+
+/**
+ * The model wrapper: preprocessing, value range, activations and gradients, kept apart from
+ * every stage that uses them. All image inputs are float [N,H,W,3] in [0,1]; the descriptor's
+ * preprocessing happens inside, so gradients with respect to pixels flow through it.
+ */
+export class Classifier {
+  private constructor(
+    readonly descriptor: ModelDescriptor,
+    readonly labels: LabelSet,
+    readonly backend: BackendName,
+    readonly weights: ResolvedWeights,
+    private readonly exec: Executor,
+  ) {}
+
+  static async load(opts: LoadOptions = {}): Promise<Classifier> {
+    const descriptor = loadDescriptor(opts.model);
+    const labels = loadLabels(descriptor);
+    const backend = await initBackend(opts.backend ?? 'wasm');
+    const weights = await resolveWeights(descriptor, {
+      env: opts.env ?? readEnv(),
+      ...(opts.weights ? { weights: opts.weights } : {}),
+      ...(opts.download !== undefined ? { download: opts.download } : {}),
+      ...(opts.onDownload ? { onProgress: opts.onDownload } : {}),
+    });
+    const exec = await buildExecutor(descriptor, weights.modelJson);
+    const c = new Classifier(descriptor, labels, backend, weights, exec);
+    c.checkOutputs();
+    return c;
+  }
+
+  get inputSize(): [number, number] {
+    return this.descriptor.input.size;
+  }
+
+  get layers(): readonly LayerInfo[] {
+    return this.exec.layers;
+  }
+
+  /** A layer name or one of the descriptor's aliases; a one-line error with the closest names otherwise. */
+  resolveLayer(name: string): string {
+    if (name === LOGITS || name === PROBS) return name;
+    const alias = this.descriptor.layers.aliases[name];
+    if (alias) return alias;
+    if (this.exec.has(name)) return name;
+    const candidates = [...this.exec.layers.map((l) => l.name), ...Object.keys(this.descriptor.layers.aliases)];
+    const sugg = closest(name, candidates, 3);
+    throw new PatchAtlasError(
+      'UNKNOWN_LAYER',
+      `model "${this.descriptor.name}" has no layer "${name}"`,
+      sugg.length ? `closest: ${sugg.join(', ')} (all: \`patch-atlas models info ${this.descriptor.name}\`)` : `list them with \`patch-atlas models info ${this.descriptor.name}\``,
+    );
+  }
+
+  layerInfo(name: string): LayerInfo {
+    const resolved = this.resolveLayer(name);
+    return this.exec.layers.find((l) => l.name === resolved) ?? { name: resolved, type: 'output', shape: [this.labels.outputs] };
+  }
+
+  /** [0,1] RGB pixels -> the model's input values (differentiable). */
+  toModelInput(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const i = this.descriptor.input;
+      let y: tf.Tensor4D = x;
+      if (i.mean && i.std) y = tf.div(tf.sub(y, i.mean), i.std);
+      else if (i.range && (i.range[0] !== 0 || i.range[1] !== 1)) y = tf.add(tf.mul(y, i.range[1] - i.range[0]), i.range[0]);
+      if (i.channelOrder === 'bgr') y = tf.reverse(y, -1);
+      return y;
+    });
+  }
+
+  /**
+   * Outputs of named layers (or 'logits' / 'probs') for [0,1] images. `feeds` replace layers'
+   * outputs with given tensors, so the part of the model after them runs on those values.
+   */
+  run(x: tf.Tensor4D, outputs: readonly string[], feeds: ReadonlyMap<string, tf.Tensor> = new Map()): tf.Tensor[] {
+    return tf.tidy(() => {
+      const names = outputs.map((o) => this.resolveLayer(o));
+      const logitsLayer = this.descriptor.output.logits ?? this.exec.outputName;
+      const fetch = [...new Set(names.map((n) => (n === LOGITS || n === PROBS ? logitsLayer : n)))];
+      const all = new Map<string, tf.Tensor>([[INPUT, this.toModelInput(x)], ...feeds]);
+      const got = this.exec.run(all, fetch);
+      const byName = new Map(fetch.map((n, i) => [n, got[i]!]));
+      const logits = () => {
+        const t = byName.get(logitsLayer)!;
+        return t.reshape([t.shape[0]!, t.size / t.shape[0]!]);
+      };
+      return names.map((n) => (n === LOGITS ? logits() : n === PROBS ? tf.softmax(logits()) : byName.get(n)!));
+    });
+  }
+
+  logits(x: tf.Tensor4D): tf.Tensor2D {
+    return this.run(x, [LOGITS])[0] as tf.Tensor2D;
+  }
+
+  probabilities(x: tf.Tensor4D): tf.Tensor2D {
+    return this.run(x, [PROBS])[0] as tf.Tensor2D;
+  }
+
+  activation(x: tf.Tensor4D, layer: string): tf.Tensor {
+    return this.run(x, [layer])[0]!;
+  }
+
+  /** d objective / d pixels, where objective is a scalar function of the named outputs. */
+  inputGradient(
+    x: tf.Tensor4D,
+    outputs: readonly string[],
+    objective: (outs: tf.Tensor[]) => tf.Scalar,
+    opts: GradientOptions = {},
+  ): { value: number; grad: tf.Tensor4D } {
+    return withMaxPoolGrad(opts.maxPool ?? 'exact', () => {
+      const { value, grad } = tf.valueAndGrad((img: tf.Tensor4D) => objective(this.run(img, outputs)))(x);
+      const v = value.dataSync()[0]!;
+      value.dispose();
+      return { value: v, grad: grad as tf.Tensor4D };
+    });
+  }
+
+  /**
+   * The activation of `layer` and d objective / d activation, where the objective is a scalar function
+   * of outputs computed downstream of it. The forward pass up to `layer` runs once, off the tape.
+   */
+  layerGradient(
+    x: tf.Tensor4D,
+    layer: string,
+    outputs: readonly string[],
+    objective: (outs: tf.Tensor[]) => tf.Scalar,
+    opts: GradientOptions = {},
+  ): { activation: tf.Tensor; grad: tf.Tensor } {
+    const name = this.resolveLayer(layer);
+    const activation = this.activation(x, name);
+    const grad = withMaxPoolGrad(opts.maxPool ?? 'exact', () =>
+      tf.tidy(() => tf.grad((h: tf.Tensor) => objective(this.run(x, outputs, new Map([[name, h]]))))(activation)),
+    );
+    return { activation, grad };
+  }
+
+  /** Top-k classes per image from a [N, outputs] probability matrix (background slot excluded). */
+  topK(probs: tf.Tensor2D, k: number): Prediction[][] {
+    const [n, m] = probs.shape;
+    const data = probs.dataSync();
+    const out: Prediction[][] = [];
+    for (let i = 0; i < n; i++) {
+      const idx: number[] = [];
+      for (let j = this.labels.offset; j < m; j++) idx.push(j);
+      idx.sort((a, b) => data[i * m + b]! - data[i * m + a]!);
+      out.push(idx.slice(0, k).map((j) => ({ class: this.labels.atOutput(j)!, probability: data[i * m + j]! })));
+    }
+    return out;
+  }
+
+  /** Fails early when the label set does not match the model's output width. */
+  private checkOutputs(): void {
+    const probe = tf.zeros([1, ...this.inputSize, 3]) as tf.Tensor4D;
+    try {
+      if (this.exec instanceof GraphExecutor) this.exec.probeShapes(this.toModelInput(probe));
+      const logits = this.logits(probe);
+      const width = logits.shape[1];
+      logits.dispose();
+      if (width !== this.labels.outputs) {
+        throw new PatchAtlasError(
+          'BAD_DESCRIPTOR',
+          `model "${this.descriptor.name}" outputs ${width} values but its label set "${this.descriptor.labels.set}" with offset ${this.labels.offset} describes ${this.labels.outputs}`,
+          width === this.labels.size + 1 ? 'set "labels": {"offset": 1} for a model with a background class' : `check ${this.descriptor.path}`,
+        );
+      }
+    } finally {
+      probe.dispose();
+    }
+  }
+
+  dispose(): void {
+    this.exec.dispose();
+  }
+}
+
+async function buildExecutor(d: ModelDescriptor, modelJson: string): Promise<Executor> {
+  const artifacts = await readArtifacts(modelJson);
+  const handler = { load: async () => artifacts };
+  try {
+    if (d.format === 'layers') {
+      const model = await tf.loadLayersModel(handler);
+      return new LayersExecutor(model);
+    }
+    const model = await tf.loadGraphModel(handler);
+    const topo = artifacts.modelTopology as { node?: Array<{ name: string; op: string }> };
+    return new GraphExecutor(model, topo.node ?? [], d.input.node);
+  } catch (e) {
+    if (e instanceof PatchAtlasError) throw e;
+    throw new PatchAtlasError('WEIGHTS_INVALID', `cannot load ${modelJson} as a tfjs ${d.format} model: ${(e as Error).message.split('\n')[0]}`, `check "format" in ${d.path}`);
+  }
+}
+

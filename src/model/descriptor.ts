@@ -1,0 +1,151 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { PatchAtlasError } from '../errors.js';
+import { packageRoot } from '../util/paths.js';
+import { didYouMean } from '../util/suggest.js';
+import { LabelSet, type LabelFile } from './labels.js';
+
+/** What patch-atlas needs to know about a model besides its weights (models/*.json). */
+export interface ModelDescriptor {
+  name: string;
+  description: string;
+  format: 'layers' | 'graph';
+  weights: {
+    /** Official model.json URL, downloaded into the cache by `models pull`. */
+    url?: string;
+    /** Folder name under PATCH_ATLAS_MODELS (and in the cache). */
+    localName: string;
+  };
+  input: {
+    size: [number, number];
+    /** Resize the shorter side to this before centre-cropping to `size`; null resizes straight to size. */
+    resizeShorter: number | null;
+    /** Pixel values [0,1] map linearly onto this range (e.g. [-1,1]) ... */
+    range?: [number, number];
+    /** ... or, instead, are normalised per channel: (x - mean) / std, in [0,1] units. */
+    mean?: [number, number, number];
+    std?: [number, number, number];
+    channelOrder?: 'rgb' | 'bgr';
+    /** Graph models: the input node name (layers models use their only input). */
+    node?: string;
+  };
+  labels: { set: string; offset: number };
+  output: {
+    /** What the model's final output is; attribution always uses pre-softmax logits. */
+    kind: 'softmax' | 'logits';
+    /** Layer (or graph node) whose output is the logits; default: the model's output. */
+    logits?: string;
+  };
+  layers: { default: string; aliases: Record<string, string> };
+  /** Where the descriptor file lives (filled in on load). */
+  path: string;
+}
+
+export function modelsDir(): string {
+  return join(packageRoot(), 'models');
+}
+
+/** Names of the built-in descriptors. */
+export function listDescriptors(): string[] {
+  return readdirSync(modelsDir())
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => basename(f, '.json'))
+    .sort();
+}
+
+export const DEFAULT_MODEL = 'mobilenet_v1_0.75';
+
+/** A built-in model name, or a path to a descriptor JSON of the user's own. */
+export function loadDescriptor(nameOrPath: string = DEFAULT_MODEL): ModelDescriptor {
+  const looksLikePath = nameOrPath.endsWith('.json') || nameOrPath.includes('/') || nameOrPath.includes('\\');
+  let path: string;
+  if (looksLikePath) {
+    path = resolve(nameOrPath);
+    if (!existsSync(path)) throw new PatchAtlasError('NOT_FOUND', `model descriptor ${nameOrPath} does not exist`, 'pass a built-in model name (`patch-atlas models list`) or a descriptor .json');
+  } else {
+    path = join(modelsDir(), `${nameOrPath}.json`);
+    if (!existsSync(path)) {
+      const hint = didYouMean(nameOrPath, listDescriptors());
+      throw new PatchAtlasError('UNKNOWN_MODEL', `unknown model "${nameOrPath}"`, hint || `built-in models: ${listDescriptors().join(', ')}`);
+    }
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new PatchAtlasError('BAD_DESCRIPTOR', `model descriptor ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  return validateDescriptor(raw, path);
+}
+
+/** Validate once at the boundary, fill defaults, one message per bad key. */
+export function validateDescriptor(raw: unknown, path: string): ModelDescriptor {
+  const bad = (key: string, want: string): never => {
+    throw new PatchAtlasError('BAD_DESCRIPTOR', `model descriptor ${path}: "${key}" ${want}`);
+  };
+  const o = raw as Record<string, any>;
+  if (!o || typeof o !== 'object') bad('(root)', 'must be an object');
+  if (typeof o.name !== 'string' || !o.name) bad('name', 'must be a non-empty string');
+  if (o.format !== 'layers' && o.format !== 'graph') bad('format', 'must be "layers" or "graph"');
+  const w = o.weights ?? {};
+  if (typeof w.localName !== 'string' || !w.localName) bad('weights.localName', 'must name the weights folder');
+  if (w.url !== undefined && (typeof w.url !== 'string' || !/^https?:\/\/.+\/model\.json$/.test(w.url))) bad('weights.url', 'must be an http(s) URL ending in model.json');
+  const i = o.input ?? {};
+  const pair = (v: unknown) => Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+  const triple = (v: unknown) => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+  if (!pair(i.size) || i.size.some((x: number) => !Number.isInteger(x) || x < 8)) bad('input.size', 'must be [height, width], integers >= 8');
+  const resizeShorter = i.resizeShorter === undefined ? Math.round(Math.min(...(i.size as number[])) * 256 / 224) : i.resizeShorter;
+  if (resizeShorter !== null && (!Number.isInteger(resizeShorter) || resizeShorter < Math.max(...(i.size as number[])))) bad('input.resizeShorter', 'must be null or an integer >= the input size');
+  if (i.range !== undefined && (!pair(i.range) || i.range[0] >= i.range[1])) bad('input.range', 'must be [low, high] with low < high');
+  if ((i.mean === undefined) !== (i.std === undefined)) bad(i.mean === undefined ? 'input.mean' : 'input.std', 'must be given together with input.std / input.mean');
+  if (i.mean !== undefined && (!triple(i.mean) || !triple(i.std) || i.std.some((s: number) => s <= 0))) bad('input.mean', 'and input.std must be three numbers each (std > 0)');
+  if (i.range !== undefined && i.mean !== undefined) bad('input.range', 'cannot be combined with input.mean/std');
+  if (i.channelOrder !== undefined && i.channelOrder !== 'rgb' && i.channelOrder !== 'bgr') bad('input.channelOrder', 'must be "rgb" or "bgr"');
+  const l = o.labels ?? {};
+  if (typeof l.set !== 'string') bad('labels.set', 'must name a label set in models/labels/ or a path to one');
+  const offset = l.offset ?? 0;
+  if (offset !== 0 && offset !== 1) bad('labels.offset', 'must be 0, or 1 for models with a leading background class');
+  const out = o.output ?? {};
+  if (out.kind !== 'softmax' && out.kind !== 'logits') bad('output.kind', 'must be "softmax" or "logits"');
+  if (out.kind === 'softmax' && typeof out.logits !== 'string') bad('output.logits', 'must name the pre-softmax layer when output.kind is "softmax"');
+  const ly = o.layers ?? {};
+  if (typeof ly.default !== 'string') bad('layers.default', 'must name the default layer for atlases');
+  const aliases = ly.aliases ?? {};
+  if (typeof aliases !== 'object' || Object.values(aliases).some((v) => typeof v !== 'string')) bad('layers.aliases', 'must map alias names to layer names');
+  return {
+    name: o.name,
+    description: typeof o.description === 'string' ? o.description : '',
+    format: o.format,
+    weights: { localName: w.localName, ...(w.url ? { url: w.url } : {}) },
+    input: {
+      size: [i.size[0], i.size[1]],
+      resizeShorter,
+      ...(i.mean ? { mean: i.mean, std: i.std } : { range: i.range ?? [0, 1] }),
+      channelOrder: i.channelOrder ?? 'rgb',
+      ...(i.node ? { node: i.node } : {}),
+    },
+    labels: { set: l.set, offset },
+    output: { kind: out.kind, ...(out.logits ? { logits: out.logits } : {}) },
+    layers: { default: ly.default, aliases },
+    path,
+  };
+}
+
+const labelCache = new Map<string, LabelSet>();
+
+/** The descriptor's label set: a built-in name (models/labels/NAME.json) or a path relative to the descriptor. */
+export function loadLabels(d: ModelDescriptor): LabelSet {
+  const key = `${d.labels.set}@${d.labels.offset}@${dirname(d.path)}`;
+  const hit = labelCache.get(key);
+  if (hit) return hit;
+  const file = d.labels.set.endsWith('.json')
+    ? isAbsolute(d.labels.set) ? d.labels.set : resolve(dirname(d.path), d.labels.set)
+    : join(modelsDir(), 'labels', `${d.labels.set}.json`);
+  if (!existsSync(file)) throw new PatchAtlasError('BAD_DESCRIPTOR', `label set ${file} (from ${d.path}) does not exist`);
+  const parsed = JSON.parse(readFileSync(file, 'utf8')) as LabelFile;
+  if (!Array.isArray(parsed.classes) || !parsed.classes.every((c) => Array.isArray(c) && typeof c[0] === 'string' && typeof c[1] === 'string'))
+    throw new PatchAtlasError('BAD_DESCRIPTOR', `label set ${file} must hold "classes": [[wnid, name, long?], ...]`);
+  const set = new LabelSet(parsed, d.labels.offset);
+  labelCache.set(key, set);
+  return set;
+}

@@ -1,0 +1,25 @@
+import type * as tf from '@tensorflow/tfjs';
+
+/** One layer (layers model) or node (graph model) whose output can be read or fed. */
+export interface LayerInfo {
+  name: string;
+  type: string;
+  /** Output shape without the batch dimension; null where unknown. */
+  shape: Array<number | null> | null;
+}
+
+/** The key under which the model's (preprocessed) input is fed. */
+export const INPUT = '__input__';
+
+/**
+ * Runs a model by layer name: any layer's output can be fetched, and any layer's output can be
+ * fed in place of computing it (for gradients with respect to a hidden layer). Only the layers
+ * needed for the requested outputs run.
+ */
+export interface Executor {
+  readonly layers: readonly LayerInfo[];
+  readonly outputName: string;
+  has(name: string): boolean;
+  run(feeds: ReadonlyMap<string, tf.Tensor>, outputs: readonly string[]): tf.Tensor[];
+  dispose(): void;
+}

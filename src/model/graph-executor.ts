@@ -1,0 +1,51 @@
+import * as tf from '@tensorflow/tfjs';
+import { INPUT, type Executor, type LayerInfo } from './executor.js';
+
+interface GraphNodeDef {
+  name: string;
+  op: string;
+}
+
+const SKIP_OPS = new Set(['Const', 'Placeholder', 'NoOp', 'Identity']);
+
+/**
+ * Executes a tf.GraphModel by node name. GraphModel.execute already accepts feeds for any
+ * node, so feeding a hidden activation (for gradients w.r.t. it) needs no rewriting.
+ */
+export class GraphExecutor implements Executor {
+  readonly layers: LayerInfo[];
+  readonly outputName: string;
+  private readonly names: Set<string>;
+  private readonly inputName: string;
+
+  constructor(private readonly model: tf.GraphModel, nodes: GraphNodeDef[], inputNode?: string) {
+    this.inputName = inputNode ?? model.inputs[0]!.name;
+    this.layers = nodes.filter((n) => !SKIP_OPS.has(n.op)).map((n) => ({ name: n.name, type: n.op, shape: null }));
+    this.names = new Set(nodes.map((n) => n.name));
+    this.outputName = model.outputs[0]!.name;
+  }
+
+  has(name: string): boolean {
+    return name === INPUT || this.names.has(name.replace(/:\d+$/, ''));
+  }
+
+  run(feeds: ReadonlyMap<string, tf.Tensor>, outputs: readonly string[]): tf.Tensor[] {
+    const map: tf.NamedTensorMap = {};
+    for (const [k, v] of feeds) map[k === INPUT ? this.inputName : k] = v;
+    const out = this.model.execute(map, outputs.map((o) => (o === INPUT ? this.inputName : o)) as string[]);
+    return Array.isArray(out) ? out : [out];
+  }
+
+  /** Fill in output shapes by running a zero image once (graph JSON carries no shapes). */
+  probeShapes(input: tf.Tensor): void {
+    const names = this.layers.map((l) => l.name);
+    tf.tidy(() => {
+      const outs = this.run(new Map([[INPUT, input]]), names);
+      outs.forEach((t, i) => (this.layers[i]!.shape = t.shape.slice(1)));
+    });
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}

@@ -1,0 +1,176 @@
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { Env } from '../config.js';
+import { PatchAtlasError } from '../errors.js';
+import type { ModelDescriptor } from './descriptor.js';
+
+interface ModelJson {
+  modelTopology?: unknown;
+  format?: string;
+  signature?: unknown;
+  userDefinedMetadata?: Record<string, unknown>;
+  weightsManifest?: Array<{ paths: string[]; weights: tf.io.WeightsManifestEntry[] }>;
+}
+
+export type WeightsSource = 'flag' | 'models-dir' | 'cache' | 'download';
+export interface ResolvedWeights {
+  /** Path of model.json. */
+  modelJson: string;
+  source: WeightsSource;
+}
+
+export interface ResolveOptions {
+  /** --weights: a folder holding model.json, or the model.json itself. */
+  weights?: string;
+  env: Env;
+  /** Download from the descriptor's URL when nothing local is found (default true). */
+  download?: boolean;
+  onProgress?: (done: number, total: number, file: string) => void;
+}
+
+export function cacheFolder(d: ModelDescriptor, env: Env): string {
+  return join(env.cacheDir, 'models', d.weights.localName);
+}
+
+/** Find weights without touching the network: --weights, then PATCH_ATLAS_MODELS, then the cache. */
+export function findLocalWeights(d: ModelDescriptor, opts: Pick<ResolveOptions, 'weights' | 'env'>): ResolvedWeights | undefined {
+  if (opts.weights) {
+    const p = resolve(opts.weights);
+    const file = existsSync(p) && statSync(p).isDirectory() ? join(p, 'model.json') : p;
+    if (!existsSync(file)) throw new PatchAtlasError('WEIGHTS_MISSING', `--weights ${opts.weights}: no model.json there`, 'point --weights at a tfjs model folder or its model.json');
+    return { modelJson: file, source: 'flag' };
+  }
+  if (opts.env.modelsDir) {
+    const file = join(opts.env.modelsDir, d.weights.localName, 'model.json');
+    if (existsSync(file)) return { modelJson: file, source: 'models-dir' };
+  }
+  const cached = join(cacheFolder(d, opts.env), 'model.json');
+  // model.json is renamed into place last, so its presence means the download completed.
+  if (existsSync(cached)) return { modelJson: cached, source: 'cache' };
+  return undefined;
+}
+
+export async function resolveWeights(d: ModelDescriptor, opts: ResolveOptions): Promise<ResolvedWeights> {
+  const local = findLocalWeights(d, opts);
+  if (local) return local;
+  if (opts.download === false || !d.weights.url) {
+    throw new PatchAtlasError(
+      'WEIGHTS_MISSING',
+      `no weights for model "${d.name}" (looked in ${opts.env.modelsDir ? `${join(opts.env.modelsDir, d.weights.localName)} and ` : ''}${cacheFolder(d, opts.env)})`,
+      d.weights.url ? `run \`patch-atlas models pull ${d.name}\`` : 'pass --weights DIR',
+    );
+  }
+  return { modelJson: await pullWeights(d, opts), source: 'download' };
+}
+
+/**
+ * Download model.json and its shards into the cache. Shards go to a temporary folder that is
+ * renamed into place only when every file arrived with the size the manifest implies.
+ */
+export async function pullWeights(d: ModelDescriptor, opts: ResolveOptions): Promise<string> {
+  if (!d.weights.url) throw new PatchAtlasError('DOWNLOAD_FAILED', `model "${d.name}" has no weights URL in ${d.path}`);
+  const dest = cacheFolder(d, opts.env);
+  const tmp = `${dest}.partial-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  try {
+    const jsonBytes = await fetchBytes(d.weights.url);
+    let json: ModelJson;
+    try {
+      json = JSON.parse(new TextDecoder().decode(jsonBytes)) as ModelJson;
+    } catch {
+      throw new PatchAtlasError('DOWNLOAD_FAILED', `${d.weights.url} is not a tfjs model.json`);
+    }
+    const files = (json.weightsManifest ?? []).flatMap((g) => g.paths);
+    const base = d.weights.url.slice(0, d.weights.url.lastIndexOf('/') + 1);
+    let done = 0;
+    for (const f of files) {
+      opts.onProgress?.(done, files.length, f);
+      await writeFile(join(tmp, f), await fetchBytes(new URL(f, base).href));
+      done++;
+    }
+    opts.onProgress?.(done, files.length, '');
+    await writeFile(join(tmp, 'model.json'), jsonBytes);
+    await readArtifacts(join(tmp, 'model.json')); // validates shard sizes before the rename
+    await rm(dest, { recursive: true, force: true });
+    await mkdir(dirname(dest), { recursive: true });
+    await rename(tmp, dest);
+    return join(dest, 'model.json');
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+async function fetchBytes(url: string): Promise<Uint8Array> {
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
+    throw new PatchAtlasError('DOWNLOAD_FAILED', `cannot download ${url} (${cause})`, 'check the network, or set PATCH_ATLAS_MODELS to a folder that holds the weights');
+  }
+  if (!res.ok) throw new PatchAtlasError('DOWNLOAD_FAILED', `cannot download ${url}: HTTP ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
+
+function specBytes(w: tf.io.WeightsManifestEntry): number {
+  const n = w.shape.reduce((a, b) => a * b, 1);
+  if (w.quantization) return n * (DTYPE_BYTES[w.quantization.dtype] ?? 4);
+  return n * (DTYPE_BYTES[w.dtype] ?? 4);
+}
+
+/** Read model.json + shards from disk into tfjs ModelArtifacts, checking the shard sizes. */
+export async function readArtifacts(modelJsonPath: string): Promise<tf.io.ModelArtifacts> {
+  let json: ModelJson;
+  try {
+    json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as ModelJson;
+  } catch (e) {
+    throw new PatchAtlasError('WEIGHTS_INVALID', `${modelJsonPath} is not valid JSON (${(e as Error).message})`);
+  }
+  if (!json.modelTopology || !Array.isArray(json.weightsManifest)) {
+    throw new PatchAtlasError('WEIGHTS_INVALID', `${modelJsonPath} is not a tfjs model.json (no modelTopology / weightsManifest)`);
+  }
+  const dir = dirname(modelJsonPath);
+  const specs: tf.io.WeightsManifestEntry[] = [];
+  const chunks: Uint8Array[] = [];
+  for (const group of json.weightsManifest) {
+    let groupBytes = 0;
+    for (const p of group.paths) {
+      const file = join(dir, p);
+      if (!existsSync(file)) throw new PatchAtlasError('WEIGHTS_INVALID', `weights shard ${file} is missing`, 'delete the folder and run `patch-atlas models pull` again');
+      const buf = await readFile(file);
+      chunks.push(buf);
+      groupBytes += buf.byteLength;
+    }
+    const want = group.weights.reduce((a, w) => a + specBytes(w), 0);
+    if (groupBytes !== want) {
+      throw new PatchAtlasError('WEIGHTS_INVALID', `weights shards ${group.paths.join(', ')} in ${dir} hold ${groupBytes} bytes, manifest says ${want}`, 'the download is incomplete or corrupt: delete it and pull again');
+    }
+    specs.push(...group.weights);
+  }
+  const total = chunks.reduce((a, c) => a + c.byteLength, 0);
+  const data = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    data.set(c, off);
+    off += c.byteLength;
+  }
+  return {
+    modelTopology: json.modelTopology as tf.io.ModelArtifacts['modelTopology'],
+    ...(json.format ? { format: json.format } : {}),
+    ...(json.signature ? { signature: json.signature as object } : {}),
+    ...(json.userDefinedMetadata ? { userDefinedMetadata: json.userDefinedMetadata as { [key: string]: {} } } : {}),
+    weightSpecs: specs,
+    weightData: data.buffer,
+  };
+}
+
+/** A tfjs IOHandler that reads from disk (the browser build of tfjs has no file:// loader). */
+export function fileHandler(modelJsonPath: string): tf.io.IOHandler {
+  return { load: () => readArtifacts(modelJsonPath) };
+}
