@@ -16,6 +16,8 @@ export async function initBackend(name: BackendName = 'wasm'): Promise<BackendNa
   if (active === name && tf.getBackend() === tfName(name)) return name;
   return (async () => {
     installGradientFixes();
+    // Prod mode silences tfjs's console banners (e.g. "install tfjs-node"), which would break one-line output.
+    tf.enableProdMode();
     if (name === 'tensorflow') await importNodeBinding();
     const ok = await tf.setBackend(tfName(name));
     if (!ok) throw new PatchAtlasError('BACKEND_MISSING', `backend "${name}" failed to initialise`);

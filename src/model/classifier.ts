@@ -113,18 +113,44 @@ export class Classifier {
    */
   run(x: tf.Tensor4D, outputs: readonly string[], feeds: ReadonlyMap<string, tf.Tensor> = new Map()): tf.Tensor[] {
     return tf.tidy(() => {
-      const names = outputs.map((o) => this.resolveLayer(o));
-      const logitsLayer = this.descriptor.output.logits ?? this.exec.outputName;
-      const fetch = [...new Set(names.map((n) => (n === LOGITS || n === PROBS ? logitsLayer : n)))];
-      const all = new Map<string, tf.Tensor>([[INPUT, this.toModelInput(x)], ...feeds]);
-      const got = this.exec.run(all, fetch);
+      const { fetch, pick } = this.outputPlan(outputs);
+      const got = this.exec.run(new Map([[INPUT, this.toModelInput(x)], ...feeds]), fetch);
+      return pick(got);
+    });
+  }
+
+  /**
+   * Forward-mode product: the named outputs and their derivatives along `tangent`, a perturbation of
+   * `layer`'s output whose primal value is `h` (tangent batch = image batch × groups, image-major).
+   * Undefined when the model (a graph model, or a layer without a forward-mode rule) does not support it.
+   */
+  jvp(x: tf.Tensor4D, layer: string, h: tf.Tensor, tangent: tf.Tensor, groups: number, outputs: readonly string[] = [LOGITS]): { primal: tf.Tensor[]; tangent: tf.Tensor[] } | undefined {
+    const exec = this.exec;
+    if (!exec.jvp || outputs.some((o) => this.resolveLayer(o) === PROBS)) return undefined;
+    const name = this.resolveLayer(layer);
+    const { fetch, pick } = this.outputPlan(outputs);
+    const both = tf.tidy(() => {
+      const r = exec.jvp!(new Map([[INPUT, this.toModelInput(x)], [name, h]]), name, tangent, groups, fetch);
+      return r ? [...pick(r.primal), ...pick(r.tangent)] : [];
+    });
+    if (both.length === 0) return undefined;
+    return { primal: both.slice(0, outputs.length), tangent: both.slice(outputs.length) };
+  }
+
+  /** Which executor outputs to fetch for the requested names, and how to turn them back into the requested outputs. */
+  private outputPlan(outputs: readonly string[]): { fetch: string[]; pick: (got: tf.Tensor[]) => tf.Tensor[] } {
+    const names = outputs.map((o) => this.resolveLayer(o));
+    const logitsLayer = this.descriptor.output.logits ?? this.exec.outputName;
+    const fetch = [...new Set(names.map((n) => (n === LOGITS || n === PROBS ? logitsLayer : n)))];
+    const pick = (got: tf.Tensor[]) => {
       const byName = new Map(fetch.map((n, i) => [n, got[i]!]));
       const logits = () => {
         const t = byName.get(logitsLayer)!;
         return t.reshape([t.shape[0]!, t.size / t.shape[0]!]);
       };
       return names.map((n) => (n === LOGITS ? logits() : n === PROBS ? tf.softmax(logits()) : byName.get(n)!));
-    });
+    };
+    return { fetch, pick };
   }
 
   logits(x: tf.Tensor4D): tf.Tensor2D {

@@ -21,5 +21,12 @@ export interface Executor {
   readonly outputName: string;
   has(name: string): boolean;
   run(feeds: ReadonlyMap<string, tf.Tensor>, outputs: readonly string[]): tf.Tensor[];
+  /** Forward-mode product from layer `from` (see LayersExecutor.jvp); absent or undefined where unsupported. */
+  jvp?(feeds: ReadonlyMap<string, tf.Tensor>, from: string, tangent: tf.Tensor, groups: number, outputs: readonly string[]): JvpResult | undefined;
   dispose(): void;
+}
+
+export interface JvpResult {
+  primal: tf.Tensor[];
+  tangent: tf.Tensor[];
 }

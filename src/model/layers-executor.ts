@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { INPUT, type Executor, type LayerInfo } from './executor.js';
+import { INPUT, type Executor, type LayerInfo, type JvpResult } from './executor.js';
+import { jvpKind, layerJvp } from './linearise.js';
 
 interface Step {
   layer: tf.layers.Layer;
@@ -52,26 +53,12 @@ export class LayersExecutor implements Executor {
     const values = new Map<number, tf.Tensor>();
     for (const [name, t] of feeds) values.set(this.idOf(name), t);
     const wanted = outputs.map((o) => this.idOf(o));
-    // Mark the steps needed for the outputs, stopping at fed tensors.
-    const needed = new Set<number>();
-    const stack = wanted.filter((id) => !values.has(id));
-    while (stack.length) {
-      const id = stack.pop()!;
-      const s = this.producer.get(id);
-      if (s === undefined) {
-        if (id === this.inputId) throw new Error('the model input must be fed to compute the requested outputs');
-        throw new Error(`no layer produces tensor ${id}`);
-      }
-      if (needed.has(s)) continue;
-      needed.add(s);
-      for (const i of this.steps[s]!.inputs) if (!values.has(i)) stack.push(i);
-    }
+    const needed = this.plan(new Set(values.keys()), wanted);
     // Count remaining uses so intermediates are freed as soon as nothing needs them (tapes keep their own copies).
     const uses = new Map<number, number>();
     for (const s of needed) for (const i of this.steps[s]!.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
     const keep = new Set<number>([...wanted, ...[...feeds.keys()].map((n) => this.idOf(n))]);
-    for (let s = 0; s < this.steps.length; s++) {
-      if (!needed.has(s)) continue;
+    for (const s of needed) {
       const step = this.steps[s]!;
       const ins = step.inputs.map((i) => values.get(i)!);
       const out = step.layer.apply(ins.length === 1 ? ins[0]! : ins, { training: false }) as tf.Tensor | tf.Tensor[];
@@ -84,6 +71,57 @@ export class LayersExecutor implements Executor {
       }
     }
     return wanted.map((id) => values.get(id)!);
+  }
+
+  /**
+   * Forward-mode product: the outputs and their derivatives along `tangent`, a perturbation of layer
+   * `from`'s output (batch = primal batch × groups). Undefined when a layer on the path has no JVP rule.
+   */
+  jvp(feeds: ReadonlyMap<string, tf.Tensor>, from: string, tangent: tf.Tensor, groups: number, outputs: readonly string[]): JvpResult | undefined {
+    const fromId = this.idOf(from);
+    const wanted = outputs.map((o) => this.idOf(o));
+    const fed = new Set([...feeds.keys()].map((n) => this.idOf(n)));
+    const steps = this.plan(fed, wanted);
+    const carries = new Set<number>([fromId]);
+    for (const s of steps) {
+      const step = this.steps[s]!;
+      if (!step.inputs.some((i) => carries.has(i))) continue;
+      if (jvpKind(step.layer) === 'unsupported') return undefined;
+      step.outputs.forEach((o) => carries.add(o));
+    }
+    return tf.tidy(() => {
+      const values = new Map<number, tf.Tensor>();
+      for (const [name, t] of feeds) values.set(this.idOf(name), t);
+      const tangents = new Map<number, tf.Tensor>([[fromId, tangent]]);
+      for (const s of steps) {
+        const step = this.steps[s]!;
+        const ins = step.inputs.map((i) => values.get(i)!);
+        values.set(step.outputs[0]!, step.layer.apply(ins.length === 1 ? ins[0]! : ins, { training: false }) as tf.Tensor);
+        if (!step.inputs.some((i) => tangents.has(i))) continue;
+        const tIns = step.inputs.map((i, k) => tangents.get(i) ?? tf.zeros([tangent.shape[0]!, ...ins[k]!.shape.slice(1)]));
+        tangents.set(step.outputs[0]!, layerJvp(step.layer, ins, tIns, groups));
+      }
+      const zero = (id: number) => tf.zeros([tangent.shape[0]!, ...values.get(id)!.shape.slice(1)]);
+      return { primal: wanted.map((id) => values.get(id)!), tangent: wanted.map((id) => tangents.get(id) ?? zero(id)) };
+    });
+  }
+
+  /** Indices of the steps needed to compute `wanted` from the fed tensors, in execution order. */
+  private plan(fed: ReadonlySet<number>, wanted: readonly number[]): number[] {
+    const needed = new Set<number>();
+    const stack = wanted.filter((id) => !fed.has(id));
+    while (stack.length) {
+      const id = stack.pop()!;
+      const s = this.producer.get(id);
+      if (s === undefined) {
+        if (id === this.inputId) throw new Error('the model input must be fed to compute the requested outputs');
+        throw new Error(`no layer produces tensor ${id}`);
+      }
+      if (needed.has(s)) continue;
+      needed.add(s);
+      for (const i of this.steps[s]!.inputs) if (!fed.has(i)) stack.push(i);
+    }
+    return [...needed].sort((a, b) => a - b);
   }
 
   private idOf(name: string): number {

@@ -1,0 +1,18 @@
+import { createHash } from 'node:crypto';
+
+/** mulberry32: a small, fast, seedable PRNG; results depend only on the seed. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A 32-bit seed derived from a run seed and a key (e.g. an image path), so draws don't depend on processing order. */
+export function keyedSeed(seed: number, key: string): number {
+  return createHash('sha256').update(`${seed}\0${key}`).digest().readUInt32LE(0);
+}

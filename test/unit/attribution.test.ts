@@ -1,0 +1,77 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { attributePoints } from '../../src/attribution/attribute.js';
+import { parsePositions, positionsPerImage, samplePositions } from '../../src/attribution/positions.js';
+import { readEnv } from '../../src/config.js';
+import { initBackend } from '../../src/model/backend.js';
+import { Classifier } from '../../src/model/classifier.js';
+import { saveLayersModel, tinyLayersModel, writeTinyDescriptor } from '../helpers/tiny-models.js';
+
+const root = mkdtempSync(join(tmpdir(), 'pa-attr-'));
+const env = { ...readEnv({}), modelsDir: root, cacheDir: join(root, 'cache') };
+let c: Classifier;
+
+beforeAll(async () => {
+  await initBackend('wasm');
+  await saveLayersModel(tinyLayersModel(32), join(root, 'tiny_layers'));
+  c = await Classifier.load({ model: writeTinyDescriptor(join(root, 'd'), { format: 'layers', size: 32, logits: 'conv_preds', defaultLayer: 'conv_pw_1_relu' }), env });
+});
+
+describe('positions', () => {
+  it('avoid the border, are distinct, and depend only on seed and image key', () => {
+    const p = samplePositions(14, 14, 5, 7, 'a.jpg');
+    expect(p).toHaveLength(5);
+    expect(new Set(p.map(([y, x]) => `${y},${x}`)).size).toBe(5);
+    for (const [y, x] of p) expect(y >= 1 && y <= 12 && x >= 1 && x <= 12).toBe(true);
+    expect(samplePositions(14, 14, 5, 7, 'a.jpg')).toEqual(p);
+    expect(samplePositions(14, 14, 5, 8, 'a.jpg')).not.toEqual(p);
+    expect(samplePositions(14, 14, 'all', 7, 'a.jpg')).toHaveLength(144);
+    expect(positionsPerImage(14, 14, 'all')).toBe(144);
+    expect(positionsPerImage(14, 14, 500)).toBe(144);
+    expect(() => parsePositions('0')).toThrow(/--positions 0 must be/);
+  });
+});
+
+describe('attribution', () => {
+  it('the forward-mode fast path equals per-class tf.grad attribution for every class', () => {
+    const x = tf.randomUniform([3, 32, 32, 3], 0, 1, 'float32', 11) as tf.Tensor4D;
+    const positions = [0, 1, 2].map((i) => samplePositions(8, 8, i === 1 ? 'all' : 3, 1, `img${i}`));
+    // Equal counts per image are the common case; a ragged batch exercises the per-image path.
+    const fast = attributePoints(c, x, 'conv_dw_1_relu', positions, { maxTangents: 16 });
+    const slow = attributePoints(c, x, 'conv_dw_1_relu', positions, { reverse: true });
+    expect(fast.method).toBe('jvp');
+    expect(slow.method).toBe('reverse');
+    expect(fast.attr.length).toBe((3 + 36 + 3) * 5);
+    expect(fast.acts).toEqual(slow.acts);
+    let maxDiff = 0;
+    let maxRef = 0;
+    slow.attr.forEach((v, i) => {
+      maxDiff = Math.max(maxDiff, Math.abs(v - fast.attr[i]!));
+      maxRef = Math.max(maxRef, Math.abs(v));
+    });
+    expect(maxRef).toBeGreaterThan(0);
+    expect(maxDiff / maxRef).toBeLessThan(1e-3);
+    x.dispose();
+  });
+
+  it('attribution to a class is h · d logit / d h at the position (checked by hand for one point)', () => {
+    const x = tf.randomUniform([1, 32, 32, 3], 0, 1, 'float32', 12) as tf.Tensor4D;
+    const r = attributePoints(c, x, 'conv_pw_1_relu', [[[3, 4]]]);
+    const { activation, grad } = c.layerGradient(x, 'conv_pw_1_relu', ['logits'], ([l]) => tf.sum(tf.slice(l!, [0, 2], [-1, 1])));
+    const want = tf.tidy(() => tf.sum(tf.mul(tf.slice(activation, [0, 3, 4, 0], [1, 1, 1, -1]), tf.slice(grad, [0, 3, 4, 0], [1, 1, 1, -1]))).dataSync()[0]!);
+    expect(r.attr[2]).toBeCloseTo(want, 5);
+    tf.dispose([x, activation, grad]);
+  });
+
+  it('leaks no tensors on either path', () => {
+    const x = tf.randomUniform([2, 32, 32, 3], 0, 1, 'float32', 13) as tf.Tensor4D;
+    const before = tf.memory().numTensors;
+    attributePoints(c, x, 'conv1_relu', [[[1, 1]], [[2, 2]]]);
+    attributePoints(c, x, 'conv1_relu', [[[1, 1]], [[2, 2]]], { reverse: true });
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
+  });
+});
