@@ -19,7 +19,11 @@ export type ErrorCode =
   | 'NO_IMAGES'
   | 'BAD_MANIFEST'
   | 'NO_LABELS'
-  | 'REAL_DATA_MISSING';
+  | 'REAL_DATA_MISSING'
+  | 'EMPTY_ATLAS'
+  | 'TOO_FEW_POINTS'
+  | 'BAD_RUN'
+  | 'RUN_MISMATCH';
 
 export class PatchAtlasError extends Error {
   readonly code: ErrorCode;

@@ -1,5 +1,5 @@
 import { PatchAtlasError } from '../errors.js';
-import { keyedSeed, mulberry32 } from '../util/random.js';
+import { keyedSeed, sampleIndices } from '../util/random.js';
 
 export type PositionCount = number | 'all';
 
@@ -22,13 +22,8 @@ export function samplePositions(h: number, w: number, count: PositionCount, seed
   const all: Array<[number, number]> = [];
   for (let y = lo(h); y <= hi(h); y++) for (let x = lo(w); x <= hi(w); x++) all.push([y, x]);
   if (count === 'all' || count >= all.length) return all;
-  const rand = mulberry32(keyedSeed(seed, key));
-  // Partial Fisher-Yates: `count` distinct positions, then row-major order for locality.
-  for (let i = 0; i < count; i++) {
-    const j = i + Math.floor(rand() * (all.length - i));
-    [all[i], all[j]] = [all[j]!, all[i]!];
-  }
-  return all.slice(0, count).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  // Sorted indices into the row-major list keep the positions in row-major order.
+  return Array.from(sampleIndices(all.length, count, keyedSeed(seed, key)), (i) => all[i]!);
 }
 
 /** How many positions a count yields on an H×W map. */

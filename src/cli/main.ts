@@ -2,7 +2,9 @@ import yargs from 'yargs';
 import { formatError, isPatchAtlasError } from '../errors.js';
 import { packageVersion } from '../util/paths.js';
 import { accuracyCommand } from './commands/accuracy.js';
+import { atlasCommand } from './commands/atlas.js';
 import { classifyCommand } from './commands/classify.js';
+import { collectCommand, mergeCommand } from './commands/collect.js';
 import { modelsCommand } from './commands/models.js';
 import { processIO, type CliIO } from './io.js';
 
@@ -20,6 +22,9 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     .command(modelsCommand(io))
     .command(classifyCommand(io))
     .command(accuracyCommand(io))
+    .command(collectCommand(io))
+    .command(mergeCommand(io))
+    .command(atlasCommand(io))
     .option('debug', { type: 'boolean', default: false, describe: 'show stack traces for errors' })
     .demandCommand(1, 'name a command (see --help)')
     .strict()

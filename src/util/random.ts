@@ -16,3 +16,17 @@ export function mulberry32(seed: number): () => number {
 export function keyedSeed(seed: number, key: string): number {
   return createHash('sha256').update(`${seed}\0${key}`).digest().readUInt32LE(0);
 }
+
+/** k distinct indices from 0..n−1, uniformly at random (partial Fisher–Yates), sorted ascending. */
+export function sampleIndices(n: number, k: number, seed: number): Int32Array {
+  if (k >= n) return Int32Array.from({ length: n }, (_, i) => i);
+  const rand = mulberry32(seed);
+  const pool = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = 0; i < k; i++) {
+    const j = i + Math.floor(rand() * (n - i));
+    const t = pool[i]!;
+    pool[i] = pool[j]!;
+    pool[j] = t;
+  }
+  return pool.slice(0, k).sort();
+}

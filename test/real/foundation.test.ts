@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { openDataset } from '../../src/data/dataset.js';
 import { accuracy } from '../../src/evaluate/accuracy.js';
 import { initBackend } from '../../src/model/backend.js';

@@ -123,7 +123,7 @@ describe('Classifier on a graph model', () => {
     const x = image(2, 8);
     const [relu, logits] = c.run(x, ['relu1', 'logits']);
     const want = tf.tidy(() => {
-      const r = tf.relu(tf.conv2d(tf.sub(tf.mul(x, 2), 1), graphWeights.w1 as tf.Tensor4D, 1, 'same'));
+      const r = tf.relu(tf.conv2d(tf.sub(tf.mul(x, 2), 1) as tf.Tensor4D, graphWeights.w1 as tf.Tensor4D, 1, 'same'));
       return [r, tf.matMul(tf.mean(r, [1, 2]), graphWeights.wd as tf.Tensor2D)];
     });
     expect(relErr(relu!, want[0]!)).toBeLessThan(1e-5);

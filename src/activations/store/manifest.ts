@@ -1,0 +1,89 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PatchAtlasError } from '../../errors.js';
+import { MANIFEST_FILE } from './layout.js';
+import { RUN_FORMAT, type RunIdentity, type RunManifest } from './types.js';
+
+/** Keys compared to resume or merge, in the order differences are reported. */
+export const IDENTITY_KEYS: readonly (keyof RunIdentity)[] = [
+  'model',
+  'layer',
+  'seed',
+  'positions',
+  'labelSet',
+  'classes',
+  'channels',
+  'layerShape',
+  'imageListHash',
+];
+
+export function identityOf(m: RunIdentity): RunIdentity {
+  return {
+    model: m.model,
+    layer: m.layer,
+    seed: m.seed,
+    positions: m.positions,
+    labelSet: m.labelSet,
+    classes: m.classes,
+    channels: m.channels,
+    layerShape: m.layerShape,
+    imageListHash: m.imageListHash,
+  };
+}
+
+export interface IdentityDiff {
+  key: keyof RunIdentity;
+  a: string;
+  b: string;
+}
+
+/** The first key on which two identities differ, with both values rendered short enough for one line. */
+export function identityDiff(a: RunIdentity, b: RunIdentity): IdentityDiff | null {
+  for (const key of IDENTITY_KEYS) {
+    const va = a[key];
+    const vb = b[key];
+    if (JSON.stringify(va) === JSON.stringify(vb)) continue;
+    if (key === 'classes' && Array.isArray(va) && Array.isArray(vb)) {
+      // 1000 WordNet ids do not fit a line: name the first differing column instead.
+      const ca = va as string[];
+      const cb = vb as string[];
+      let i = 0;
+      while (i < ca.length && i < cb.length && ca[i] === cb[i]) i++;
+      return { key, a: `${ca.length} classes, column ${i} = ${ca[i] ?? '(none)'}`, b: `${cb.length} classes, column ${i} = ${cb[i] ?? '(none)'}` };
+    }
+    return { key, a: short(va), b: short(vb) };
+  }
+  return null;
+}
+
+function short(v: unknown): string {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 80 ? s.slice(0, 77) + '...' : s;
+}
+
+/** The manifest in `dir`, or null if there is none. Refuses unreadable manifests and other formats. */
+export async function readManifest(dir: string): Promise<RunManifest | null> {
+  const path = join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  let m: RunManifest;
+  try {
+    m = JSON.parse(text) as RunManifest;
+  } catch {
+    throw new PatchAtlasError('BAD_RUN', `${path} is not valid JSON`, 'the run folder is damaged; delete it and collect again');
+  }
+  if (typeof m !== 'object' || m === null || m.format !== RUN_FORMAT) {
+    const got = typeof m === 'object' && m !== null && 'format' in m ? JSON.stringify(m.format) : 'none';
+    throw new PatchAtlasError(
+      'BAD_RUN',
+      `${path} has format ${got}, this patch-atlas reads ${RUN_FORMAT}`,
+      'use the patch-atlas version that wrote it, or collect again',
+    );
+  }
+  return m;
+}

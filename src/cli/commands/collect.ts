@@ -1,0 +1,104 @@
+import type { Argv, CommandModule } from 'yargs';
+import { collect } from '../../activations/collect.js';
+import { formatShard, mergeRuns, parseShard } from '../../activations/store/index.js';
+import { parsePositions } from '../../attribution/positions.js';
+import { openDataset } from '../../data/dataset.js';
+import { PatchAtlasError } from '../../errors.js';
+import { progress } from '../../util/progress.js';
+import { skipReporter, type CliIO } from '../io.js';
+import { loadFromArgs, withModel, type ModelArgs } from '../options.js';
+
+interface CollectArgs extends ModelArgs {
+  images: string;
+  layer?: string;
+  out: string;
+  positions: string;
+  seed: number;
+  shard?: string;
+  batchSize?: number;
+  json: boolean;
+}
+
+export function collectCommand(io: CliIO): CommandModule {
+  return {
+    command: 'collect',
+    describe: 'hidden-layer activations and their attribution to every class, into a resumable run folder',
+    builder: (y: Argv) =>
+      withModel(y)
+        .option('images', { type: 'string', demandOption: true, describe: 'image folder or CSV manifest' })
+        .option('layer', { type: 'string', describe: 'layer name or alias (default: the model\'s atlas layer)' })
+        .option('out', { type: 'string', demandOption: true, describe: 'run folder to write (re-run the same command to resume)' })
+        .option('positions', { type: 'string', default: '1', describe: 'positions per image: a number, or "all" (non-border positions)' })
+        .option('seed', { type: 'number', default: 0, describe: 'seed for position sampling' })
+        .option('shard', { type: 'string', describe: 'i/N: process a deterministic 1/N of the images (join with `merge`)' })
+        .option('batch-size', { type: 'number', describe: 'images per batch (default 16; 4 with --positions all)' })
+        .option('json', { type: 'boolean', default: false, describe: 'print a JSON summary' })
+        .example('$0 collect --images ./imagenet-sample --layer conv_pw_11_relu --out runs/pw11', 'one random position per image')
+        .example('$0 collect --images ./imgs --out runs/s0 --shard 0/2', 'first of two shards; then `merge runs/s0 runs/s1 --out runs/all`'),
+    handler: async (raw) => {
+      const a = raw as unknown as CollectArgs;
+      const positions = parsePositions(a.positions);
+      const shard = a.shard ? parseShard(a.shard) : null;
+      if (!Number.isInteger(a.seed)) throw new PatchAtlasError('BAD_FLAG', `--seed ${a.seed} must be a whole number`);
+      if (a.batchSize !== undefined && (!Number.isInteger(a.batchSize) || a.batchSize < 1)) throw new PatchAtlasError('BAD_FLAG', `--batch-size ${a.batchSize} must be a whole number >= 1`);
+      const c = await loadFromArgs(a, io, a.json);
+      const abort = new AbortController();
+      const onSigint = () => {
+        if (abort.signal.aborted) process.exit(130); // second Ctrl-C: chunks on disk are already safe
+        abort.abort();
+        io.err('\ninterrupted: finishing the current batch; re-run the same command to resume');
+      };
+      process.on('SIGINT', onSigint);
+      try {
+        const ds = await openDataset(a.images, c.labels);
+        const skips = skipReporter(io, a.json);
+        for (const s of ds.skipped) skips.onSkip(s);
+        let bar: ReturnType<typeof progress> | undefined;
+        let last = 0;
+        const r = await collect(c, ds, {
+          layer: a.layer ?? c.descriptor.layers.default,
+          out: a.out,
+          positions,
+          seed: a.seed,
+          shard,
+          signal: abort.signal,
+          onSkip: skips.onSkip,
+          ...(a.batchSize ? { batchSize: a.batchSize } : {}),
+          onProgress: (done, total) => {
+            if (!bar) {
+              bar = progress(`collect${shard ? ` ${formatShard(shard)}` : ''}`, total, { enabled: !a.json, stream: io.errStream });
+              if (done > 0 && !a.json) io.err(`resuming: ${done} of ${total} images already done`);
+            }
+            bar.tick(done - last);
+            last = done;
+          },
+        });
+        bar?.done();
+        const m = r.manifest;
+        if (a.json) return io.out(JSON.stringify({ run: a.out, complete: r.complete, points: m.points, processed: r.processed, resumed: r.resumed, skipped: m.skippedImages.length, method: r.method, seconds: r.seconds, layer: m.layer, positions: m.positions }, null, 2));
+        if (!r.complete) return io.out(`${a.out}: partial (${r.resumed + r.processed} images done); re-run the same command to resume`);
+        io.out(`${a.out}: ${m.points} points from ${m.processedImages} images at ${m.layer} (${m.channels} channels, attribution to ${m.classes.length} classes${r.method === 'reverse' ? ', reverse-mode' : ''}); ${m.skippedImages.length} skipped; ${r.seconds.toFixed(1)} s`);
+      } finally {
+        process.off('SIGINT', onSigint);
+        c.dispose();
+      }
+    },
+  };
+}
+
+export function mergeCommand(io: CliIO): CommandModule {
+  return {
+    command: 'merge <shards...>',
+    describe: 'join shard runs from `collect --shard i/N` into one run',
+    builder: (y: Argv) =>
+      y
+        .positional('shards', { type: 'string', array: true, describe: 'shard run folders' })
+        .option('out', { type: 'string', demandOption: true, describe: 'merged run folder' })
+        .example('$0 merge runs/s0 runs/s1 --out runs/all', 'identical to an unsharded run'),
+    handler: async (raw) => {
+      const a = raw as unknown as { shards: string[]; out: string };
+      const m = await mergeRuns(a.shards, a.out);
+      io.out(`${a.out}: ${m.points} points from ${a.shards.length} shards`);
+    },
+  };
+}

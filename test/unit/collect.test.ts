@@ -1,0 +1,76 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import sharp from 'sharp';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { collect } from '../../src/activations/collect.js';
+import { META, RunReader, fromHalf } from '../../src/activations/store/index.js';
+import { buildAtlas } from '../../src/atlas/from-run.js';
+import { readEnv } from '../../src/config.js';
+import { openDataset } from '../../src/data/dataset.js';
+import { initBackend } from '../../src/model/backend.js';
+import { Classifier } from '../../src/model/classifier.js';
+import { saveLayersModel, tinyLayersModel, TINY_CLASSES, writeTinyDescriptor } from '../helpers/tiny-models.js';
+
+const root = mkdtempSync(join(tmpdir(), 'pa-collect-unit-'));
+const env = { ...readEnv({}), modelsDir: root, cacheDir: join(root, 'cache') };
+const images = join(root, 'images');
+let c: Classifier;
+
+beforeAll(async () => {
+  await initBackend('wasm');
+  await saveLayersModel(tinyLayersModel(32), join(root, 'tiny_layers'));
+  c = await Classifier.load({ model: writeTinyDescriptor(join(root, 'd'), { format: 'layers', size: 32, logits: 'conv_preds', defaultLayer: 'conv_pw_1_relu' }), env });
+  mkdirSync(images);
+  for (let i = 0; i < 12; i++) {
+    const wnid = TINY_CLASSES[i % 3]![0];
+    const noise = Buffer.from(Array.from({ length: 40 * 40 * 3 }, (_, k) => ((k * (i + 3) * 2654435761) >>> 24) & 255));
+    await sharp(noise, { raw: { width: 40, height: 40, channels: 3 } }).png().toFile(join(images, `${wnid}_${i}.png`));
+  }
+});
+
+describe('collect + atlas on a tiny model', () => {
+  it('stores activations, attributions and point metadata that match the model, without leaking tensors', async () => {
+    const ds = await openDataset(images, c.labels);
+    const before = tf.memory().numTensors;
+    const r = await collect(c, ds, { layer: 'conv_pw_1_relu', out: join(root, 'run'), positions: 'all', seed: 3, shard: null, batchSize: 5 });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(r).toMatchObject({ complete: true, method: 'jvp', resumed: 0, processed: 12 });
+    expect(r.manifest.points).toBe(12 * 36);
+    const run = await RunReader.open(join(root, 'run'));
+    const meta = await run.rows('meta', [0, 1, 36]);
+    expect(Array.from(meta.subarray(0, 6))).toEqual([0, 1, 1, meta[3], meta[4], meta[5]]);
+    expect(meta[6 * 2 + META.image]).toBe(1);
+    // Point 0's activation equals the layer output of its image at (1, 1).
+    const items = ds.items.slice(0, 1);
+    const { imageBatches } = await import('../../src/data/batches.js');
+    for await (const b of imageBatches(items, { pre: { size: [32, 32], resizeShorter: null }, batchSize: 1 })) {
+      const act = tf.tidy(() => c.activation(tf.tensor4d(b.pixels, b.shape), 'conv_pw_1_relu').slice([0, 1, 1, 0], [1, 1, 1, 16]).dataSync());
+      const stored = await run.rows('acts', [0]);
+      expect(Array.from(stored)).toEqual(Array.from(act));
+    }
+    // Winning class column = argmax of the stored (half-precision) attribution row.
+    const attr = await run.rows('attr', [0]);
+    expect(attr.indexOf(Math.max(...attr))).toBe(meta[META.winClass]);
+    expect(fromHalf(new Uint16Array([0x3c00]))[0]).toBe(1);
+    await run.close();
+    const again = await collect(c, ds, { layer: 'conv_pw_1_relu', out: join(root, 'run'), positions: 'all', seed: 3, shard: null });
+    expect(again).toMatchObject({ complete: true, resumed: 12, processed: 0 });
+    await expect(collect(c, ds, { layer: 'conv1_relu', out: join(root, 'run'), positions: 'all', seed: 3, shard: null })).rejects.toThrow(/layer "conv_pw_1_relu".*pick another --out/);
+  });
+
+  it('builds a pair atlas with ranked bridges, naming classes by WordNet id', async () => {
+    const { path, atlas } = await buildAtlas({ run: join(root, 'run'), classes: ['n02066245', 'n01484850'], grid: 4, minDensity: 2, umap: { seed: 1, nEpochs: 50 } });
+    expect(existsSync(path)).toBe(true);
+    expect(JSON.parse(readFileSync(path, 'utf8')).format).toBe('patch-atlas-atlas/1');
+    expect(atlas.cells.length).toBeGreaterThan(0);
+    expect(atlas.bridges).toHaveLength(atlas.cells.length);
+    for (const cell of atlas.cells) {
+      expect(cell.meanAct).toHaveLength(16);
+      for (const im of cell.images) expect(im.path.startsWith(images)).toBe(true);
+    }
+    await expect(buildAtlas({ run: join(root, 'run'), classes: ['n02066245', 'n02066245'] })).rejects.toThrow(/two different classes/);
+    await expect(buildAtlas({ run: join(root, 'run'), classes: ['n09999999'] })).rejects.toThrow(/unknown class "n09999999"/);
+  });
+});
