@@ -1,0 +1,94 @@
+/**
+ * One benchmark workload, run in its own process so its peak memory (maxRSS) is its own.
+ * Usage: node dist/bench/workload.js <name> '<json args>'  -> prints one JSON line.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { collect } from '../src/activations/collect.js';
+import { hashImageList, RunWriter, toHalf, type ImageRecord } from '../src/activations/store/index.js';
+import { buildAtlas } from '../src/atlas/from-run.js';
+import { readEnv } from '../src/config.js';
+import { openDataset } from '../src/data/dataset.js';
+import { Classifier } from '../src/model/classifier.js';
+import { mulberry32 } from '../src/util/random.js';
+
+type Args = Record<string, number | string>;
+const workloads: Record<string, (a: Args) => Promise<Record<string, number | string>>> = {
+  /** Forward passes on random input (no decoding): images/s. */
+  async forward(a) {
+    const c = await Classifier.load();
+    const b = Number(a.batch ?? 8);
+    const x = tf.randomUniform([b, ...c.inputSize, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const run = () => tf.tidy(() => c.logits(x).dataSync());
+    const s = timeIt(run, Number(a.reps ?? 5));
+    return { images_per_s: b / s, batch: b };
+  },
+  /** `collect` end to end (decode + forward + attribution to all classes + store) on sample images. */
+  async collect(a) {
+    const env = readEnv();
+    if (!env.dataDir) throw new Error('set PATCH_ATLAS_DATA (e.g. ../shared/data)');
+    const c = await Classifier.load();
+    const all = await openDataset(join(env.dataDir, 'imagenet-sample'), c.labels);
+    const n = Number(a.images ?? 200);
+    const ds = { ...all, items: all.items.slice(0, n) };
+    const out = mkdtempSync(join(tmpdir(), 'pa-bench-run-'));
+    const t0 = performance.now();
+    const r = await collect(c, ds, { layer: String(a.layer ?? 'conv_pw_11_relu'), out, positions: a.positions === 'all' ? 'all' : Number(a.positions ?? 1), seed: 0, shard: null });
+    const s = (performance.now() - t0) / 1000;
+    rmSync(out, { recursive: true, force: true });
+    return { images_per_s: r.processed / s, points: r.manifest.points, seconds: s, method: r.method };
+  },
+  /** Whole-layer atlas (UMAP + grid + cell stats) of N synthetic 384-d points in 30 clusters. */
+  async atlas(a) {
+    const n = Number(a.points ?? 10000);
+    const run = await syntheticRun(n, 384, 30);
+    const t0 = performance.now();
+    const { atlas } = await buildAtlas({ run, classes: [], subsample: n, grid: 20 });
+    const s = (performance.now() - t0) / 1000;
+    rmSync(run, { recursive: true, force: true });
+    return { seconds: s, points: n, cells: atlas.cells.length };
+  },
+};
+
+function timeIt(fn: () => unknown, reps: number): number {
+  fn();
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) fn();
+  return (performance.now() - t0) / 1000 / reps;
+}
+
+/** A complete run of n points: clustered activations, random attribution over 1000 classes. */
+async function syntheticRun(n: number, C: number, clusters: number): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'pa-bench-atlas-'));
+  const rand = mulberry32(7);
+  const centres = Float32Array.from({ length: clusters * C }, () => rand() * 2);
+  const images: ImageRecord[] = Array.from({ length: n }, (_, i) => ({ path: `img${i}.jpg`, label: null }));
+  const classes = Array.from({ length: 1000 }, (_, i) => `n${String(i).padStart(8, '0')}`);
+  const w = await RunWriter.open(dir, { model: 'synthetic', layer: 'l', seed: 0, positions: 1, labelSet: 'synthetic', classes, channels: C, layerShape: [14, 14, C], imageListHash: hashImageList(images) }, images, null);
+  for (let s = 0; s < n; s += 5000) {
+    const m = Math.min(5000, n - s);
+    const acts = new Float32Array(m * C);
+    const attr = new Float32Array(m * 1000);
+    const meta = new Int32Array(m * 6);
+    for (let p = 0; p < m; p++) {
+      const k = Math.floor(rand() * clusters);
+      for (let ch = 0; ch < C; ch++) acts[p * C + ch] = Math.max(0, centres[k * C + ch]! + (rand() - 0.5));
+      for (let j = 0; j < 1000; j++) attr[p * 1000 + j] = rand() - 0.5;
+      meta.set([s + p, 1, 1, -1, k, k], p * 6);
+    }
+    await w.writeChunk({ images: Array.from({ length: m }, (_, p) => s + p), skipped: [], acts, attr: toHalf(attr), meta, prob: new Float32Array(m * 2) });
+  }
+  await w.finalize();
+  return dir;
+}
+
+const [name, json] = process.argv.slice(2);
+const fn = workloads[name ?? ''];
+if (!fn) {
+  console.error(`unknown workload ${name}; one of ${Object.keys(workloads).join(', ')}`);
+  process.exit(2);
+}
+const result = await fn(JSON.parse(json ?? '{}') as Args);
+console.log(JSON.stringify({ name, ...result, max_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) }));
