@@ -5,6 +5,7 @@ import { accuracyCommand } from './commands/accuracy.js';
 import { atlasCommand } from './commands/atlas.js';
 import { classifyCommand } from './commands/classify.js';
 import { collectCommand, mergeCommand } from './commands/collect.js';
+import { evaluateCommand } from './commands/evaluate.js';
 import { modelsCommand } from './commands/models.js';
 import { processIO, type CliIO } from './io.js';
 
@@ -25,6 +26,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     .command(collectCommand(io))
     .command(mergeCommand(io))
     .command(atlasCommand(io))
+    .command(evaluateCommand(io))
     .option('debug', { type: 'boolean', default: false, describe: 'show stack traces for errors' })
     .demandCommand(1, 'name a command (see --help)')
     .strict()

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -79,5 +79,23 @@ describe('CLI', () => {
     expect(plain.stderr).not.toMatch(/\n\s+at /);
     const debug = spawnSync(bin, ['accuracy', '--images', join(root, 'nope'), '--debug', ...tiny()], { encoding: 'utf8' });
     expect(debug.stderr).toMatch(/\n\s+at /);
+  });
+
+  it('evaluate writes results.json and results.csv with a noise control and Wilson intervals', async () => {
+    const red = join(mkdtempSync(join(tmpdir(), 'pa-patch-')), 'red.png');
+    await sharp({ create: { width: 12, height: 12, channels: 3, background: { r: 250, g: 10, b: 10 } } }).png().toFile(red);
+    const out = join(root, 'eval');
+    const r = await runCli(['evaluate', '--patches', red, '--images', root, '--target', 'baseball', '--sizes', '0.3,0.5', '--positions', 'top-left,centre', '--out', out, '--json', ...tiny()]);
+    expect(r.code, r.err).toBe(0);
+    const s = JSON.parse(r.out);
+    expect(s.summary.map((p: { patch: string }) => p.patch)).toEqual(['red', 'noise']);
+    const csv = readFileSync(join(out, 'results.csv'), 'utf8').trim().split('\n');
+    expect(csv).toHaveLength(1 + 2 * (4 + 1));
+    const res = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+    // The baseball-labelled image is left out of universal success (it is already the target class).
+    expect(res.images).toHaveLength(2);
+    for (const p of res.patches) expect(p.metrics.universal.dynamic.hi).toBeGreaterThanOrEqual(p.metrics.universal.dynamic.p);
+    const bad = await runCli(['evaluate', '--patches', red, '--images', root, '--target', 'baseball', '--sizes', '30', ...tiny()]);
+    expect(bad.err).toMatch(/for 30 % write 0.3/);
   });
 });
