@@ -6,7 +6,9 @@ import { atlasCommand } from './commands/atlas.js';
 import { classifyCommand } from './commands/classify.js';
 import { collectCommand, mergeCommand } from './commands/collect.js';
 import { evaluateCommand } from './commands/evaluate.js';
+import { iconsCommand } from './commands/icons.js';
 import { modelsCommand } from './commands/models.js';
+import { reportCommand } from './commands/report.js';
 import { processIO, type CliIO } from './io.js';
 
 class UsageError extends Error {}
@@ -26,7 +28,9 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     .command(collectCommand(io))
     .command(mergeCommand(io))
     .command(atlasCommand(io))
+    .command(iconsCommand(io))
     .command(evaluateCommand(io))
+    .command(reportCommand(io))
     .option('debug', { type: 'boolean', default: false, describe: 'show stack traces for errors' })
     .demandCommand(1, 'name a command (see --help)')
     .strict()

@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { collect } from '../../src/activations/collect.js';
 import { META, RunReader, fromHalf } from '../../src/activations/store/index.js';
 import { buildAtlas } from '../../src/atlas/from-run.js';
+import { renderAtlasIcons } from '../../src/featurevis/atlas-icons.js';
 import { readEnv } from '../../src/config.js';
 import { openDataset } from '../../src/data/dataset.js';
 import { initBackend } from '../../src/model/backend.js';
@@ -72,5 +73,25 @@ describe('collect + atlas on a tiny model', () => {
     }
     await expect(buildAtlas({ run: join(root, 'run'), classes: ['n02066245', 'n02066245'] })).rejects.toThrow(/two different classes/);
     await expect(buildAtlas({ run: join(root, 'run'), classes: ['n09999999'] })).rejects.toThrow(/unknown class "n09999999"/);
+  });
+
+  it('renders icons for the top cells, records them in atlas.json, composes atlas.png, and resumes', async () => {
+    const { path } = await buildAtlas({ run: join(root, 'run'), classes: ['n02066245', 'n01484850'], grid: 4, minDensity: 2, umap: { seed: 1, nEpochs: 50 } });
+    const before = tf.memory().numTensors;
+    const opts = { atlas: path, cells: 2, size: 32, steps: 4, tries: 1, batch: 2, cossimPower: 2, seed: 0 } as const;
+    const r = await renderAtlasIcons(c, opts);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(r).toMatchObject({ rendered: 2, reused: 0 });
+    const atlas = JSON.parse(readFileSync(path, 'utf8'));
+    const withIcons = atlas.cells.filter((cell: { icon?: string }) => cell.icon);
+    expect(withIcons).toHaveLength(2);
+    expect(withIcons.map((cell: { i: number; j: number }) => `${cell.i},${cell.j}`).sort()).toEqual(
+      atlas.bridges.slice(0, 2).map((b: { cell: number }) => `${atlas.cells[b.cell].i},${atlas.cells[b.cell].j}`).sort(),
+    );
+    for (const cell of withIcons) expect(Number.isFinite(cell.iconObjective)).toBe(true);
+    const meta = await sharp(r.picture).metadata();
+    expect([meta.width, meta.height]).toEqual([4 * 32, 4 * 32]);
+    const again = await renderAtlasIcons(c, opts);
+    expect(again).toMatchObject({ rendered: 0, reused: 2 });
   });
 });

@@ -1,0 +1,59 @@
+import { join } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import type { CliIO } from '../io.js';
+
+interface ReportArgs {
+  atlas?: string;
+  evaluation?: string;
+  accuracy?: string;
+  patches?: string[];
+  out?: string;
+  title?: string;
+  examples: boolean;
+  png: boolean;
+}
+
+/** POSIX-shell quoting, so the command shown in the report can be pasted back as is. */
+const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+export function reportCommand(io: CliIO): CommandModule {
+  return {
+    command: 'report',
+    describe: 'one self-contained HTML report (atlas, bridges, patch flip rates with controls) from earlier results',
+    builder: (y: Argv) =>
+      y
+        .option('atlas', { type: 'string', describe: 'atlas.json from `atlas` (or its folder); icons/ and atlas.png beside it are used when present' })
+        .option('evaluation', { type: 'string', describe: 'results.json from `evaluate` (or its folder)' })
+        .option('accuracy', { type: 'string', describe: 'JSON from `accuracy --json`' })
+        .option('patches', { type: 'string', array: true, describe: 'the patch files or folders given to `evaluate`: shows them and draws before/after examples' })
+        .option('out', { type: 'string', describe: 'report folder (default: reports/<title>)' })
+        .option('title', { type: 'string', describe: 'report title (default: from the classes)' })
+        .option('examples', { type: 'boolean', default: true, describe: 'draw one before/after image per patch (--no-examples to skip)' })
+        .option('png', { type: 'boolean', default: true, describe: 'also write charts/*.png (--no-png to skip)' })
+        .example('$0 report --atlas run/atlas-grey_whale-vs-great_white_shark --evaluation evaluate-grey_whale-to-great_white_shark --patches ../shared/data/article-patches', 'atlas, bridges and patch results in one page'),
+    handler: async (raw) => {
+      const a = raw as unknown as ReportArgs;
+      // Loaded here, not at the top: chart.js and the canvas binding should not slow every other command.
+      const [{ buildReportData }, { writeReport }] = await Promise.all([import('../../report/build.js'), import('../../report/render.js')]);
+      const args = [
+        ...(['atlas', 'evaluation', 'accuracy', 'title', 'out'] as const).flatMap((k) => (a[k] !== undefined ? [`--${k}`, a[k]!] : [])),
+        ...(a.patches?.length ? ['--patches', ...a.patches] : []),
+        ...(a.examples ? [] : ['--no-examples']),
+        ...(a.png ? [] : ['--no-png']),
+      ];
+      const data = await buildReportData({
+        ...(a.atlas !== undefined ? { atlas: a.atlas } : {}),
+        ...(a.evaluation !== undefined ? { evaluation: a.evaluation } : {}),
+        ...(a.accuracy !== undefined ? { accuracy: a.accuracy } : {}),
+        ...(a.patches?.length ? { patches: a.patches } : {}),
+        ...(a.title !== undefined ? { title: a.title } : {}),
+        ...(a.examples ? {} : { examples: false as const }),
+        command: ['patch-atlas', 'report', ...args].map(quote).join(' '),
+        onNote: (n) => io.err(`note: ${n}`),
+      });
+      const out = a.out ?? join('reports', data.title.replace(/[^\w.-]+/g, '_').replace(/^_+|_+$/g, '') || 'report');
+      const files = await writeReport(data, out, { png: a.png });
+      io.out(files.html);
+    },
+  };
+}

@@ -1,0 +1,76 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readEnv } from '../../src/config.js';
+import { initBackend } from '../../src/model/backend.js';
+import { Classifier } from '../../src/model/classifier.js';
+import { batch, channel, classLogit, directionCossimBatch, neuron } from '../../src/featurevis/objectives.js';
+import { image } from '../../src/featurevis/param/index.js';
+import { evaluate, render } from '../../src/featurevis/render.js';
+import { jitter, randomRotate, randomScale } from '../../src/featurevis/transforms.js';
+import { saveLayersModel, tinyLayersModel, writeTinyDescriptor } from '../helpers/tiny-models.js';
+
+const root = mkdtempSync(join(tmpdir(), 'pa-fv-render-'));
+const env = { ...readEnv({}), modelsDir: root, cacheDir: join(root, 'cache') };
+const LAYER = 'conv_pw_1_relu';
+let c: Classifier;
+
+beforeAll(async () => {
+  await initBackend('wasm');
+  await saveLayersModel(tinyLayersModel(32), join(root, 'tiny_layers'));
+  const desc = writeTinyDescriptor(join(root, 'desc'), { format: 'layers', size: 32, logits: 'conv_preds', defaultLayer: LAYER });
+  c = await Classifier.load({ model: desc, env });
+});
+afterAll(() => c?.dispose());
+
+const small = [jitter(2), randomScale([0.95, 1, 1.05]), randomRotate([-10, 0, 10]), jitter(2)];
+
+describe('batched render', () => {
+  it('three different objectives rise together, tries keep the best per item, and nothing leaks', async () => {
+    const objective = batch([channel(LAYER, 3), neuron(LAYER, 5), classLogit(2)]);
+    const before = tf.memory().numTensors;
+    const seen: number[] = [];
+    const r = await render({
+      classifier: c,
+      objective,
+      param: (seed) => image(3, 36, 36, { seed }),
+      transforms: small,
+      steps: 20,
+      tries: 2,
+      seed: 3,
+      onStep: (s) => seen.push(s.try * 100 + s.step),
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(seen.length).toBe(40);
+    expect([r.batch, r.height, r.width]).toEqual([3, 36, 36]);
+    expect(r.trace.length).toBe(2);
+    for (const tr of r.trace) {
+      expect(tr.length).toBe(20);
+      for (let i = 0; i < 3; i++) expect(tr[19]![i]!).toBeGreaterThan(tr[0]![i]!);
+    }
+    for (let i = 0; i < 3; i++) {
+      const best = Math.max(r.tryValues[0]![i]!, r.tryValues[1]![i]!);
+      expect(r.values[i]).toBe(best);
+      expect(r.tryValues[r.bestTry[i]!]![i]).toBe(best);
+      expect(r.images[i]!.length).toBe(36 * 36 * 3);
+    }
+    // The kept bytes are the kept try's image: re-evaluating them gives (nearly, after 8-bit rounding) its value.
+    const x = tf.tidy(() => tf.div(tf.tensor4d(Uint8Array.from(r.images.flatMap((im) => Array.from(im))), [3, 36, 36, 3], 'int32').toFloat(), 255) as tf.Tensor4D);
+    const again = evaluate(c, objective, x);
+    x.dispose();
+    for (let i = 0; i < 3; i++) expect(Math.abs(again[i]! - r.values[i]!)).toBeLessThan(0.05 * Math.abs(r.values[i]!) + 1e-3);
+  });
+
+  it('is reproducible from its seed; per-item directions render as one batch', async () => {
+    const dirs = [0, 1].map((k) => Array.from({ length: 16 }, (_, j) => Math.cos(j * (k + 1))));
+    const opts = { classifier: c, objective: directionCossimBatch(LAYER, dirs, 2), param: (seed: number) => image(2, 32, 32, { seed }), transforms: small, steps: 5, seed: 7 };
+    const a = await render(opts);
+    const b = await render(opts);
+    expect(a.images.map((im) => Array.from(im))).toEqual(b.images.map((im) => Array.from(im)));
+    expect(Array.from(a.trace[0]![4]!)).toEqual(Array.from(b.trace[0]![4]!));
+    const other = await render({ ...opts, seed: 8 });
+    expect(Array.from(other.images[0]!)).not.toEqual(Array.from(a.images[0]!));
+  });
+});
