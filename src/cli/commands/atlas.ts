@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { buildAtlas } from '../../atlas/from-run.js';
 import { PatchAtlasError } from '../../errors.js';
 import type { CliIO } from '../io.js';
+import { wholeNumber } from '../validate.js';
 
 interface AtlasArgs {
   run: string;
@@ -18,10 +19,6 @@ interface AtlasArgs {
   out?: string;
   json: boolean;
 }
-
-const positiveInt = (flag: string, v: number | undefined) => {
-  if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new PatchAtlasError('BAD_FLAG', `--${flag} ${v} must be a whole number >= 1`);
-};
 
 export function atlasCommand(io: CliIO): CommandModule {
   return {
@@ -52,11 +49,11 @@ export function atlasCommand(io: CliIO): CommandModule {
         classes = a.pair.split(':').map((s) => s.trim());
         if (classes.length !== 2 || classes.some((s) => !s)) throw new PatchAtlasError('BAD_FLAG', `--pair "${a.pair}" must be two classes separated by a colon`, 'e.g. --pair "grey whale:great white shark"');
       } else if (a.class !== undefined) classes = [a.class];
-      positiveInt('grid', a.grid);
-      positiveInt('min-density', a.minDensity);
-      positiveInt('top-n', a.topN);
-      positiveInt('neighbors', a.neighbors);
-      positiveInt('subsample', a.subsample);
+      wholeNumber('grid', a.grid);
+      wholeNumber('min-density', a.minDensity);
+      wholeNumber('top-n', a.topN);
+      wholeNumber('neighbors', a.neighbors);
+      wholeNumber('subsample', a.subsample);
       if (a.minDist !== undefined && !(a.minDist >= 0 && a.minDist <= 1)) throw new PatchAtlasError('BAD_FLAG', `--min-dist ${a.minDist} must be between 0 and 1`);
       const umap = { seed: a.seed, ...(a.neighbors ? { nNeighbors: a.neighbors } : {}), ...(a.minDist !== undefined ? { minDist: a.minDist } : {}) };
       const { path, atlas } = await buildAtlas({

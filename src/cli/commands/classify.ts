@@ -4,6 +4,7 @@ import { PatchAtlasError } from '../../errors.js';
 import { predictImages, type ImagePrediction } from '../../evaluate/predict.js';
 import { LabelSet } from '../../model/labels.js';
 import { skipReporter, type CliIO } from '../io.js';
+import { wholeNumber } from '../validate.js';
 import { loadFromArgs, withModel, type ModelArgs } from '../options.js';
 
 export function classifyCommand(io: CliIO): CommandModule {
@@ -18,7 +19,7 @@ export function classifyCommand(io: CliIO): CommandModule {
         .example('$0 classify whale.jpg', 'the five most likely ImageNet classes'),
     handler: async (raw) => {
       const a = raw as unknown as ModelArgs & { images: string[]; top: number; json: boolean };
-      if (!Number.isInteger(a.top) || a.top < 1) throw new PatchAtlasError('BAD_FLAG', `--top ${a.top} must be a whole number >= 1`);
+      wholeNumber('top', a.top);
       const c = await loadFromArgs(a, io, a.json);
       try {
         const ds = await openDataset(a.images, c.labels);

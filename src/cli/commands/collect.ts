@@ -3,9 +3,9 @@ import { collect } from '../../activations/collect.js';
 import { formatShard, mergeRuns, parseShard } from '../../activations/store/index.js';
 import { parsePositions } from '../../attribution/positions.js';
 import { openDataset } from '../../data/dataset.js';
-import { PatchAtlasError } from '../../errors.js';
 import { progress } from '../../util/progress.js';
 import { skipReporter, type CliIO } from '../io.js';
+import { wholeNumber } from '../validate.js';
 import { loadFromArgs, withModel, type ModelArgs } from '../options.js';
 
 interface CollectArgs extends ModelArgs {
@@ -39,8 +39,8 @@ export function collectCommand(io: CliIO): CommandModule {
       const a = raw as unknown as CollectArgs;
       const positions = parsePositions(a.positions);
       const shard = a.shard ? parseShard(a.shard) : null;
-      if (!Number.isInteger(a.seed)) throw new PatchAtlasError('BAD_FLAG', `--seed ${a.seed} must be a whole number`);
-      if (a.batchSize !== undefined && (!Number.isInteger(a.batchSize) || a.batchSize < 1)) throw new PatchAtlasError('BAD_FLAG', `--batch-size ${a.batchSize} must be a whole number >= 1`);
+      wholeNumber('seed', a.seed, 0);
+      wholeNumber('batch-size', a.batchSize);
       const c = await loadFromArgs(a, io, a.json);
       const abort = new AbortController();
       const onSigint = () => {

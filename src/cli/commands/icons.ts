@@ -3,6 +3,7 @@ import { PatchAtlasError } from '../../errors.js';
 import { renderAtlasIcons, type CellSelection } from '../../featurevis/atlas-icons.js';
 import { progress } from '../../util/progress.js';
 import type { CliIO } from '../io.js';
+import { wholeNumber } from '../validate.js';
 import { loadFromArgs, withModel, type ModelArgs } from '../options.js';
 
 interface IconsArgs extends ModelArgs {
@@ -45,9 +46,7 @@ export function iconsCommand(io: CliIO): CommandModule {
     handler: async (raw) => {
       const a = raw as unknown as IconsArgs;
       const cells = parseCells(a.cells);
-      for (const [flag, v, min] of [['size', a.size, 16], ['steps', a.steps, 0], ['tries', a.tries, 1], ['batch', a.batch, 1]] as const) {
-        if (!Number.isInteger(v) || v < min) throw new PatchAtlasError('BAD_FLAG', `--${flag} ${v} must be a whole number >= ${min}`);
-      }
+      for (const [flag, v, min] of [['size', a.size, 16], ['steps', a.steps, 0], ['tries', a.tries, 1], ['batch', a.batch, 1]] as const) wholeNumber(flag, v, min);
       if (!(a.power >= 0)) throw new PatchAtlasError('BAD_FLAG', `--power ${a.power} must be >= 0`);
       const c = await loadFromArgs(a, io, a.json);
       try {
