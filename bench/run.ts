@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --only forward,collect,atlas] [--collect-images 200] [--atlas-points 10000,50000] [--no-peers]`
+ * `npm run bench [-- --only forward,collect,gradient,atlas] [--collect-images 200] [--atlas-points 10000,50000] [--no-peers]`
  * Runs each workload in its own process and prints figures, peak memory, and ratios against baselines
  * measured in the same run: the PyTorch / umap-learn peers from ../shared/peers where installed, and
  * plain forward throughput for collection. Timings belong here, never in tests.
@@ -17,7 +17,7 @@ const flag = (name: string, def: string) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] ? args[i + 1]! : def;
 };
-const only = new Set(flag('only', 'forward,collect,atlas').split(','));
+const only = new Set(flag('only', 'forward,collect,gradient,atlas').split(','));
 const usePeers = !args.includes('--no-peers');
 const here = dirname(fileURLToPath(import.meta.url));
 const env = readEnv();
@@ -57,7 +57,7 @@ const ratio = (ours: number | undefined, theirs: number | undefined, higherIsBet
   ours && theirs ? `${(higherIsBetter ? ours / theirs : theirs / ours).toFixed(2)}×` : '—';
 
 console.log(`patch-atlas bench — node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-const torch = only.has('forward') || only.has('collect') ? peer('peer_torch_cpu.py', '2') : undefined;
+const torch = only.has('forward') || only.has('collect') || only.has('gradient') ? peer('peer_torch_cpu.py', '2') : undefined;
 let forward: Row | undefined;
 if (only.has('forward') || only.has('collect')) {
   forward = workload('forward', { batch: 8 });
@@ -70,6 +70,20 @@ if (only.has('collect')) {
   const p = torch?.mobilenet_v1_075_attribution_b8_img_per_s as number | undefined;
   table.push([`collect + attribution to 1000 classes, images/s (${n} images)`, fmt(c.images_per_s), fmt(p), ratio(c.images_per_s as number, p, true), fmt(c.max_rss_mb, 0)]);
   table.push(['  … vs plain forward in this run', fmt(c.images_per_s), fmt(forward?.images_per_s), ratio(c.images_per_s as number, forward?.images_per_s as number, true), '']);
+}
+if (only.has('gradient')) {
+  // Peer: PyTorch forward + backward to a hidden layer (block 12 ≈ conv_pw_11), batch 8 — the same work as the
+  // hidden-layer gradient; the input gradient goes one block further back. Forward: interleaved in the same process.
+  const g = workload('gradient', { batch: 8 });
+  const p = torch?.mobilenet_v1_075_attribution_b8_img_per_s as number | undefined;
+  const pf = torch?.mobilenet_v1_075_forward_b8_img_per_s as number | undefined;
+  const fwd = g.forward_images_per_s as number;
+  const peerCost = p && pf ? `; PyTorch's attribution: ${(pf / p).toFixed(2)}` : '';
+  table.push([`input gradient (1 logit), images/s (batch 8)`, fmt(g.input_grad_images_per_s), fmt(p), ratio(g.input_grad_images_per_s as number, p, true), fmt(g.max_rss_mb, 0)]);
+  table.push([`hidden-layer gradient (${String(g.layer)}), images/s (batch 8)`, fmt(g.layer_grad_images_per_s), fmt(p), ratio(g.layer_grad_images_per_s as number, p, true), '']);
+  const cost = (v: number | string | undefined) => (typeof v === 'number' ? `costs ${v.toFixed(2)} forward passes` : '');
+  table.push([`  … input gradient vs plain forward, same process (${cost(g.input_grad_vs_forward)}${peerCost})`, fmt(g.input_grad_images_per_s), fmt(fwd), ratio(g.input_grad_images_per_s as number, fwd, true), '']);
+  table.push([`  … hidden-layer gradient vs plain forward, same process (${cost(g.layer_grad_vs_forward)})`, fmt(g.layer_grad_images_per_s), fmt(fwd), ratio(g.layer_grad_images_per_s as number, fwd, true), '']);
 }
 if (only.has('atlas')) {
   for (const n of flag('atlas-points', '10000,50000').split(',').map(Number)) {

@@ -40,6 +40,64 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     rmSync(out, { recursive: true, force: true });
     return { images_per_s: r.processed / s, points: r.manifest.points, seconds: s, method: r.method };
   },
+  /**
+   * Gradients on random input (MobileNet v1 0.75 by default): d logit / d pixels, and d logit / d hidden layer
+   * (the attribution step of `collect`), with plain forward passes interleaved in the same process as the yardstick.
+   * Medians over `reps` rounds; ms per batch, images/s, and cost in forward passes.
+   */
+  async gradient(a) {
+    const c = await Classifier.load();
+    const b = Number(a.batch ?? 8);
+    const reps = Number(a.reps ?? 5);
+    const layer = String(a.layer ?? 'conv_pw_11_relu');
+    const logit = Number(a.logit ?? 147);
+    const x = tf.randomUniform([b, ...c.inputSize, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const objective = ([l]: tf.Tensor[]) => tf.sum(tf.slice(l!, [0, logit], [-1, 1])) as tf.Scalar;
+    const runs: Record<string, () => void> = {
+      forward: () => {
+        const l = c.logits(x);
+        l.dataSync();
+        l.dispose();
+      },
+      input: () => {
+        const { grad } = c.inputGradient(x, ['logits'], objective);
+        grad.dataSync();
+        grad.dispose();
+      },
+      layer: () => {
+        const { activation, grad } = c.layerGradient(x, layer, ['logits'], objective);
+        grad.dataSync();
+        tf.dispose([activation, grad]);
+      },
+    };
+    const names = Object.keys(runs);
+    const times = new Map(names.map((n) => [n, [] as number[]]));
+    const before = tf.memory().numTensors;
+    for (const n of names) runs[n]!(); // warm-up (kernel setup, XNNPACK operators)
+    for (let r = 0; r < reps; r++) {
+      for (const n of names) {
+        const t0 = performance.now();
+        runs[n]!();
+        times.get(n)!.push(performance.now() - t0);
+      }
+    }
+    if (tf.memory().numTensors !== before) throw new Error(`gradient workload leaked ${tf.memory().numTensors - before} tensors`);
+    const ms = (n: string) => median(times.get(n)!);
+    // Per-round ratios (each gradient against the forward pass of the same round) are steadier under load.
+    const vsForward = (n: string) => median(times.get(n)!.map((t, i) => t / times.get('forward')![i]!));
+    return {
+      batch: b,
+      layer,
+      forward_ms: ms('forward'),
+      input_grad_ms: ms('input'),
+      layer_grad_ms: ms('layer'),
+      forward_images_per_s: (1000 * b) / ms('forward'),
+      input_grad_images_per_s: (1000 * b) / ms('input'),
+      layer_grad_images_per_s: (1000 * b) / ms('layer'),
+      input_grad_vs_forward: vsForward('input'),
+      layer_grad_vs_forward: vsForward('layer'),
+    };
+  },
   /** Whole-layer atlas (UMAP + grid + cell stats) of N synthetic 384-d points in 30 clusters. */
   async atlas(a) {
     const n = Number(a.points ?? 10000);
@@ -51,6 +109,12 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     return { seconds: s, points: n, cells: atlas.cells.length };
   },
 };
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((p, q) => p - q);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
 
 function timeIt(fn: () => unknown, reps: number): number {
   fn();

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { convGeometry } from './geometry.js';
-import { frame, padOrCrop, spreadByStrides, tapOffsets, tapSlice } from './spatial.js';
+import { frame, tapOffsets, tapSlice } from './spatial.js';
 import { hasNativeKernel, isRewriteForced } from './state.js';
+import { subFilter, transposedConv } from './transpose-conv.js';
 
 /**
  * Depthwise-convolution gradients from forward ops, for backends without DepthwiseConv2dNativeBackprop* kernels
@@ -13,7 +14,8 @@ type Pair = number | [number, number];
 
 /**
  * dL/dx of y = depthwiseConv2d(x, filter): a stride-1 depthwise convolution of dy — spread back onto the input
- * grid (zeros between strided samples) and padded by (window - 1 - pad) — with the filter rotated 180°.
+ * grid (zeros between strided samples) and padded by (window - 1 - pad) — with the filter rotated 180°
+ * (`transposedConv`: the zeros come from one pad, the padding from the convolution itself).
  * A channel multiplier m > 1 runs as c·m independent channels whose m results per input channel are summed.
  */
 export function depthwiseConv2dInputGrad(
@@ -28,13 +30,19 @@ export function depthwiseConv2dInputGrad(
   return tf.tidy(() => {
     const g = convGeometry(xShape, filter.shape, strides, dilations, pad, dimRoundingMode, true);
     const [kh, kw, c, m] = filter.shape;
-    const spread = spreadByStrides(dy, g.strides);
-    const before = g.window.map((w, i) => w - 1 - g.padBefore[i]);
-    const after = g.window.map((w, i) => g.inSize[i] - 1 + w - spread.shape[i + 1] - before[i]);
-    const framed = padOrCrop(spread, before, after) as tf.Tensor4D;
-    const rotated = tf.reverse(filter, [0, 1]).reshape([kh, kw, c * m, 1]) as tf.Tensor4D;
-    const dilation: [number, number] = [g.dilation[0], g.dilation[1]];
-    const perCopy = tf.depthwiseConv2d(framed, rotated, 1, 'valid', 'NHWC', dilation);
+    const perCopy = transposedConv(
+      dy,
+      g,
+      [kh, kw],
+      c * m,
+      (src, rows, cols, p, dilation) => {
+        const w = subFilter(filter, rows, cols);
+        const flat = w.reshape([w.shape[0], w.shape[1], c * m, 1]) as tf.Tensor4D;
+        const noPad = p.every(([a, b]) => a === 0 && b === 0);
+        return tf.depthwiseConv2d(src, flat, 1, noPad ? 'valid' : [[0, 0], p[0], p[1], [0, 0]], 'NHWC', dilation);
+      },
+      'spread',
+    );
     if (m === 1) return perCopy;
     return perCopy.reshape([xShape[0], g.inSize[0], g.inSize[1], c, m]).sum(4) as tf.Tensor4D;
   });

@@ -1,7 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
+import { maximumGradConfig, minimumGradConfig, relu6GradConfig, reluGradConfig } from './activations.js';
 import { avgPoolGradConfig } from './avgpool.js';
+import { batchNormGradConfig } from './batchnorm.js';
 import { depthwiseGradConfig } from './depthwise.js';
 import { gatherGradConfig } from './gather.js';
+import { installKernelOverrides } from './kernel-overrides.js';
 import { installKernelShims } from './kernel-shims.js';
 import { maxPool3DGradConfig, maxPoolGradConfig } from './maxpool.js';
 
@@ -14,6 +17,16 @@ import { maxPool3DGradConfig, maxPoolGradConfig } from './maxpool.js';
  * - AvgPoolGrad (cpu and wasm) ignores that avgPool's border windows average fewer elements → corrected;
  * - and a 'smooth' max-pool gradient mode (the Activation Atlas relaxation) for attribution.
  * Each override keeps tfjs's own gradient where the backend's kernel exists and passes a probe.
+ *
+ * Fast input-gradients on wasm (same results within float32 rounding; tfjs's own paths elsewhere; all of them
+ * forced on any backend by `withForcedRewrite`, so tests compare them with cpu's native gradients):
+ * - Conv2DBackpropInput (native on wasm, ~10× slower than the forward conv) → forward XNNPACK convolutions of dy
+ *   (`conv2d.ts`, `transpose-conv.ts`), by a kernel dispatcher since fused convs call the kernel directly;
+ * - FusedBatchNorm's gradient tiles per-channel factors to full size (Tile is very slow on wasm) → broadcast;
+ * - relu / relu6 / minimum / maximum masks from comparisons (slow bool kernels on wasm) → sub + step;
+ * - depthwise stride-2 input gradient: zeros spread by one pad, padding inside the convolution;
+ * - the Conv2DBackpropFilter shim (evaluated eagerly by fused linear convs) → one swapped-role convolution;
+ * - wasm's Identity (every tensor saved for backprop is a clone) copies → shares the buffer, as cpu does.
  */
 
 let installed = false;
@@ -23,6 +36,7 @@ export function installGradientFixes(): void {
   if (installed) return;
   installed = true;
   installKernelShims();
+  installKernelOverrides();
   // Capture tfjs's configs before replacing them: the overrides delegate to them where the backend is sound.
   const overrides = [
     depthwiseGradConfig(tf.getGradient(tf.DepthwiseConv2dNative)),
@@ -30,6 +44,11 @@ export function installGradientFixes(): void {
     maxPool3DGradConfig(tf.getGradient(tf.MaxPool3D)),
     avgPoolGradConfig(tf.getGradient(tf.AvgPool)),
     gatherGradConfig(tf.getGradient(tf.GatherV2)),
+    batchNormGradConfig(tf.getGradient(tf.FusedBatchNorm)),
+    reluGradConfig(tf.getGradient(tf.Relu)),
+    relu6GradConfig(tf.getGradient(tf.Relu6)),
+    minimumGradConfig(tf.getGradient(tf.Minimum)),
+    maximumGradConfig(tf.getGradient(tf.Maximum)),
   ];
   for (const config of overrides) tf.registerGradient(config);
 }
@@ -52,3 +71,6 @@ export { conv2dFilterGrad } from './conv-filter.js';
 export { maxPoolBackpropExact } from './maxpool.js';
 export { avgPoolBackprop } from './avgpool.js';
 export { gatherGrad } from './gather.js';
+export { batchNormGrads } from './batchnorm.js';
+export { conv2dInputGrad } from './conv2d.js';
+export { installedKernelOverrides } from './kernel-overrides.js';

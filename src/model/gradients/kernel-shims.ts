@@ -17,7 +17,7 @@ const BACKENDS = ['wasm'];
 type Inputs = tf.NamedTensorInfoMap;
 
 /** Kernel inputs are Tensors when they come through ops; wrap a bare TensorInfo (and release the wrapper after). */
-function withTensors<T extends tf.Tensor>(infos: Array<tf.TensorInfo | undefined>, fn: (...ts: tf.Tensor[]) => T): T {
+export function withTensors<T extends tf.Tensor>(infos: Array<tf.TensorInfo | undefined>, fn: (...ts: tf.Tensor[]) => T): T {
   const owned: tf.Tensor[] = [];
   const ts = infos.map((info) => {
     if (info == null) throw new Error('gradient shim: missing kernel input');
