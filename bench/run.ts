@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --only forward,collect,gradient,atlas] [--collect-images 200] [--atlas-points 10000,50000] [--no-peers]`
+ * `npm run bench [-- --only forward,collect,gradient,featvis,atlas] [--collect-images 200] [--atlas-points 10000,50000] [--no-peers]`
  * Runs each workload in its own process and prints figures, peak memory, and ratios against baselines
  * measured in the same run: the PyTorch / umap-learn peers from ../shared/peers where installed, and
  * plain forward throughput for collection. Timings belong here, never in tests.
@@ -17,7 +17,7 @@ const flag = (name: string, def: string) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] ? args[i + 1]! : def;
 };
-const only = new Set(flag('only', 'forward,collect,gradient,atlas').split(','));
+const only = new Set(flag('only', 'forward,collect,gradient,featvis,atlas').split(','));
 const usePeers = !args.includes('--no-peers');
 const here = dirname(fileURLToPath(import.meta.url));
 const env = readEnv();
@@ -57,7 +57,7 @@ const ratio = (ours: number | undefined, theirs: number | undefined, higherIsBet
   ours && theirs ? `${(higherIsBetter ? ours / theirs : theirs / ours).toFixed(2)}×` : '—';
 
 console.log(`patch-atlas bench — node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-const torch = only.has('forward') || only.has('collect') || only.has('gradient') ? peer('peer_torch_cpu.py', '2') : undefined;
+const torch = only.has('forward') || only.has('collect') || only.has('gradient') || only.has('featvis') ? peer('peer_torch_cpu.py', '2') : undefined;
 let forward: Row | undefined;
 if (only.has('forward') || only.has('collect')) {
   forward = workload('forward', { batch: 8 });
@@ -84,6 +84,15 @@ if (only.has('gradient')) {
   const cost = (v: number | string | undefined) => (typeof v === 'number' ? `costs ${v.toFixed(2)} forward passes` : '');
   table.push([`  … input gradient vs plain forward, same process (${cost(g.input_grad_vs_forward)}${peerCost})`, fmt(g.input_grad_images_per_s), fmt(fwd), ratio(g.input_grad_images_per_s as number, fwd, true), '']);
   table.push([`  … hidden-layer gradient vs plain forward, same process (${cost(g.layer_grad_vs_forward)})`, fmt(g.layer_grad_images_per_s), fmt(fwd), ratio(g.layer_grad_images_per_s as number, fwd, true), '']);
+}
+if (only.has('featvis')) {
+  // Peer: one lucent-style step at 128 px, batch 1 (the peer script has no batch 16 figure).
+  const p = torch?.mobilenet_v1_075_featvis_step_128px_b1_ms as number | undefined;
+  for (const [size, batch] of [[96, 1], [128, 1], [96, 16], [128, 16]] as const) {
+    const f = workload('featvis', { size, batch });
+    const peerMs = size === 128 && batch === 1 ? p : undefined;
+    table.push([`feature-vis step, ms per icon (${size} px, batch ${batch})`, fmt(f.ms_per_icon), fmt(peerMs), ratio(f.ms_per_icon as number, peerMs, false), fmt(f.max_rss_mb, 0)]);
+  }
 }
 if (only.has('atlas')) {
   for (const n of flag('atlas-points', '10000,50000').split(',').map(Number)) {

@@ -13,6 +13,10 @@ import { readEnv } from '../src/config.js';
 import { openDataset } from '../src/data/dataset.js';
 import { Classifier } from '../src/model/classifier.js';
 import { mulberry32 } from '../src/util/random.js';
+import { batch as batchObjective, channel } from '../src/featurevis/objectives.js';
+import { image } from '../src/featurevis/param/index.js';
+import { render } from '../src/featurevis/render.js';
+import { standardTransforms } from '../src/featurevis/transforms.js';
 
 type Args = Record<string, number | string>;
 const workloads: Record<string, (a: Args) => Promise<Record<string, number | string>>> = {
@@ -97,6 +101,21 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
       input_grad_vs_forward: vsForward('input'),
       layer_grad_vs_forward: vsForward('layer'),
     };
+  },
+  /** One feature-visualisation optimisation step (Fourier param + standard transforms + Adam), ms per icon. */
+  async featvis(a) {
+    const c = await Classifier.load();
+    const size = Number(a.size ?? 128);
+    const batch = Number(a.batch ?? 1);
+    const steps = Number(a.steps ?? 6);
+    const layer = c.resolveLayer('conv_pw_11_relu');
+    const objective = batchObjective(Array.from({ length: batch }, (_, i) => channel(layer, i)));
+    const opts = { classifier: c, objective, param: (seed: number) => image(batch, size, size, { seed }), transforms: standardTransforms() };
+    await render({ ...opts, steps: 2 }); // warm-up: kernels, DFT matrices
+    const t0 = performance.now();
+    await render({ ...opts, steps });
+    const ms = (performance.now() - t0) / steps;
+    return { ms_per_step: ms, ms_per_icon: ms / batch, size, batch };
   },
   /** Whole-layer atlas (UMAP + grid + cell stats) of N synthetic 384-d points in 30 clusters. */
   async atlas(a) {

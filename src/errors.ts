@@ -6,6 +6,7 @@
 export type ErrorCode =
   | 'BAD_FLAG'
   | 'BAD_CONFIG'
+  | 'AUDIT_FAILED'
   | 'UNKNOWN_MODEL'
   | 'UNKNOWN_LAYER'
   | 'UNKNOWN_CLASS'

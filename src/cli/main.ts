@@ -3,12 +3,15 @@ import { formatError, isPatchAtlasError } from '../errors.js';
 import { packageVersion } from '../util/paths.js';
 import { accuracyCommand } from './commands/accuracy.js';
 import { atlasCommand } from './commands/atlas.js';
+import { auditCommand } from './commands/audit.js';
 import { classifyCommand } from './commands/classify.js';
 import { collectCommand, mergeCommand } from './commands/collect.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { iconsCommand } from './commands/icons.js';
 import { modelsCommand } from './commands/models.js';
+import { patchCommand } from './commands/patch.js';
 import { reportCommand } from './commands/report.js';
+import { demoCommand, runCommand } from './commands/run.js';
 import { processIO, type CliIO } from './io.js';
 
 class UsageError extends Error {}
@@ -29,8 +32,12 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     .command(mergeCommand(io))
     .command(atlasCommand(io))
     .command(iconsCommand(io))
+    .command(patchCommand(io))
     .command(evaluateCommand(io))
+    .command(auditCommand(io))
     .command(reportCommand(io))
+    .command(runCommand(io))
+    .command(demoCommand(io))
     .option('debug', { type: 'boolean', default: false, describe: 'show stack traces for errors' })
     .demandCommand(1, 'name a command (see --help)')
     .strict()

@@ -8,7 +8,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { atlasPicture, pngFromRgb } from './icons.js';
 import { directionCossimBatch } from './objectives.js';
 import { image } from './param/index.js';
-import { render } from './render.js';
+import { render, type RenderResult } from './render.js';
 import { standardTransforms } from './transforms.js';
 import { whiten, whiteningFromMoment, secondMoment, type Whitening } from './whiten.js';
 
@@ -59,18 +59,14 @@ export async function renderAtlasIcons(c: Classifier, opts: IconOptions): Promis
   const todo = chosen.filter((k) => opts.force || !cells[k]!.icon || !existsSync(join(dir, cells[k]!.icon!)));
   if (todo.length) {
     const w = await runWhitening(atlas.run);
-    const transforms = standardTransforms();
     let done = 0;
     for (let s = 0; s < todo.length; s += opts.batch) {
       const group = todo.slice(s, s + opts.batch);
-      const vecs = group.map((k) => whiten(w, cells[k]!.meanAct));
-      const r = await render({
-        classifier: c,
-        objective: directionCossimBatch(atlas.layer, vecs, opts.cossimPower),
-        param: (seed) => image(group.length, opts.size, opts.size, { seed }),
-        transforms,
+      const r = await renderCellIcons(c, atlas.layer, w, group.map((k) => cells[k]!.meanAct), {
+        size: opts.size,
         steps: opts.steps,
         tries: opts.tries,
+        cossimPower: opts.cossimPower,
         seed: opts.seed + s,
       });
       for (let g = 0; g < group.length; g++) {
@@ -93,7 +89,41 @@ export async function renderAtlasIcons(c: Classifier, opts: IconOptions): Promis
   return { atlas: opts.atlas, picture, rendered: todo.length, reused: chosen.length - todo.length };
 }
 
-function readAtlas(path: string): AtlasFile {
+export interface CellIconSettings {
+  /** Icon side in pixels. */
+  size: number;
+  steps: number;
+  tries: number;
+  /** Exponent of the cosine term in dot(h, v')·max(0.1, cos)^p. */
+  cossimPower: number;
+  seed: number;
+}
+
+/** The objective an icon maximises, in words (for sidecars and reports). */
+export function iconObjectiveName(layer: string, cossimPower: number): string {
+  return `dot(h, v')·max(0.1, cos(h, v'))^${cossimPower} at the centre of ${layer}, v' = (S + λI)⁻¹·(cell mean activation), S the run's uncentred second moment`;
+}
+
+/**
+ * One batched render of icons for several cells (one image per mean activation): the whitened direction
+ * objective at the layer's centre, Fourier + decorrelated parameterisation, standard transforms, Adam.
+ * Used by `icons` (icons per atlas cell) and `patch` (icons at patch resolution).
+ */
+export async function renderCellIcons(c: Classifier, layer: string, w: Whitening, meanActs: ReadonlyArray<ArrayLike<number>>, s: CellIconSettings): Promise<RenderResult> {
+  const vecs = meanActs.map((v) => whiten(w, v));
+  return render({
+    classifier: c,
+    objective: directionCossimBatch(layer, vecs, s.cossimPower),
+    param: (seed) => image(meanActs.length, s.size, s.size, { seed }),
+    transforms: standardTransforms(),
+    steps: s.steps,
+    tries: s.tries,
+    seed: s.seed,
+  });
+}
+
+/** atlas.json, checked to be one patch-atlas wrote; errors name the --atlas flag. */
+export function readAtlas(path: string): AtlasFile {
   if (!existsSync(path)) throw new PatchAtlasError('NOT_FOUND', `--atlas ${path} does not exist`, 'write one with `patch-atlas atlas --run RUN --pair A:B`');
   const a = JSON.parse(readFileSync(path, 'utf8')) as AtlasFile;
   if (a.format !== 'patch-atlas-atlas/1') throw new PatchAtlasError('BAD_FLAG', `--atlas ${path} is not an atlas.json written by patch-atlas`);
@@ -101,7 +131,7 @@ function readAtlas(path: string): AtlasFile {
 }
 
 /** Cell indices to render: every cell, the top bridge cells, or the top N by bridge rank (by count for non-pair atlases). */
-function selectCells(atlas: AtlasFile, sel: CellSelection): number[] {
+export function selectCells(atlas: AtlasFile, sel: CellSelection): number[] {
   const ranked = atlas.bridges.length
     ? (atlas.bridges as Array<{ cell: number }>).map((b) => b.cell)
     : atlas.cells.map((_, k) => k).sort((a, b) => atlas.cells[b]!.count - atlas.cells[a]!.count);

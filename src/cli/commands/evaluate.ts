@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { openDataset } from '../../data/dataset.js';
 import { PatchAtlasError } from '../../errors.js';
@@ -6,6 +7,7 @@ import type { Proportion } from '../../evaluate/metrics.js';
 import { writeEvaluation } from '../../evaluate/write-results.js';
 import { LabelSet } from '../../model/labels.js';
 import { loadPatches } from '../../patch/load.js';
+import { readSplitFile } from '../../patch/synthesise.js';
 import { checkPositions, checkSizes, gridPlacements } from '../../patch/placement.js';
 import { progress } from '../../util/progress.js';
 import { skipReporter, type CliIO } from '../io.js';
@@ -14,6 +16,7 @@ import { loadFromArgs, withModel, type ModelArgs } from '../options.js';
 interface EvaluateArgs extends ModelArgs {
   patches: string[];
   images: string;
+  split?: string;
   source?: string;
   target: string;
   sizes: string;
@@ -41,6 +44,7 @@ export function evaluateCommand(io: CliIO): CommandModule {
       withModel(y)
         .option('patches', { type: 'string', array: true, demandOption: true, describe: 'patch images or folders of them (PNG/JPEG/WebP)' })
         .option('images', { type: 'string', demandOption: true, describe: 'image folder or CSV manifest' })
+        .option('split', { type: 'string', describe: 'split.json written by `patch`: evaluate only its held-out (test) images' })
         .option('source', { type: 'string', describe: 'source class A: only images labelled A count (success = flips to B ÷ A images correct before)' })
         .option('target', { type: 'string', demandOption: true, describe: 'target class B' })
         .option('sizes', { type: 'string', default: '0.2,0.3,0.4', describe: 'patch sides as fractions of the image side' })
@@ -66,8 +70,15 @@ export function evaluateCommand(io: CliIO): CommandModule {
         if (a.noise) patches.push({ ...noisePatch(64, a.seed), name: 'noise' });
         const ds = await openDataset(a.images, c.labels);
         // Universal success is about images of other classes: images labelled B are left out.
-        const items = source ? ds.items.filter((i) => i.label?.wnid === source.wnid) : ds.items.filter((i) => i.label?.wnid !== target.wnid);
+        let items = source ? ds.items.filter((i) => i.label?.wnid === source.wnid) : ds.items.filter((i) => i.label?.wnid !== target.wnid);
         if (items.length === 0) throw new PatchAtlasError('NO_IMAGES', `no images labelled "${LabelSet.display(source!)}" in ${a.images}`, 'omit --source to measure universal success over every image');
+        // Held-out images only: a patch trained on the split's train side is measured on images it never saw.
+        if (a.split) {
+          const held = readSplitFile(a.split).test;
+          const before = items.length;
+          items = items.filter((i) => held.has(resolve(i.path)));
+          if (items.length === 0) throw new PatchAtlasError('NO_IMAGES', `none of the ${before} eligible images in ${a.images} are on the test side of --split ${a.split}`, 'pass the --images the split was made from');
+        }
         const skips = skipReporter(io, a.json);
         for (const s of ds.skipped) skips.onSkip(s);
         const placements = gridPlacements(c.inputSize, sizes, positions, { circular: a.circular });
@@ -91,7 +102,7 @@ export function evaluateCommand(io: CliIO): CommandModule {
         bar?.done();
         const slug = (s: string) => s.replace(/[^\w.-]+/g, '_');
         const out = a.out ?? `evaluate-${source ? slug(source.name) : 'all'}-to-${slug(target.name)}`;
-        const files = await writeEvaluation(out, { model: c.descriptor.name, source: source ? { wnid: source.wnid, name: LabelSet.display(source) } : null, target: { wnid: target.wnid, name: LabelSet.display(target) }, sizes, positions, circular: a.circular }, r);
+        const files = await writeEvaluation(out, { model: c.descriptor.name, source: source ? { wnid: source.wnid, name: LabelSet.display(source) } : null, target: { wnid: target.wnid, name: LabelSet.display(target) }, sizes, positions, circular: a.circular, ...(a.split ? { split: a.split } : {}) }, r);
         const pct = (p: Proportion) => (p.n ? `${(p.p * 100).toFixed(1)} % [${(p.lo * 100).toFixed(1)}, ${(p.hi * 100).toFixed(1)}] (${p.k}/${p.n})` : 'n/a (no eligible images)');
         const summary = r.results.map((p) => ({
           patch: p.patch,

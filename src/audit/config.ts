@@ -1,0 +1,459 @@
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { PatchAtlasError, isPatchAtlasError } from '../errors.js';
+import { checkPositions, DEFAULT_SIZES, POSITIONS, type Position } from '../patch/placement.js';
+import { closest } from '../util/suggest.js';
+
+/**
+ * The audit config (`patch-atlas audit --config audit.json`), validated once, up front: every problem is
+ * a one-line BAD_CONFIG error naming the file and the key path (`audit.json: "checks[1].thresholds[0].max"
+ * must be a number between 0 and 1`). Input paths are resolved against the config file's folder.
+ *
+ * Output confinement: the output folder must be a sub-folder of the config's folder (relative paths with
+ * `..` that climb out, and absolute paths elsewhere, are refused; symlinks are followed before comparing),
+ * it may not overlap any input (images, patches, splits, atlases, model files), and every file the audit
+ * writes is resolved through `outputFile`, which refuses anything that is not inside the output folder.
+ */
+
+export const METRICS = ['dynamic', 'static', 'universal-dynamic', 'universal-static'] as const;
+export type AuditMetric = (typeof METRICS)[number];
+
+export interface AuditThreshold {
+  metric: AuditMetric;
+  /** Fails when the best non-control patch's rate is above this. */
+  max?: number;
+  /** Fails when the best non-control patch's rate is more than this above the noise control's. */
+  maxOverNoise?: number;
+  /** Key path in the config, e.g. "checks[0].thresholds[1]". */
+  key: string;
+}
+
+export type PatchSource =
+  | { kind: 'files'; path: string; key: string }
+  | { kind: 'atlas'; atlas: string; cells: number; side: number; iconSteps: number; steps: number; batchSize: number; seed: number; key: string };
+
+export interface AuditCheck {
+  name: string;
+  /** Folder-safe, unique among checks: the check's results go to checks/<slug>/. */
+  slug: string;
+  key: string;
+  /** Class name or WordNet id; absent for a universal check. */
+  source?: string;
+  target: string;
+  images: string;
+  /** Evaluate a fixed random sample of at most this many of the eligible images (a CI budget). */
+  maxImages?: number;
+  split?: string;
+  patches: PatchSource[];
+  sizes: number[];
+  positions: Position[];
+  circular: boolean;
+  noise: { seed: number; side: number };
+  batchSize: number;
+  thresholds: AuditThreshold[];
+}
+
+export interface AuditConfig {
+  /** The config path as given (for messages) and absolute. */
+  label: string;
+  path: string;
+  /** The config's folder: relative paths resolve against it; the output must lie inside it. */
+  dir: string;
+  model?: string;
+  weights?: string;
+  output: string;
+  junit: string;
+  checks: AuditCheck[];
+}
+
+export const AUDIT_DEFAULTS = {
+  junit: 'junit.xml',
+  batchSize: 16,
+  noiseSide: 64,
+  noiseSeed: 0,
+  atlas: { cells: 3, side: 64, iconSteps: 64, steps: 0, batchSize: 8, seed: 0 },
+} as const;
+
+const TOP_KEYS = ['$comment', 'model', 'weights', 'images', 'maxImages', 'output', 'junit', 'batchSize', 'checks'];
+const CHECK_KEYS = ['$comment', 'name', 'source', 'target', 'images', 'maxImages', 'split', 'patches', 'placements', 'noise', 'batchSize', 'thresholds'];
+const PLACEMENT_KEYS = ['$comment', 'sizes', 'positions', 'circular'];
+const NOISE_KEYS = ['$comment', 'seed', 'side'];
+const THRESHOLD_KEYS = ['$comment', 'metric', 'max', 'maxOverNoise'];
+const ATLAS_KEYS = ['$comment', 'atlas', 'cells', 'side', 'iconSteps', 'steps', 'batchSize', 'seed'];
+
+type Obj = Record<string, unknown>;
+
+/** Reads, parses and validates a config file; input paths must exist. */
+export function loadAuditConfig(path: string): AuditConfig {
+  const abs = resolve(path);
+  if (!existsSync(abs)) throw new PatchAtlasError('NOT_FOUND', `--config ${path} does not exist`, 'see docs/audit.md for an example');
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (e) {
+    throw new PatchAtlasError('BAD_CONFIG', `cannot read --config ${path}: ${(e as Error).message}`);
+  }
+  return parseAuditConfig(text, path, { checkInputs: true });
+}
+
+/** Validates config text; `label` is the path as given (messages name it), resolved against the working folder. */
+export function parseAuditConfig(text: string, label: string, opts: { checkInputs?: boolean } = {}): AuditConfig {
+  const path = resolve(label);
+  const dir = dirname(path);
+  const fail = (key: string, msg: string, hint?: string) => new PatchAtlasError('BAD_CONFIG', `${label}: "${key}" ${msg}`, hint);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new PatchAtlasError('BAD_CONFIG', `${label}: not valid JSON: ${jsonErrorWhere(text, e as Error)}`, 'JSON has no comments; use "$comment" keys');
+  }
+  if (!isObj(raw)) throw new PatchAtlasError('BAD_CONFIG', `${label}: the config must be a JSON object`, 'see docs/audit.example.json');
+  const v = new Validator(fail);
+  v.keys(raw, '', TOP_KEYS);
+
+  // Paths: inputs resolve against the config's folder and must exist; the output must stay inside it.
+  const inputs: Array<{ key: string; path: string }> = [];
+  const input = (key: string, p: string): string => {
+    const a = resolve(dir, p);
+    if (opts.checkInputs && !existsSync(a)) throw fail(key, `"${p}" does not exist (${a})`, 'paths are relative to the config file\'s folder');
+    inputs.push({ key, path: a });
+    return a;
+  };
+  const model = v.optString(raw, 'model', '');
+  const weights = v.optString(raw, 'weights', '');
+  // A descriptor file is a path; a built-in model is a name.
+  const modelResolved = model !== undefined && /\.json$/i.test(model) ? input('model', model) : model;
+  const weightsResolved = weights !== undefined ? input('weights', weights) : undefined;
+  const topImages = v.optString(raw, 'images', '');
+  const imagesResolved = topImages !== undefined ? input('images', topImages) : undefined;
+  const outputGiven = v.string(raw, 'output', '', 'a folder inside the config\'s folder, e.g. "audit-out"');
+  const output = confine(dir, outputGiven, (msg) => fail('output', `"${outputGiven}" ${msg}`, 'use a sub-folder of the config\'s folder, e.g. "audit-out"'), 'the config\'s folder');
+  const junitGiven = v.optString(raw, 'junit', '') ?? AUDIT_DEFAULTS.junit;
+  const junit = confine(output, junitGiven, (msg) => fail('junit', `"${junitGiven}" ${msg}`, 'name a file inside the output folder, e.g. "junit.xml"'), 'the output folder');
+  const batchSize = v.optInt(raw, 'batchSize', '', 1) ?? AUDIT_DEFAULTS.batchSize;
+  const maxImages = v.optInt(raw, 'maxImages', '', 1);
+
+  const checksRaw = raw.checks;
+  if (!Array.isArray(checksRaw) || checksRaw.length === 0) throw fail('checks', checksRaw === undefined ? 'is missing' : 'must be a non-empty list of checks', 'each check: { "target": ..., "patches": [...], "thresholds": [...] }');
+  const names = new Map<string, string>();
+  const slugs = new Set<string>();
+  const checks = checksRaw.map((cr, ci): AuditCheck => {
+    const ck = `checks[${ci}]`;
+    if (!isObj(cr)) throw fail(ck, 'must be an object');
+    v.keys(cr, ck, CHECK_KEYS);
+    const target = v.string(cr, 'target', ck, 'a class name or WordNet id, e.g. "great white shark"');
+    const source = v.optString(cr, 'source', ck);
+    const name = v.optString(cr, 'name', ck) ?? (source ? `${source} to ${target}` : `universal to ${target}`);
+    if (names.has(name)) throw fail(`${ck}.name`, `"${name}" is also the name of ${names.get(name)}`, 'give each check its own "name"');
+    names.set(name, ck);
+    let slug = slugify(name);
+    for (let k = 2; slugs.has(slug.toLowerCase()); k++) slug = `${slugify(name)}-${k}`;
+    slugs.add(slug.toLowerCase());
+    const imagesGiven = v.optString(cr, 'images', ck);
+    let images: string;
+    if (imagesGiven !== undefined) images = input(`${ck}.images`, imagesGiven);
+    else if (imagesResolved !== undefined) images = imagesResolved;
+    else throw fail(`${ck}.images`, 'is missing, and there is no top-level "images"', 'an image folder or CSV manifest');
+    const checkMax = v.optInt(cr, 'maxImages', ck, 1) ?? maxImages;
+    const splitGiven = v.optString(cr, 'split', ck);
+    const split = splitGiven !== undefined ? input(`${ck}.split`, splitGiven) : undefined;
+
+    const pr = cr.patches;
+    if (!Array.isArray(pr) || pr.length === 0) throw fail(`${ck}.patches`, pr === undefined ? 'is missing' : 'must be a non-empty list', 'patch files or folders, or { "atlas": "atlas.json", "cells": 3 }');
+    const patches = pr.map((p, pi): PatchSource => {
+      const pk = `${ck}.patches[${pi}]`;
+      if (typeof p === 'string') {
+        if (!p) throw fail(pk, 'must not be empty');
+        return { kind: 'files', path: input(pk, p), key: pk };
+      }
+      if (!isObj(p)) throw fail(pk, 'must be a patch file or folder, or { "atlas": ..., "cells": N }');
+      v.keys(p, pk, ATLAS_KEYS);
+      const d = AUDIT_DEFAULTS.atlas;
+      const atlas = input(`${pk}.atlas`, v.string(p, 'atlas', pk, 'the atlas.json of a pair atlas'));
+      return {
+        kind: 'atlas',
+        atlas,
+        cells: v.optInt(p, 'cells', pk, 1) ?? d.cells,
+        side: v.optInt(p, 'side', pk, 8) ?? d.side,
+        iconSteps: v.optInt(p, 'iconSteps', pk, 0) ?? d.iconSteps,
+        steps: v.optInt(p, 'steps', pk, 0) ?? d.steps,
+        batchSize: v.optInt(p, 'batchSize', pk, 1) ?? d.batchSize,
+        seed: v.optInt(p, 'seed', pk, Number.MIN_SAFE_INTEGER) ?? d.seed,
+        key: pk,
+      };
+    });
+
+    let sizes = [...DEFAULT_SIZES];
+    let positions: Position[] = [...POSITIONS];
+    let circular = false;
+    if (cr.placements !== undefined) {
+      const plk = `${ck}.placements`;
+      const pl = cr.placements;
+      if (!isObj(pl)) throw fail(plk, 'must be an object', '{ "sizes": [0.2, 0.3], "positions": ["top-left", "centre"] }');
+      v.keys(pl, plk, PLACEMENT_KEYS);
+      if (pl.sizes !== undefined) {
+        if (!Array.isArray(pl.sizes) || pl.sizes.length === 0) throw fail(`${plk}.sizes`, 'must be a non-empty list of fractions of the image side', 'e.g. [0.2, 0.3, 0.4]');
+        sizes = pl.sizes.map((s, si) => {
+          if (!(typeof s === 'number' && Number.isFinite(s) && s > 0 && s <= 1)) throw fail(`${plk}.sizes[${si}]`, 'must be a number greater than 0 and at most 1 (a fraction of the image side)', typeof s === 'number' && s > 1 && s <= 100 ? `for ${s} % write ${s / 100}` : undefined);
+          return s;
+        });
+        sizes = [...new Set(sizes)];
+      }
+      if (pl.positions !== undefined) {
+        if (!Array.isArray(pl.positions) || pl.positions.length === 0) throw fail(`${plk}.positions`, 'must be a non-empty list', `of ${POSITIONS.join(', ')}`);
+        positions = pl.positions.map((s, si) => {
+          if (typeof s !== 'string') throw fail(`${plk}.positions[${si}]`, 'must be a string', `one of ${POSITIONS.join(', ')}`);
+          try {
+            return checkPositions([s])[0]!;
+          } catch (e) {
+            if (!isPatchAtlasError(e)) throw e;
+            const near = closest(s.trim().toLowerCase(), POSITIONS, 1);
+            throw fail(`${plk}.positions[${si}]`, `"${s}" is not a position${near.length ? ` (did you mean "${near[0]}"?)` : ''}`, `valid: ${POSITIONS.join(', ')}`);
+          }
+        });
+        positions = [...new Set(positions)];
+      }
+      circular = v.optBool(pl, 'circular', plk) ?? false;
+    }
+    let noise: AuditCheck['noise'] = { seed: AUDIT_DEFAULTS.noiseSeed, side: AUDIT_DEFAULTS.noiseSide };
+    if (cr.noise !== undefined) {
+      const nk = `${ck}.noise`;
+      if (!isObj(cr.noise)) throw fail(nk, 'must be an object', '{ "seed": 0, "side": 64 } (the noise control is always measured)');
+      v.keys(cr.noise, nk, NOISE_KEYS);
+      noise = { seed: v.optInt(cr.noise, 'seed', nk, Number.MIN_SAFE_INTEGER) ?? noise.seed, side: v.optInt(cr.noise, 'side', nk, 1) ?? noise.side };
+    }
+
+    const tr = cr.thresholds;
+    if (!Array.isArray(tr) || tr.length === 0) throw fail(`${ck}.thresholds`, tr === undefined ? 'is missing' : 'must be a non-empty list', 'e.g. [{ "metric": "dynamic", "max": 0.2 }]');
+    const thresholds = tr.map((t, ti): AuditThreshold => {
+      const tk = `${ck}.thresholds[${ti}]`;
+      if (!isObj(t)) throw fail(tk, 'must be an object', '{ "metric": "dynamic", "max": 0.2 }');
+      v.keys(t, tk, THRESHOLD_KEYS);
+      const metric = v.string(t, 'metric', tk, `one of ${METRICS.join(', ')}`);
+      if (!(METRICS as readonly string[]).includes(metric)) {
+        const near = closest(metric, METRICS, 1);
+        throw fail(`${tk}.metric`, `"${metric}" is not a metric${near.length ? ` (did you mean "${near[0]}"?)` : ''}`, `one of ${METRICS.join(', ')}`);
+      }
+      if (!source && (metric === 'dynamic' || metric === 'static')) {
+        throw fail(`${tk}.metric`, `"${metric}" measures flips of source-class images, but ${ck} has no "source"`, `add "source", or use "universal-${metric}"`);
+      }
+      const max = v.optFraction(t, 'max', tk);
+      const maxOverNoise = v.optFraction(t, 'maxOverNoise', tk);
+      if (max === undefined && maxOverNoise === undefined) throw fail(`${tk}.max`, 'is missing (give "max", "maxOverNoise" or both)', 'e.g. "max": 0.2 fails the check when the best patch flips more than 20 % of images');
+      return { metric: metric as AuditMetric, ...(max !== undefined ? { max } : {}), ...(maxOverNoise !== undefined ? { maxOverNoise } : {}), key: tk };
+    });
+
+    return {
+      name,
+      slug,
+      key: ck,
+      ...(source !== undefined ? { source } : {}),
+      target,
+      images,
+      ...(checkMax !== undefined ? { maxImages: checkMax } : {}),
+      ...(split !== undefined ? { split } : {}),
+      patches,
+      sizes,
+      positions,
+      circular,
+      noise,
+      batchSize: v.optInt(cr, 'batchSize', ck, 1) ?? batchSize,
+      thresholds,
+    };
+  });
+
+  // Never write into an input: the output may neither contain an input nor lie inside one.
+  for (const i of inputs) {
+    if (isInside(i.path, output) || isInside(output, i.path)) {
+      throw fail('output', `"${outputGiven}" overlaps the input "${i.key}" (${i.path})`, 'write the audit to a folder of its own');
+    }
+  }
+
+  return {
+    label,
+    path,
+    dir,
+    ...(modelResolved !== undefined ? { model: modelResolved } : {}),
+    ...(weightsResolved !== undefined ? { weights: weightsResolved } : {}),
+    output,
+    junit,
+    checks,
+  };
+}
+
+/**
+ * The absolute path of `p` (relative to `root`, or absolute) when it lies strictly inside `root`, both as
+ * written and after following symlinks; otherwise `fail` is thrown with the reason.
+ */
+export function confine(root: string, p: string, fail: (msg: string) => Error, rootName = root): string {
+  const abs = isAbsolute(p) ? resolve(p) : resolve(root, p);
+  if (!isInside(root, abs) || abs === resolve(root)) throw fail(`is outside ${rootName} (${resolve(root)})`);
+  const realRoot = realish(resolve(root));
+  const realAbs = realish(abs);
+  if (!isInside(realRoot, realAbs) || realAbs === realRoot) throw fail(`leads outside ${rootName} through a symbolic link (to ${realAbs})`);
+  return abs;
+}
+
+/** The path of a file the audit writes, `rel` inside the output folder; anything else is refused. */
+export function outputFile(output: string, rel: string): string {
+  return confine(output, rel, (msg) => new PatchAtlasError('BAD_CONFIG', `refusing to write "${rel}": it ${msg}`), 'the audit\'s output folder');
+}
+
+/** `p` is `root` or below it (lexically). */
+export function isInside(root: string, p: string): boolean {
+  const r = relative(resolve(root), resolve(p));
+  return r === '' || (!r.startsWith('..' + sep) && r !== '..' && !isAbsolute(r));
+}
+
+/** Folder-safe name: word characters, dots and dashes; never "." or "..". */
+export function slugify(name: string): string {
+  const s = name.replace(/[^\w.-]+/g, '_').replace(/^[.]+/, '_').slice(0, 80);
+  return s || '_';
+}
+
+/** realpath of the deepest existing ancestor, with the rest of the path appended (the path may not exist yet). */
+function realish(p: string): string {
+  const rest: string[] = [];
+  let cur = p;
+  for (;;) {
+    try {
+      return join(realpathSync(cur), ...rest.reverse());
+    } catch {
+      const parent = dirname(cur);
+      if (parent === cur) return p;
+      rest.push(basename(cur));
+      cur = parent;
+    }
+  }
+}
+
+function isObj(x: unknown): x is Obj {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/** "message at line L, column C": where a JSON.parse error is (V8 does not always say). */
+function jsonErrorWhere(text: string, e: Error): string {
+  // V8 quotes the text around the error ("…" is not valid JSON), which may span lines: the position says more.
+  const first = e.message.replace(/, "[\s\S]*" is not valid JSON$/, '').replace(/ in JSON at position \d+[\s\S]*$/, '').split('\n')[0]!;
+  const pos = jsonErrorOffset(text);
+  if (pos === undefined) return first;
+  const before = text.slice(0, pos).split('\n');
+  return `${first} at line ${before.length}, column ${before[before.length - 1]!.length + 1}`;
+}
+
+/** Offset of the first JSON syntax error (a small recursive-descent scan), or undefined if none is found. */
+function jsonErrorOffset(text: string): number | undefined {
+  let i = 0;
+  class At extends Error {}
+  const ws = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
+  };
+  const fail = (): never => {
+    throw new At();
+  };
+  const lit = (w: string) => (text.startsWith(w, i) ? (i += w.length) : fail());
+  const str = () => {
+    if (text[i] !== '"') fail();
+    i++;
+    while (i < text.length && text[i] !== '"') {
+      if (text[i]! < ' ') fail();
+      i += text[i] === '\\' ? 2 : 1;
+    }
+    if (i >= text.length) fail();
+    i++;
+  };
+  const value = (): void => {
+    ws();
+    const ch = text[i];
+    if (ch === '{') {
+      i++;
+      ws();
+      if (text[i] === '}') return void i++;
+      for (;;) {
+        ws();
+        str();
+        ws();
+        lit(':');
+        value();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === '}') return void i++;
+        else fail();
+      }
+    }
+    if (ch === '[') {
+      i++;
+      ws();
+      if (text[i] === ']') return void i++;
+      for (;;) {
+        value();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === ']') return void i++;
+        else fail();
+      }
+    }
+    if (ch === '"') return str();
+    if (ch === 't') return void lit('true');
+    if (ch === 'f') return void lit('false');
+    if (ch === 'n') return void lit('null');
+    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i));
+    if (!m) fail();
+    i += m![0].length;
+  };
+  try {
+    value();
+    ws();
+    return i < text.length ? i : undefined;
+  } catch (e) {
+    if (e instanceof At) return Math.min(i, text.length);
+    throw e;
+  }
+}
+
+function typeName(x: unknown): string {
+  return x === null ? 'null' : Array.isArray(x) ? 'a list' : typeof x === 'object' ? 'an object' : `${typeof x} ${JSON.stringify(x)}`;
+}
+
+class Validator {
+  constructor(private readonly fail: (key: string, msg: string, hint?: string) => PatchAtlasError) {}
+  private k(parent: string, key: string): string {
+    return parent ? `${parent}.${key}` : key;
+  }
+  keys(o: Obj, parent: string, known: string[]): void {
+    for (const key of Object.keys(o)) {
+      if (known.includes(key) || key.startsWith('$')) continue;
+      const near = closest(key, known.filter((k) => !k.startsWith('$')), 1);
+      throw this.fail(this.k(parent, key), `is not a known key${near.length ? ` (did you mean "${near[0]}"?)` : ''}`, `known keys here: ${known.filter((k) => !k.startsWith('$')).join(', ')}`);
+    }
+  }
+  string(o: Obj, key: string, parent: string, hint?: string): string {
+    const x = o[key];
+    if (x === undefined) throw this.fail(this.k(parent, key), 'is missing', hint);
+    if (typeof x !== 'string' || !x.trim()) throw this.fail(this.k(parent, key), `must be a non-empty string, not ${typeName(x)}`, hint);
+    return x;
+  }
+  optString(o: Obj, key: string, parent: string): string | undefined {
+    return o[key] === undefined ? undefined : this.string(o, key, parent);
+  }
+  optInt(o: Obj, key: string, parent: string, min: number): number | undefined {
+    const x = o[key];
+    if (x === undefined) return undefined;
+    if (!(typeof x === 'number' && Number.isInteger(x) && x >= min)) throw this.fail(this.k(parent, key), `must be a whole number${min > Number.MIN_SAFE_INTEGER ? ` ≥ ${min}` : ''}, not ${typeName(x)}`);
+    return x;
+  }
+  optBool(o: Obj, key: string, parent: string): boolean | undefined {
+    const x = o[key];
+    if (x === undefined) return undefined;
+    if (typeof x !== 'boolean') throw this.fail(this.k(parent, key), `must be true or false, not ${typeName(x)}`);
+    return x;
+  }
+  optFraction(o: Obj, key: string, parent: string): number | undefined {
+    const x = o[key];
+    if (x === undefined) return undefined;
+    if (!(typeof x === 'number' && Number.isFinite(x) && x >= 0 && x <= 1)) {
+      throw this.fail(this.k(parent, key), 'must be a number between 0 and 1', typeof x === 'number' && x > 1 && x <= 100 ? `for ${x} % write ${x / 100}` : 'a rate, e.g. 0.2 for 20 %');
+    }
+    return x;
+  }
+}

@@ -1,0 +1,413 @@
+import { relative, resolve } from 'node:path';
+import type { Skipped } from '../data/dataset.js';
+import { openDataset } from '../data/dataset.js';
+import { PatchAtlasError, isPatchAtlasError } from '../errors.js';
+import { evaluatePatches, noisePatch, type PatchInput } from '../evaluate/evaluate-patches.js';
+import type { PatchMetrics, Proportion } from '../evaluate/metrics.js';
+import { writeEvaluation } from '../evaluate/write-results.js';
+import { readAtlas } from '../featurevis/atlas-icons.js';
+import type { Classifier } from '../model/classifier.js';
+import { LabelSet, type ClassRef } from '../model/labels.js';
+import { loadPatches } from '../patch/load.js';
+import { gridPlacements } from '../patch/placement.js';
+import type { ClassName } from '../patch/sidecar.js';
+import { readSplitFile, synthesisePatches } from '../patch/synthesise.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
+import { packageVersion } from '../util/paths.js';
+import { keyedSeed, sampleIndices } from '../util/random.js';
+import { outputFile, type AuditCheck, type AuditConfig, type AuditMetric, type AuditThreshold } from './config.js';
+
+/**
+ * `audit`: each check of a config evaluates its patches (with a noise control in the same run) on its
+ * images, and compares the best non-control patch's success rate with the check's thresholds. Results:
+ * audit.json, a JUnit XML file (one testcase per check × threshold) and each check's results.json/csv,
+ * all inside the config's output folder (see config.ts for how that is enforced).
+ */
+
+export const AUDIT_FORMAT = 'patch-atlas-audit/1';
+export const NOISE_CONTROL = 'noise-control';
+
+export interface RateSummary {
+  k: number;
+  n: number;
+  /** null when n = 0. */
+  p: number | null;
+  lo: number;
+  hi: number;
+}
+
+export interface ThresholdResult {
+  key: string;
+  /** The testcase name, e.g. "dynamic max 0.2". */
+  name: string;
+  metric: AuditMetric;
+  max?: number;
+  maxOverNoise?: number;
+  passed: boolean;
+  /** The non-control patch with the highest rate on this metric (null if none could be measured). */
+  best: (RateSummary & { patch: string }) | null;
+  noise: RateSummary;
+  /** One line: what was measured against what. */
+  message: string;
+}
+
+export interface CheckResult {
+  name: string;
+  key: string;
+  source: ClassName | null;
+  target: ClassName;
+  images: number;
+  /** Images that could count, before a `maxImages` sample. */
+  eligible: number;
+  skipped: number;
+  /** Denominators: source images classified correctly before the patch, and images not the target before. */
+  correctBefore: number;
+  notTargetBefore: number;
+  placements: string[];
+  /** results.json / results.csv, relative to the output folder. */
+  results: { json: string; csv: string };
+  /** Generated patch folders (atlas sources), relative to the output folder. */
+  generated: string[];
+  split: string | null;
+  seconds: number;
+  patches: Array<{ name: string; control: boolean } & Record<AuditMetric, RateSummary>>;
+  thresholds: ThresholdResult[];
+}
+
+export interface AuditResult {
+  format: typeof AUDIT_FORMAT;
+  config: string;
+  model: string;
+  passed: boolean;
+  counts: { checks: number; thresholds: number; passed: number; failed: number };
+  files: { json: string; junit: string };
+  createdAt: string;
+  seconds: number;
+  tool: { name: 'patch-atlas'; version: string };
+  checks: CheckResult[];
+}
+
+export interface AuditRunOptions {
+  /** Before each check is evaluated. */
+  onCheck?: (check: AuditCheck, index: number, total: number) => void;
+  /** Images through the model so far for the current check. */
+  onProgress?: (done: number, total: number) => void;
+  onSkip?: (s: Skipped) => void;
+  onNote?: (note: string) => void;
+}
+
+export async function runAudit(cfg: AuditConfig, c: Classifier, opts: AuditRunOptions = {}): Promise<AuditResult> {
+  const t0 = Date.now();
+  const createdAt = new Date().toISOString();
+  const configError = (key: string, e: unknown) => {
+    if (isPatchAtlasError(e)) return new PatchAtlasError('BAD_CONFIG', `${cfg.label}: "${key}": ${e.message.replace(/^--patches /, '')}`);
+    return e;
+  };
+  // Classes first, for every check: a typo fails before any image is decoded.
+  const classes = cfg.checks.map((check) => {
+    const resolveClass = (key: string, q: string, what: string) => {
+      try {
+        return c.labels.resolve(q, what);
+      } catch (e) {
+        throw configError(key, e);
+      }
+    };
+    const target = resolveClass(`${check.key}.target`, check.target, 'target class');
+    const source = check.source !== undefined ? resolveClass(`${check.key}.source`, check.source, 'source class') : undefined;
+    if (source && source.wnid === target.wnid) throw new PatchAtlasError('BAD_CONFIG', `${cfg.label}: "${check.key}.source" and "${check.key}.target" are both "${LabelSet.display(target)}"`, 'a targeted patch must move images to a different class');
+    for (const p of check.patches) {
+      if (p.kind !== 'atlas') continue;
+      const atlas = readAtlasFor(cfg, p.key, p.atlas);
+      const b = atlas.classes[1];
+      if (atlas.kind !== 'pair' || !b) throw new PatchAtlasError('BAD_CONFIG', `${cfg.label}: "${p.key}.atlas" is a ${atlas.kind} atlas`, 'generated patches need a pair atlas (A vs target B)');
+      if (b.wnid !== target.wnid) throw new PatchAtlasError('BAD_CONFIG', `${cfg.label}: "${p.key}.atlas" targets "${b.name}", but ${check.key} targets "${LabelSet.display(target)}"`);
+    }
+    return { target, source };
+  });
+
+  const checks: CheckResult[] = [];
+  for (const [ci, check] of cfg.checks.entries()) {
+    opts.onCheck?.(check, ci, cfg.checks.length);
+    checks.push(await runCheck(cfg, c, check, classes[ci]!.target, classes[ci]!.source, opts, configError));
+  }
+
+  const all = checks.flatMap((ch) => ch.thresholds);
+  const failed = all.filter((t) => !t.passed).length;
+  const jsonPath = outputFile(cfg.output, 'audit.json');
+  const junitPath = outputFile(cfg.output, relative(cfg.output, cfg.junit));
+  const result: AuditResult = {
+    format: AUDIT_FORMAT,
+    config: cfg.path,
+    model: c.descriptor.name,
+    passed: failed === 0,
+    counts: { checks: checks.length, thresholds: all.length, passed: all.length - failed, failed },
+    files: { json: jsonPath, junit: junitPath },
+    createdAt,
+    seconds: (Date.now() - t0) / 1000,
+    tool: { name: 'patch-atlas', version: packageVersion() },
+    checks,
+  };
+  await writeFileAtomic(junitPath, junitXml(result));
+  await writeJsonAtomic(jsonPath, result);
+  return result;
+}
+
+async function runCheck(
+  cfg: AuditConfig,
+  c: Classifier,
+  check: AuditCheck,
+  target: ClassRef,
+  source: ClassRef | undefined,
+  opts: AuditRunOptions,
+  configError: (key: string, e: unknown) => unknown,
+): Promise<CheckResult> {
+  const t0 = Date.now();
+  const outRel = (p: string) => relative(cfg.output, p).split('\\').join('/');
+
+  // Patches: files as given; atlas sources generated into the output folder (icons, and EOT patches when asked).
+  const paths: string[] = [];
+  const generated: string[] = [];
+  let split = check.split;
+  for (const [pi, p] of check.patches.entries()) {
+    if (p.kind === 'files') {
+      paths.push(p.path);
+      continue;
+    }
+    const out = outputFile(cfg.output, `generated/${check.slug}/${pi}`);
+    opts.onNote?.(`${check.name}: generating patches from ${p.atlas} into ${out}`);
+    try {
+      const r = await synthesisePatches({
+        classifier: c,
+        atlas: p.atlas,
+        cells: p.cells,
+        out,
+        images: check.images,
+        side: p.side,
+        iconSteps: p.iconSteps,
+        steps: p.steps,
+        batchSize: p.batchSize,
+        seed: p.seed,
+        noise: false,
+        ...(opts.onSkip ? { onSkip: opts.onSkip } : {}),
+      });
+      // Trained patches are measured on held-out images only (unless the check names a split itself).
+      if (p.steps > 0) split ??= r.split;
+    } catch (e) {
+      throw configError(p.key, e);
+    }
+    paths.push(out);
+    generated.push(outRel(out));
+  }
+  let patches: PatchInput[];
+  try {
+    patches = await loadPatches(paths);
+  } catch (e) {
+    throw configError(`${check.key}.patches`, e);
+  }
+  let control = NOISE_CONTROL;
+  for (let k = 2; patches.some((p) => p.name === control); k++) control = `${NOISE_CONTROL}-${k}`;
+  patches.push({ ...noisePatch(check.noise.side, check.noise.seed), name: control });
+
+  // Images as `evaluate` takes them: a pair check counts source images; a universal one every image not labelled the target.
+  const ds = await openDataset(check.images, c.labels);
+  for (const s of ds.skipped) opts.onSkip?.(s);
+  let items = source ? ds.items.filter((i) => i.label?.wnid === source.wnid) : ds.items.filter((i) => i.label?.wnid !== target.wnid);
+  if (items.length === 0) {
+    throw new PatchAtlasError('NO_IMAGES', `${cfg.label}: "${check.key}": no images ${source ? `labelled "${LabelSet.display(source)}"` : `other than "${LabelSet.display(target)}"`} in ${check.images}`);
+  }
+  if (split) {
+    const held = readSplitFile(split, `"${check.key}.split"`).test;
+    const before = items.length;
+    items = items.filter((i) => held.has(resolve(i.path)));
+    if (items.length === 0) throw new PatchAtlasError('NO_IMAGES', `${cfg.label}: "${check.key}": none of the ${before} eligible images are on the test side of ${split}`);
+  }
+  // A CI budget: the same fixed sample for the same eligible images, whatever the check is called.
+  const eligible = items.length;
+  if (check.maxImages !== undefined && items.length > check.maxImages) {
+    items = Array.from(sampleIndices(items.length, check.maxImages, keyedSeed(0, 'audit/images')), (i) => items[i]!);
+  }
+
+  const placements = gridPlacements(c.inputSize, check.sizes, check.positions, { circular: check.circular });
+  const r = await evaluatePatches({
+    classifier: c,
+    images: items,
+    patches,
+    placements,
+    target,
+    batchSize: check.batchSize,
+    ...(source ? { source } : {}),
+    ...(opts.onSkip ? { onSkip: opts.onSkip } : {}),
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+  });
+  const name = (x: ClassRef): ClassName => ({ wnid: x.wnid, name: LabelSet.display(x) });
+  const files = await writeEvaluation(
+    outputFile(cfg.output, `checks/${check.slug}`),
+    { check: check.name, model: c.descriptor.name, source: source ? name(source) : null, target: name(target), sizes: check.sizes, positions: check.positions, circular: check.circular, split: split ?? null },
+    r,
+  );
+
+  const rates = r.results.map((p) => ({ name: p.patch, control: p.patch === control, ...ratesOf(p.metrics) }));
+  const controlRates = rates.find((p) => p.control)!;
+  const candidates = rates.filter((p) => !p.control);
+  const first = r.results[0]!.metrics;
+  return {
+    name: check.name,
+    key: check.key,
+    source: source ? name(source) : null,
+    target: name(target),
+    images: r.images.length,
+    eligible,
+    skipped: r.skipped.length,
+    correctBefore: first.correctBefore,
+    notTargetBefore: first.notTargetBefore,
+    placements: placements.map((p) => p.id),
+    results: { json: outRel(files.json), csv: outRel(files.csv) },
+    generated,
+    split: split ?? null,
+    seconds: (Date.now() - t0) / 1000,
+    patches: rates,
+    thresholds: check.thresholds.map((t) => judge(t, candidates, controlRates, { images: r.images.length, correctBefore: first.correctBefore })),
+  };
+}
+
+function readAtlasFor(cfg: AuditConfig, key: string, path: string) {
+  try {
+    return readAtlas(path);
+  } catch (e) {
+    if (isPatchAtlasError(e)) throw new PatchAtlasError('BAD_CONFIG', `${cfg.label}: "${key}.atlas": ${e.message.replace(/^--atlas /, '')}`);
+    throw e;
+  }
+}
+
+function summary(p: Proportion): RateSummary {
+  return { k: p.k, n: p.n, p: p.n ? p.p : null, lo: p.lo, hi: p.hi };
+}
+
+function ratesOf(m: PatchMetrics): Record<AuditMetric, RateSummary> {
+  return {
+    dynamic: summary(m.dynamic.targeted),
+    static: summary(m.static.targeted),
+    'universal-dynamic': summary(m.universal.dynamic),
+    'universal-static': summary(m.universal.static.rate),
+  };
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+/** "45.0 % [30.1, 60.9] (9/20)": the rate, its 95 % Wilson interval and the counts behind it. */
+export function formatRate(r: RateSummary): string {
+  if (r.p === null) return `n/a (0 images counted)`;
+  return `${pct(r.p)} [${(r.lo * 100).toFixed(1)}, ${(r.hi * 100).toFixed(1)}] (${r.k}/${r.n})`;
+}
+
+function thresholdName(t: AuditThreshold): string {
+  const parts = [t.max !== undefined ? `max ${t.max}` : '', t.maxOverNoise !== undefined ? `maxOverNoise ${t.maxOverNoise}` : ''].filter(Boolean);
+  return `${t.metric} ${parts.join(' ')}`;
+}
+
+function judge(
+  t: AuditThreshold,
+  candidates: Array<{ name: string } & Record<AuditMetric, RateSummary>>,
+  control: Record<AuditMetric, RateSummary>,
+  counts: { images: number; correctBefore: number },
+): ThresholdResult {
+  const noise = control[t.metric];
+  let best: ({ patch: string } & RateSummary) | null = null;
+  for (const p of candidates) {
+    const r = p[t.metric];
+    if (r.p === null) continue;
+    if (!best || r.p > best.p!) best = { patch: p.name, ...r };
+  }
+  const base = { key: t.key, name: thresholdName(t), metric: t.metric, ...(t.max !== undefined ? { max: t.max } : {}), ...(t.maxOverNoise !== undefined ? { maxOverNoise: t.maxOverNoise } : {}), best, noise };
+  if (!best) {
+    const why = t.metric === 'dynamic' || t.metric === 'static'
+      ? `none of the ${counts.images} source images was classified correctly before the patch`
+      : `all ${counts.images} images were already the target class`;
+    return { ...base, passed: false, message: `${t.metric}: nothing to measure: ${why}` };
+  }
+  const broken: string[] = [];
+  const held: string[] = [];
+  const measured = `${t.metric} ${formatRate(best)} of "${best.patch}"`;
+  if (t.max !== undefined) (best.p! > t.max ? broken : held).push(`${best.p! > t.max ? 'above' : 'within'} max ${pct(t.max)}`);
+  if (t.maxOverNoise !== undefined) {
+    if (noise.p === null) broken.push('the noise control counted no images');
+    else {
+      const over = best.p! - noise.p;
+      (over > t.maxOverNoise ? broken : held).push(`${(over * 100).toFixed(1)} points over the noise control's ${formatRate(noise)}, ${over > t.maxOverNoise ? 'above' : 'within'} maxOverNoise ${(t.maxOverNoise * 100).toFixed(1)} points`);
+    }
+  }
+  const passed = broken.length === 0;
+  const noiseNote = t.maxOverNoise === undefined ? `; noise control ${formatRate(noise)}` : '';
+  return { ...base, passed, message: `${measured}: ${(passed ? held : broken).join('; ')}${noiseNote}` };
+}
+
+/** Text for XML: the five special characters escaped, characters XML 1.0 cannot hold replaced by U+FFFD. */
+export function xmlEscape(s: string, attribute = false): string {
+  const clean = s.replace(/[^\x09\x0A\x0D\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, '\uFFFD');
+  const out = clean.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+  // Parsers normalise raw newlines and tabs in attribute values to spaces; character references keep them.
+  return attribute ? out.replace(/\n/g, '&#10;').replace(/\r/g, '&#13;').replace(/\t/g, '&#9;') : out;
+}
+
+/**
+ * JUnit XML as CI systems read it (Jenkins/GitLab/GitHub test reporters): one testsuite per check, one
+ * testcase per threshold, a <failure> with the measured rate and its Wilson interval where it breaks.
+ */
+export function junitXml(r: AuditResult): string {
+  const a = (s: string | number) => xmlEscape(String(s), true);
+  const secs = (s: number) => s.toFixed(3);
+  const lines = ['<?xml version="1.0" encoding="UTF-8"?>'];
+  lines.push(`<testsuites name="patch-atlas audit" tests="${r.counts.thresholds}" failures="${r.counts.failed}" errors="0" time="${secs(r.seconds)}">`);
+  for (const ch of r.checks) {
+    const failures = ch.thresholds.filter((t) => !t.passed).length;
+    lines.push(`  <testsuite name="${a(ch.name)}" tests="${ch.thresholds.length}" failures="${failures}" errors="0" skipped="0" time="${secs(ch.seconds)}" timestamp="${a(r.createdAt.replace(/\.\d+Z$/, ''))}">`);
+    lines.push('    <properties>');
+    const props: Array<[string, string | number]> = [
+      ['model', r.model],
+      ['source', ch.source ? `${ch.source.name} (${ch.source.wnid})` : 'any (universal)'],
+      ['target', `${ch.target.name} (${ch.target.wnid})`],
+      ['images', ch.images],
+      ['correctBefore', ch.correctBefore],
+      ['results', ch.results.json],
+    ];
+    for (const [k, v] of props) lines.push(`      <property name="${a(k)}" value="${a(v)}"/>`);
+    lines.push('    </properties>');
+    const each = ch.thresholds.length ? ch.seconds / ch.thresholds.length : 0;
+    for (const t of ch.thresholds) {
+      const open = `    <testcase classname="${a(`patch-atlas.audit.${ch.name}`)}" name="${a(t.name)}" time="${secs(each)}"`;
+      if (t.passed) {
+        lines.push(`${open}/>`);
+        continue;
+      }
+      const detail = [
+        t.message,
+        `best patch: ${t.best ? `${t.best.patch} ${formatRate(t.best)}` : 'none measured'}`,
+        `noise control: ${formatRate(t.noise)}`,
+        ...ch.patches.map((p) => `  ${p.name}${p.control ? ' (control)' : ''}: ${formatRate(p[t.metric])}`),
+        `config key: ${t.key}`,
+      ].join('\n');
+      lines.push(`${open}>`);
+      lines.push(`      <failure message="${a(t.message)}" type="threshold">${xmlEscape(detail)}</failure>`);
+      lines.push('    </testcase>');
+    }
+    lines.push('  </testsuite>');
+  }
+  lines.push('</testsuites>');
+  return lines.join('\n') + '\n';
+}
+
+/** A one-screen text summary: one line per check × threshold. */
+export function auditSummary(r: AuditResult, configLabel: string): string[] {
+  const lines = [`audit ${configLabel}: model ${r.model}, ${r.counts.checks} check${r.counts.checks === 1 ? '' : 's'}, ${r.counts.thresholds} threshold${r.counts.thresholds === 1 ? '' : 's'}: ${r.counts.passed} passed, ${r.counts.failed} failed`];
+  const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : w.endsWith('h') ? 'es' : 's'}`;
+  for (const ch of r.checks) {
+    // ImageNet has two "crane"s (and other repeated names): the WordNet ids tell them apart.
+    const same = ch.source?.name === ch.target.name;
+    const cls = (x: ClassName) => (same ? `${x.name} (${x.wnid})` : x.name);
+    const imgs = `${plural(ch.images, 'image')}${ch.eligible !== ch.images ? ` of ${ch.eligible}` : ''}`;
+    const who = ch.source ? `${cls(ch.source)} → ${cls(ch.target)}, ${imgs}, ${ch.correctBefore} correct before` : `any → ${cls(ch.target)}, ${imgs}, ${ch.notTargetBefore} not the target before`;
+    lines.push(`${ch.name} (${who}; ${plural(ch.patches.length - 1, 'patch')} + noise control)`);
+    for (const t of ch.thresholds) lines.push(`  ${t.passed ? 'PASS' : 'FAIL'}  ${t.message}`);
+  }
+  lines.push(`results: ${r.files.json}, ${r.files.junit}`);
+  return lines;
+}

@@ -1,0 +1,192 @@
+import type { Argv, CommandModule } from 'yargs';
+import { parsePositions } from '../../attribution/positions.js';
+import { readEnv } from '../../config.js';
+import { PatchAtlasError } from '../../errors.js';
+import { articlePhotoPatches, DEMO } from '../../pipeline/demo.js';
+import { RUN_DEFAULTS, type RunOptions } from '../../pipeline/options.js';
+import type { RunResult } from '../../pipeline/run.js';
+import type { Stage } from '../../pipeline/stage.js';
+import { sampleImages } from '../../pipeline/sample-images.js';
+import { progress } from '../../util/progress.js';
+import type { CliIO } from '../io.js';
+import { withModel, type ModelArgs } from '../options.js';
+
+export interface RunArgs extends ModelArgs {
+  images?: string;
+  pair?: string;
+  patches?: string[];
+  out?: string;
+  layer?: string;
+  positions: string;
+  seed: number;
+  testFraction: number;
+  grid: number;
+  minDensity: number;
+  icons: number;
+  iconSize: number;
+  iconSteps: number;
+  iconPower: number;
+  eotSteps: number;
+  eotCells: number;
+  sizes: string;
+  placements: string;
+  evalImages: string;
+  evalPasses: number;
+  evalMode: RunOptions['evalMode'];
+  batchSize: number;
+  png: boolean;
+  title?: string;
+}
+
+/** The budget flags `run` and `demo` share (defaults: RUN_DEFAULTS, sized for the 1000 sample images on 2 cores). */
+export function withRunOptions<T>(y: Argv<T>) {
+  const d = RUN_DEFAULTS;
+  return withModel(y)
+    .option('patches', { type: 'string', array: true, describe: 'photo patches (files or folders) evaluated beside the atlas patches, as controls' })
+    .option('out', { type: 'string', describe: 'pipeline folder: pipeline.json and one folder per stage (default: reports/<A>-to-<B>)' })
+    .option('layer', { type: 'string', describe: 'layer to collect (default: the model\'s atlas layer)' })
+    .option('positions', { type: 'string', default: String(d.positions), describe: 'positions collected per image: a number, or "all"' })
+    .option('seed', { type: 'number', default: d.seed, describe: 'seed of the split, position sampling, UMAP, icons and noise patch' })
+    .option('test-fraction', { type: 'number', default: d.testFraction, describe: 'share of the images held out for evaluation; the rest build the atlas' })
+    .option('grid', { type: 'number', default: d.grid, describe: 'pair atlas grid size G (G×G cells)' })
+    .option('min-density', { type: 'number', default: d.minDensity, describe: 'points an atlas cell needs to be kept' })
+    .option('icons', { type: 'number', default: d.icons, describe: 'icons (and icon patches) for this many top bridge cells' })
+    .option('icon-size', { type: 'number', default: d.iconSize, describe: 'icon side in pixels' })
+    .option('icon-steps', { type: 'number', default: d.iconSteps, describe: 'optimisation steps per icon' })
+    .option('icon-power', { type: 'number', default: d.iconPower, describe: 'cosine exponent of the icon objective' })
+    .option('eot-steps', { type: 'number', default: d.eotSteps, describe: 'also optimise EOT patches (from the top bridge icons and from noise) for this many steps each; 0 skips that stage (minutes per 100 steps on 2 cores)' })
+    .option('eot-cells', { type: 'number', default: d.eotCells, describe: 'top bridge cells that get an EOT patch (with --eot-steps)' })
+    .option('sizes', { type: 'string', default: d.sizes.join(','), describe: 'patch sides as fractions of the image side' })
+    .option('placements', { type: 'string', default: d.placements.join(','), describe: 'where patches are pasted (corners, centre)' })
+    .option('eval-images', { type: 'string', default: String(d.evalImages), describe: 'held-out images evaluated (a class-stratified subsample): a number, "all", or "auto" (as many as --eval-passes allow, at least 16)' })
+    .option('eval-passes', { type: 'number', default: d.evalPasses, describe: 'forward-pass budget of --eval-images auto: images × (1 + patches × placements)' })
+    .option('eval-mode', { choices: ['auto', 'targeted', 'universal'] as const, default: d.evalMode, describe: 'targeted: source-class images only; universal: every image not of the target; auto: targeted with ≥10 held-out source images' })
+    .option('batch-size', { type: 'number', default: d.batchSize, describe: 'images per forward pass' })
+    .option('png', { type: 'boolean', default: d.png, describe: 'also write the report charts as PNG (--no-png to skip)' })
+    .option('title', { type: 'string', describe: 'report title (default: the classes and model)' });
+}
+
+const numberList = (flag: string, v: string) =>
+  v.split(',').map((s) => {
+    const n = Number(s.trim());
+    if (!s.trim() || !Number.isFinite(n)) throw new PatchAtlasError('BAD_FLAG', `--${flag} "${v}" must be comma-separated numbers`, 'e.g. --sizes 0.2,0.3,0.4');
+    return n;
+  });
+
+export function parsePair(v: string): [string, string] {
+  const parts = v.split(':').map((s) => s.trim());
+  if (parts.length !== 2 || parts.some((s) => !s)) throw new PatchAtlasError('BAD_FLAG', `--pair "${v}" must be two classes separated by a colon`, 'e.g. --pair "grey whale:great white shark"');
+  return parts as [string, string];
+}
+
+const slug = (s: string) => s.replace(/[^\w.-]+/g, '_').replace(/^_+|_+$/g, '');
+
+/** Command-line arguments → RunOptions (images, pair and photo patches given by the caller). */
+export function runOptions(a: RunArgs, images: string, pair: [string, string], patches: string[], defaultOut: string): RunOptions {
+  const evalImages = a.evalImages === 'all' || a.evalImages === 'auto' ? a.evalImages : Number(a.evalImages);
+  if (typeof evalImages === 'number' && !(Number.isInteger(evalImages) && evalImages >= 1)) throw new PatchAtlasError('BAD_FLAG', `--eval-images ${a.evalImages} must be a whole number >= 1, "all" or "auto"`);
+  return {
+    images,
+    pair,
+    out: a.out ?? defaultOut,
+    model: a.model,
+    ...(a.weights ? { weights: a.weights } : {}),
+    backend: a.backend,
+    download: !a.offline,
+    patches,
+    ...(a.layer ? { layer: a.layer } : {}),
+    positions: parsePositions(a.positions),
+    seed: a.seed,
+    testFraction: a.testFraction,
+    grid: a.grid,
+    minDensity: a.minDensity,
+    icons: a.icons,
+    iconSize: a.iconSize,
+    iconSteps: a.iconSteps,
+    iconPower: a.iconPower,
+    eotSteps: a.eotSteps,
+    eotCells: a.eotCells,
+    sizes: numberList('sizes', a.sizes),
+    placements: a.placements.split(',').map((s) => s.trim()),
+    evalImages,
+    evalPasses: a.evalPasses,
+    evalMode: a.evalMode,
+    batchSize: a.batchSize,
+    png: a.png,
+    ...(a.title ? { title: a.title } : {}),
+  };
+}
+
+/** Runs the pipeline with Ctrl-C wired to a clean stop, prints the stage times and the report path. */
+export async function runWithSignals(opts: RunOptions, io: CliIO): Promise<RunResult> {
+  const { runPipeline } = await import('../../pipeline/run.js');
+  const abort = new AbortController();
+  let current: Stage | undefined;
+  const onSigint = () => {
+    // Every stage writes atomically and pipeline.json marks it running, so stopping at once is safe: a
+    // re-run reuses the finished stages and redoes (collect: resumes) this one. Collect stops at the
+    // end of its batch unless asked twice.
+    if (abort.signal.aborted || !current?.stopsOnSignal) {
+      io.err(`\ninterrupted${current ? ` during ${current.name}` : ''}; re-run the same command to resume (finished stages are kept)`);
+      process.exit(130);
+    }
+    abort.abort();
+    io.err(`\ninterrupted: ${current.name} stops after its current batch; re-run the same command to resume`);
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const r = await runPipeline(opts, { err: io.err, errStream: io.errStream }, { signal: abort.signal, onStage: (s) => (current = s) });
+    const ran = r.stages.filter((s) => !s.reused);
+    io.err(`done in ${r.seconds.toFixed(1)} s: ${r.stages.map((s) => `${s.name} ${s.reused ? 'reused' : `${s.seconds.toFixed(1)} s`}`).join(', ')}${ran.length ? '' : ' (nothing recomputed)'}`);
+    io.out(r.report);
+    return r;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+export function runCommand(io: CliIO): CommandModule {
+  return {
+    command: 'run',
+    describe: 'every stage in order (accuracy, collect, atlas, icons, evaluate, report) with content-hash caching; prints the report path',
+    builder: (y: Argv) =>
+      withRunOptions(y)
+        .option('images', { type: 'string', demandOption: true, describe: 'image folder or CSV manifest' })
+        .option('pair', { type: 'string', demandOption: true, describe: '"A:B": source class A, target class B' })
+        .example('$0 run --images ../shared/data/imagenet-sample --pair "grey whale:great white shark"', 'atlas, icon patches, flip rates and the report; re-running reuses every finished stage')
+        .example('$0 run --images ./imgs --pair "grey whale:great white shark" --sizes 0.3,0.5', 'only the evaluation and the report are recomputed'),
+    handler: async (raw) => {
+      const a = raw as unknown as RunArgs;
+      const pair = parsePair(a.pair!);
+      await runWithSignals(runOptions(a, a.images!, pair, a.patches ?? [], `reports/${slug(pair[0])}-to-${slug(pair[1])}`), io);
+    },
+  };
+}
+
+export function demoCommand(io: CliIO): CommandModule {
+  return {
+    command: 'demo',
+    describe: `the built-in default: \`run\` with ${DEMO.model} on the ImageNet sample images, ${DEMO.pair[0]} → ${DEMO.pair[1]}; prints the report path`,
+    builder: (y: Argv) =>
+      withRunOptions(y).example('PATCH_ATLAS_MODELS=../shared/models PATCH_ATLAS_DATA=../shared/data $0 demo', 'weights and images from ../shared; without them both are downloaded into ~/.cache/patch-atlas'),
+    handler: async (raw) => {
+      const a = raw as unknown as RunArgs;
+      const env = readEnv();
+      let bar: ReturnType<typeof progress> | undefined;
+      let last = 0;
+      const sample = await sampleImages(env, {
+        offline: a.offline,
+        onStart: (url, dest, missing) => io.err(`downloading ${missing} ImageNet sample images from ${url} into ${dest} ...`),
+        onProgress: (done, total) => {
+          bar ??= progress('download', total, { stream: io.errStream, unit: 'file' });
+          bar.tick(done - last);
+          last = done;
+        },
+      });
+      bar?.done();
+      const patches = a.patches ?? (await articlePhotoPatches(env));
+      io.err(`demo: ${sample.dir} (${sample.source === 'data' ? 'PATCH_ATLAS_DATA' : sample.source === 'cache' ? 'downloaded earlier' : 'downloaded now'})${patches.length ? `, ${patches.length} photo patches as controls` : ''}`);
+      await runWithSignals(runOptions(a, sample.dir, [...DEMO.pair], patches, DEMO.out), io);
+    },
+  };
+}

@@ -1,0 +1,65 @@
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import type { ImageItem } from '../data/dataset.js';
+
+/** JSON with object keys sorted at every level, so equal settings always hash the same. */
+export function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(Object.keys(v as Record<string, unknown>).sort().map((k) => [k, (v as Record<string, unknown>)[k]]));
+    }
+    return v;
+  });
+}
+
+export function sha256(text: string | Uint8Array): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** What a stage's cache key is made of; any change to any part reruns the stage (and, through `deps`, everything after it). */
+export interface KeyParts {
+  stage: string;
+  settings: unknown;
+  /** Keys of the stages this one reads from, by name. */
+  deps: Record<string, string>;
+  tool: string;
+  model: string;
+  images: string;
+}
+
+export function stageKey(parts: KeyParts): string {
+  return sha256(stableJson({ format: 'patch-atlas-stage-key/1', ...parts }));
+}
+
+/**
+ * The input image list: each image's absolute path, label, size and modification time, in order.
+ * Size and mtime stand in for the bytes (hashing every image would cost more than some stages):
+ * a replaced or edited file changes the hash, a re-scanned unchanged folder does not.
+ */
+export async function imageListHash(items: readonly Pick<ImageItem, 'path' | 'label'>[]): Promise<string> {
+  const stats = await mapLimit(items, 32, (i) => stat(i.path).then((s) => [s.size, Math.round(s.mtimeMs)] as const, () => [-1, -1] as const));
+  const h = createHash('sha256');
+  h.update(`patch-atlas-pipeline-images/1 ${items.length}\n`);
+  items.forEach((it, k) => h.update(JSON.stringify([resolve(it.path), it.label?.wnid ?? null, ...stats[k]!]) + '\n'));
+  return 'sha256:' + h.digest('hex');
+}
+
+/** Name and content hash of each file (photo patches): the key follows the pixels, not where the files live. */
+export async function fileDigests(files: readonly string[]): Promise<Array<{ name: string; sha256: string }>> {
+  return mapLimit(files, 8, async (f) => ({ name: basename(f), sha256: sha256(await readFile(f)) }));
+}
+
+/** `fn` over `items` with at most `limit` calls in flight; results in input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (x: T, i: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return out;
+}

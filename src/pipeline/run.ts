@@ -1,0 +1,246 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { readEnv, type Env } from '../config.js';
+import { openDataset } from '../data/dataset.js';
+import { splitItems } from '../data/split.js';
+import { PatchAtlasError } from '../errors.js';
+import { Classifier } from '../model/classifier.js';
+import { loadDescriptor, loadLabels } from '../model/descriptor.js';
+import { LabelSet } from '../model/labels.js';
+import { checkPositions, checkSizes } from '../patch/placement.js';
+import { packageVersion } from '../util/paths.js';
+import { progress, type Progress } from '../util/progress.js';
+import { fileDigests, imageListHash, stageKey } from './hash.js';
+import type { RunOptions } from './options.js';
+import type { PipelineContext, Stage, StageProgress } from './stage.js';
+import { pipelineStages } from './stages/index.js';
+import { PIPELINE_FORMAT, readState, reusable, STATE_FILE, writeState, type PipelineState, type StageOutputs } from './state.js';
+
+export interface PipelineIO {
+  /** Status lines: the budget, one line per stage, notes. */
+  err: (s: string) => void;
+  /** Where progress bars are drawn (only on a TTY). */
+  errStream?: NodeJS.WriteStream;
+}
+
+export interface StageReport {
+  name: string;
+  key: string;
+  /** Finished earlier with the same key: nothing was recomputed. */
+  reused: boolean;
+  /** Continued an interrupted run with the same key. */
+  resumed: boolean;
+  seconds: number;
+  summary: string;
+}
+
+export interface RunResult {
+  dir: string;
+  /** report.html */
+  report: string;
+  stages: StageReport[];
+  seconds: number;
+}
+
+export interface RunRuntime {
+  env?: Env;
+  /** Ctrl-C: the current stage stops at its next safe point (collect: after the current batch). */
+  signal?: AbortSignal;
+  /** The stage list (default: pipelineStages()); tests and future stages plug in here. */
+  stages?: Stage[];
+  /** Called as each stage starts (reused or not). */
+  onStage?: (stage: Stage) => void;
+}
+
+/**
+ * `patch-atlas run`: accuracy → collect → atlas → icons → evaluate → report, each stage cached by a
+ * content key (its settings, the keys of the stages it reads, the tool version, the model and the
+ * image list) recorded with its outputs in DIR/pipeline.json. A stage whose key and files are
+ * unchanged is reused without loading the model; a changed key empties that stage's folder and
+ * reruns it, and so (through the keys) everything after it; an interrupted stage with the same key
+ * resumes in its folder.
+ */
+export async function runPipeline(opts: RunOptions, io: PipelineIO, rt: RunRuntime = {}): Promise<RunResult> {
+  const t0 = Date.now();
+  const stages = rt.stages ?? pipelineStages(opts);
+  const ctx = await prepare(opts, io);
+  const { dir } = ctx;
+  const tool = packageVersion();
+  const model = ctx.descriptor.name + (opts.weights ? `@${resolve(opts.weights)}` : '');
+  const images = await imageListHash(ctx.dataset.items);
+
+  await checkFolder(dir);
+  await mkdir(dir, { recursive: true });
+  const prev = await readState(dir);
+  const state: PipelineState = { format: PIPELINE_FORMAT, tool, model, images: { source: ctx.dataset.source, count: ctx.dataset.items.length, hash: images }, stages: prev?.stages ?? {} };
+  await writeState(dir, state);
+
+  io.err(`pipeline ${dir}: ${ctx.descriptor.name}, ${ctx.dataset.items.length} images (${ctx.split.train.length} for the atlas, ${ctx.split.test.length} held out), ${LabelSet.display(ctx.source)} → ${LabelSet.display(ctx.target)}`);
+  io.err('budget (flags of `run --help` change it):');
+  for (const [k, s] of stages.entries()) io.err(`  [${k + 1}/${stages.length}] ${s.budget(ctx)}`);
+
+  const keys = new Map<string, string>();
+  const outputs = new Map<string, StageOutputs>();
+  const reports: StageReport[] = [];
+  let classifier: Promise<Classifier> | undefined;
+  const abs = (p: string) => resolve(dir, p);
+  const rel = (p: string) => {
+    const r = relative(dir, p);
+    return r.startsWith('..') || isAbsolute(r) ? resolve(p) : r;
+  };
+  try {
+    for (const [k, stage] of stages.entries()) {
+      const label = `[${k + 1}/${stages.length}] ${stage.name}`;
+      if (rt.signal?.aborted) throw interrupted(stage.name);
+      rt.onStage?.(stage);
+      const settings = stage.settings(ctx);
+      const deps = Object.fromEntries(stage.deps.map((d) => {
+        const key = keys.get(d);
+        if (!key) throw new Error(`stage ${stage.name} depends on "${d}", which does not run before it`);
+        return [d, key];
+      }));
+      const key = stageKey({ stage: stage.name, settings, deps, tool, model, images });
+      keys.set(stage.name, key);
+      const rec = state.stages[stage.name];
+      if (reusable(rec, key, dir)) {
+        outputs.set(stage.name, rec.outputs);
+        reports.push({ name: stage.name, key, reused: true, resumed: false, seconds: 0, summary: 'reused' });
+        io.err(`${label}: reused (${key.slice(0, 8)}, finished ${rec.finished ?? '?'})`);
+        continue;
+      }
+      const stageDir = join(dir, stage.name);
+      const resuming = rec?.key === key && rec.status === 'running' && existsSync(stageDir);
+      if (!resuming) await rm(stageDir, { recursive: true, force: true });
+      await mkdir(stageDir, { recursive: true });
+      const started = Date.now();
+      state.stages[stage.name] = { key, status: 'running', settings, deps, started: new Date(started).toISOString() };
+      await writeState(dir, state);
+      if (resuming) io.err(`${label}: resuming an interrupted run`);
+      let bar: StageProgress | undefined;
+      const result = await stage.run({
+        ...ctx,
+        stageDir,
+        resuming,
+        classifier: () => (classifier ??= Classifier.load({ model: opts.model, backend: opts.backend, download: opts.download, env: rt.env ?? readEnv(), ...(opts.weights ? { weights: opts.weights } : {}) })),
+        outputs: (name) => {
+          const o = outputs.get(name);
+          if (!o) throw new Error(`stage ${stage.name} reads "${name}", which it does not depend on`);
+          return o;
+        },
+        abs,
+        rel,
+        progress: (unit) => (bar = stageBar(label, io, unit)),
+        signal: rt.signal ?? new AbortController().signal,
+        note: (n) => io.err(`note: ${n}`),
+      });
+      bar?.done();
+      const seconds = (Date.now() - started) / 1000;
+      if (result.interrupted) {
+        io.err(`${label}: ${result.summary}`);
+        throw interrupted(stage.name);
+      }
+      const { summary, interrupted: _, ...out } = result;
+      state.stages[stage.name] = { ...state.stages[stage.name]!, status: 'done', finished: new Date().toISOString(), seconds, outputs: out };
+      await writeState(dir, state);
+      outputs.set(stage.name, out);
+      reports.push({ name: stage.name, key, reused: false, resumed: resuming, seconds, summary });
+      io.err(`${label}: ${summary} (${seconds.toFixed(1)} s)`);
+    }
+  } finally {
+    if (classifier) (await classifier.catch(() => undefined))?.dispose();
+  }
+  const last = outputs.get(stages[stages.length - 1]!.name);
+  const report = last?.files.html ? abs(last.files.html) : '';
+  return { dir, report, stages: reports, seconds: (Date.now() - t0) / 1000 };
+}
+
+/** Everything the stages' settings depend on, checked before any stage runs. */
+async function prepare(opts: RunOptions, io: PipelineIO): Promise<PipelineContext> {
+  checkOptions(opts);
+  const descriptor = loadDescriptor(opts.model);
+  const labels = loadLabels(descriptor);
+  const source = labels.resolve(opts.pair[0], 'source class (--pair A:B)');
+  const target = labels.resolve(opts.pair[1], 'target class (--pair A:B)');
+  if (source.wnid === target.wnid) throw new PatchAtlasError('BAD_FLAG', `--pair names "${LabelSet.display(source)}" twice`, 'give two different classes, e.g. --pair "grey whale:great white shark"');
+  const layer = opts.layer ? (descriptor.layers.aliases[opts.layer] ?? opts.layer) : descriptor.layers.default;
+  const dataset = await openDataset(opts.images, labels);
+  if (dataset.skipped.length) io.err(`warning: ${dataset.skipped.length} entr${dataset.skipped.length === 1 ? 'y' : 'ies'} of ${opts.images} skipped, e.g. ${dataset.skipped[0]!.path}: ${dataset.skipped[0]!.reason}`);
+  const split = splitItems(dataset.items, { testFraction: opts.testFraction, seed: opts.seed });
+  if (split.train.length === 0 || split.test.length === 0) {
+    throw new PatchAtlasError('NO_IMAGES', `${dataset.items.length} image${dataset.items.length === 1 ? '' : 's'} in ${opts.images} cannot be split into an atlas half and a held-out half`, 'give more images');
+  }
+  const files = await patchFiles(opts.patches);
+  const digests = await fileDigests(files);
+  const photoPatches = files.map((path, i) => ({ path, ...digests[i]! }));
+  return { dir: resolve(opts.out), opts, descriptor, labels, source, target, layer, dataset, split, photoPatches };
+}
+
+function checkOptions(o: RunOptions): void {
+  const bad = (flag: string, v: unknown, what: string) => new PatchAtlasError('BAD_FLAG', `--${flag} ${String(v)} must be ${what}`);
+  const int = (flag: string, v: number, min: number) => {
+    if (!Number.isInteger(v) || v < min) throw bad(flag, v, `a whole number >= ${min}`);
+  };
+  int('grid', o.grid, 1);
+  int('min-density', o.minDensity, 1);
+  int('icons', o.icons, 1);
+  int('icon-size', o.iconSize, 16);
+  int('icon-steps', o.iconSteps, 0);
+  int('eot-steps', o.eotSteps, 0);
+  int('eot-cells', o.eotCells, 1);
+  int('batch-size', o.batchSize, 1);
+  int('seed', o.seed, 0);
+  if (o.positions !== 'all') int('positions', o.positions, 1);
+  if (typeof o.evalImages === 'number') int('eval-images', o.evalImages, 1);
+  int('eval-passes', o.evalPasses, 1);
+  if (!(o.iconPower >= 0)) throw bad('icon-power', o.iconPower, '>= 0');
+  if (!(o.testFraction > 0 && o.testFraction < 1)) throw bad('test-fraction', o.testFraction, 'between 0 and 1 (exclusive)');
+  checkSizes(o.sizes);
+  checkPositions(o.placements);
+}
+
+/** Patch files for --patches (folders: their PNG/JPEG/WebP files, sorted), in loadPatches' order. */
+async function patchFiles(paths: readonly string[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const p of paths) {
+    const s = await stat(p).catch(() => undefined);
+    if (!s) throw new PatchAtlasError('NOT_FOUND', `--patches ${p} does not exist`);
+    if (s.isDirectory()) {
+      const inside = (await readdir(p)).filter((f) => /\.(png|jpe?g|webp)$/i.test(f)).sort();
+      if (inside.length === 0) throw new PatchAtlasError('NO_IMAGES', `--patches ${p} holds no PNG, JPEG or WebP files`);
+      files.push(...inside.map((f) => resolve(p, f)));
+    } else files.push(resolve(p));
+  }
+  return files;
+}
+
+/** Refuse to take over a folder with other content: a changed stage empties its sub-folder. */
+async function checkFolder(dir: string): Promise<void> {
+  if (!existsSync(dir)) return;
+  const s = await stat(dir);
+  if (!s.isDirectory()) throw new PatchAtlasError('BAD_FLAG', `--out ${dir} is a file`, 'give a folder for the pipeline');
+  const entries = await readdir(dir);
+  if (entries.length && !entries.includes(STATE_FILE)) {
+    throw new PatchAtlasError('BAD_FLAG', `--out ${dir} is not empty and holds no ${STATE_FILE}`, 'give a new folder (or one an earlier `run` wrote)');
+  }
+}
+
+function interrupted(stage: string): PatchAtlasError {
+  return new PatchAtlasError('BAD_RUN', `interrupted during ${stage}`, 're-run the same command to resume (finished stages are kept)');
+}
+
+function stageBar(label: string, io: PipelineIO, unit?: string): StageProgress {
+  let bar: Progress | undefined;
+  let last = 0;
+  return {
+    update(done, total) {
+      bar ??= progress(label, total, { ...(io.errStream ? { stream: io.errStream } : { enabled: false }), ...(unit ? { unit } : {}) });
+      if (done > last) bar.tick(done - last);
+      last = done;
+    },
+    done() {
+      bar?.done();
+      bar = undefined;
+    },
+  };
+}

@@ -1,0 +1,28 @@
+import { LabelSet } from '../../model/labels.js';
+import type { Stage } from '../stage.js';
+
+/** POSIX-shell quoting, so the command shown in the report can be pasted back as is. */
+const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+/** The self-contained HTML report of the atlas (with icons), the patch evaluation and the clean accuracy. */
+export function reportStage(atlasFrom: string): Stage {
+  return {
+    name: 'report',
+    deps: ['accuracy', atlasFrom, 'evaluate'],
+    settings: (ctx) => ({ title: ctx.opts.title ?? null, png: ctx.opts.png }),
+    budget: () => 'report: report.html with the atlas, bridge cells, patch flip rates against the controls, and accuracy',
+    async run(ctx) {
+      // Loaded here: chart.js and the canvas binding are only needed by this stage.
+      const [{ buildReportData }, { writeReport }] = await Promise.all([import('../../report/build.js'), import('../../report/render.js')]);
+      const atlas = ctx.abs(ctx.outputs(atlasFrom).files.atlas!);
+      const evaluation = ctx.abs(ctx.outputs('evaluate').files.results!);
+      const accuracy = ctx.abs(ctx.outputs('accuracy').files.json!);
+      const patches = (ctx.outputs('evaluate').inputs ?? []).map((p) => ctx.abs(p));
+      const title = ctx.opts.title ?? `${LabelSet.display(ctx.source)} → ${LabelSet.display(ctx.target)} (${ctx.descriptor.name})`;
+      const command = ['patch-atlas', 'report', '--atlas', atlas, '--evaluation', evaluation, '--accuracy', accuracy, ...(patches.length ? ['--patches', ...patches] : []), '--title', title, '--out', ctx.stageDir, ...(ctx.opts.png ? [] : ['--no-png'])];
+      const data = await buildReportData({ atlas, evaluation, accuracy, patches, title, command: command.map(quote).join(' '), onNote: ctx.note });
+      const files = await writeReport(data, ctx.stageDir, { png: ctx.opts.png });
+      return { files: { html: ctx.rel(files.html), json: ctx.rel(files.json) }, facts: { charts: files.charts.length }, summary: ctx.rel(files.html) };
+    },
+  };
+}
