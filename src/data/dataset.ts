@@ -5,6 +5,7 @@ import { PatchAtlasError, isPatchAtlasError } from '../errors.js';
 import type { ClassRef, LabelSet } from '../model/labels.js';
 import { CsvSyntaxError, parseCsv } from './csv.js';
 import { isImageFile } from './extensions.js';
+import { mapLimit } from '../util/concurrency.js';
 
 export interface ImageItem {
   path: string;
@@ -277,15 +278,3 @@ async function statOrUndefined(path: string): Promise<Stats | undefined> {
   }
 }
 
-async function mapLimit<T, R>(xs: readonly T[], limit: number, fn: (x: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(xs.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < xs.length) {
-      const i = next++;
-      out[i] = await fn(xs[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, xs.length) }, worker));
-  return out;
-}

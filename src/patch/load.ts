@@ -4,11 +4,8 @@ import sharp from 'sharp';
 import { PatchAtlasError } from '../errors.js';
 import type { PatchInput } from '../evaluate/evaluate-patches.js';
 
-/**
- * Patch images from files or folders (PNG, JPEG, WebP), as square RGB at their own resolution
- * (non-square images are centre-cropped; transparency is flattened onto grey, a neutral colour).
- */
-export async function loadPatches(paths: string[]): Promise<PatchInput[]> {
+/** Patch files for --patches: files as given, folders as their PNG/JPEG/WebP files, sorted. */
+export async function listPatchFiles(paths: readonly string[]): Promise<string[]> {
   const files: string[] = [];
   for (const p of paths) {
     const s = await stat(p).catch(() => undefined);
@@ -19,6 +16,15 @@ export async function loadPatches(paths: string[]): Promise<PatchInput[]> {
       files.push(...inside.map((f) => join(p, f)));
     } else files.push(p);
   }
+  return files;
+}
+
+/**
+ * Patch images from files or folders (PNG, JPEG, WebP), as square RGB at their own resolution
+ * (non-square images are centre-cropped; transparency is flattened onto grey, a neutral colour).
+ */
+export async function loadPatches(paths: string[]): Promise<PatchInput[]> {
+  const files = await listPatchFiles(paths);
   const names = new Set<string>();
   const out: PatchInput[] = [];
   for (const f of files) {

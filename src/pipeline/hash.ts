@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { ImageItem } from '../data/dataset.js';
+import { mapLimit } from '../util/concurrency.js';
 
 /** JSON with object keys sorted at every level, so equal settings always hash the same. */
 export function stableJson(value: unknown): string {
@@ -50,16 +51,3 @@ export async function fileDigests(files: readonly string[]): Promise<Array<{ nam
   return mapLimit(files, 8, async (f) => ({ name: basename(f), sha256: sha256(await readFile(f)) }));
 }
 
-/** `fn` over `items` with at most `limit` calls in flight; results in input order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (x: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
-}

@@ -16,6 +16,7 @@ import type { RunOptions } from './options.js';
 import type { PipelineContext, Stage, StageProgress } from './stage.js';
 import { pipelineStages } from './stages/index.js';
 import { PIPELINE_FORMAT, readState, reusable, STATE_FILE, writeState, type PipelineState, type StageOutputs } from './state.js';
+import { listPatchFiles } from '../patch/load.js';
 
 export interface PipelineIO {
   /** Status lines: the budget, one line per stage, notes. */
@@ -199,19 +200,9 @@ function checkOptions(o: RunOptions): void {
   checkPositions(o.placements);
 }
 
-/** Patch files for --patches (folders: their PNG/JPEG/WebP files, sorted), in loadPatches' order. */
+/** Patch files for --patches, absolute, in loadPatches' order. */
 async function patchFiles(paths: readonly string[]): Promise<string[]> {
-  const files: string[] = [];
-  for (const p of paths) {
-    const s = await stat(p).catch(() => undefined);
-    if (!s) throw new PatchAtlasError('NOT_FOUND', `--patches ${p} does not exist`);
-    if (s.isDirectory()) {
-      const inside = (await readdir(p)).filter((f) => /\.(png|jpe?g|webp)$/i.test(f)).sort();
-      if (inside.length === 0) throw new PatchAtlasError('NO_IMAGES', `--patches ${p} holds no PNG, JPEG or WebP files`);
-      files.push(...inside.map((f) => resolve(p, f)));
-    } else files.push(resolve(p));
-  }
-  return files;
+  return (await listPatchFiles(paths)).map((f) => resolve(f));
 }
 
 /** Refuse to take over a folder with other content: a changed stage empties its sub-folder. */

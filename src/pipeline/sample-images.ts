@@ -5,7 +5,7 @@ import type { Env } from '../config.js';
 import { PatchAtlasError } from '../errors.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { packageRoot } from '../util/paths.js';
-import { mapLimit } from './hash.js';
+import { mapLimit } from '../util/concurrency.js';
 
 /** The public ImageNet sample (one image per class): https://github.com/EliSchwartz/imagenet-sample-images */
 export const SAMPLE_URL = 'https://raw.githubusercontent.com/EliSchwartz/imagenet-sample-images/master/';

@@ -9,7 +9,8 @@ import { ATLAS_FORMAT, type AtlasFile } from '../atlas/from-run.js';
 import type { BridgeScore } from '../atlas/bridge.js';
 import { PatchAtlasError } from '../errors.js';
 import type { CellExample, DataUri, ReportAtlas, ReportBridge, ReportCell } from './data.js';
-import { mapLimit, pngFile, thumbnail } from './images.js';
+import { mapLimit } from '../util/concurrency.js';
+import { pngFile, thumbnail } from './images.js';
 
 export interface AtlasSectionOptions {
   /** Bridges listed in the report (best first); default 10. */

@@ -32,16 +32,3 @@ export async function rgbUri(rgb: Uint8Array, width: number, height: number, opt
   return opts.format === 'png' ? uri('image/png', await img.png().toBuffer()) : uri('image/jpeg', await img.jpeg({ quality: 85 }).toBuffer());
 }
 
-/** map() with at most `limit` calls in flight: libvips threads inside each call already use the cores. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (x: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
