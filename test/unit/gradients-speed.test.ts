@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   batchNormGrads,
   conv2dFilterGrad,
@@ -9,6 +9,7 @@ import {
   installGradientFixes,
   withForcedRewrite,
 } from '../../src/model/gradients/index.js';
+import { data, param, weighted, use, inputGrad, grads, expectClose, type Pad } from '../helpers/grad-check.js';
 
 /**
  * Correctness of the faster gradients (forward-convolution input gradients, broadcasting batch norm, arithmetic
@@ -17,80 +18,6 @@ import {
  */
 
 installGradientFixes();
-
-type Backend = 'cpu' | 'wasm';
-type Pad = 'same' | 'valid';
-const TOL = 1e-4;
-const measured: Array<[string, number]> = [];
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function data(shape: number[], seed: number, lo = -1, hi = 1): Float32Array {
-  const next = mulberry32(seed);
-  const out = new Float32Array(shape.reduce((p, d) => p * d, 1));
-  for (let i = 0; i < out.length; i++) out[i] = lo + (hi - lo) * next();
-  return out;
-}
-
-const param = (shape: number[], seed: number, lo = -1, hi = 1) => tf.tensor(data(shape, seed, lo, hi), shape);
-const weighted = (y: tf.Tensor, seed: number) => y.mul(param(y.shape, seed));
-
-async function use(backend: Backend): Promise<void> {
-  await tf.setBackend(backend);
-  await tf.ready();
-  expect(tf.getBackend()).toBe(backend);
-}
-
-/** d f(x) / dx at a seeded x on the current backend; asserts that no tensor outlives the computation. */
-function inputGrad(xShape: number[], f: (x: tf.Tensor) => tf.Tensor, xData: Float32Array = data(xShape, 1)): Float32Array {
-  const x = tf.tensor(xData, xShape);
-  const before = tf.memory().numTensors;
-  const g = tf.grad((v: tf.Tensor) => f(v).sum() as tf.Scalar)(x);
-  const out = Float32Array.from(g.dataSync());
-  g.dispose();
-  expect(tf.memory().numTensors).toBe(before);
-  x.dispose();
-  return out;
-}
-
-/** Gradients with respect to several inputs at once (leak-checked). */
-function grads(shapes: number[][], f: (...xs: tf.Tensor[]) => tf.Tensor, seed = 1): Float32Array[] {
-  const xs = shapes.map((s, i) => tf.tensor(data(s, seed + i), s));
-  const before = tf.memory().numTensors;
-  const gs = tf.grads((...v: tf.Tensor[]) => f(...v).sum() as tf.Scalar)(xs);
-  const out = gs.map((g) => Float32Array.from(g.dataSync()));
-  tf.dispose(gs);
-  expect(tf.memory().numTensors).toBe(before);
-  tf.dispose(xs);
-  return out;
-}
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / Math.max(scale, 1e-30);
-}
-
-function expectClose(name: string, got: ArrayLike<number>, want: ArrayLike<number>, tol = TOL): void {
-  const err = relErr(got, want);
-  measured.push([name, err]);
-  expect(Math.max(...Array.from(want, Math.abs)), `${name}: reference gradient is all zero`).toBeGreaterThan(0);
-  expect(err, name).toBeLessThan(tol);
-}
 
 /** cpu with tfjs's own gradients and native kernels: the reference. */
 async function cpuNative<T>(fn: () => T): Promise<T> {
@@ -108,11 +35,6 @@ async function allMatch(name: string, fn: () => Float32Array): Promise<void> {
 
 beforeAll(async () => {
   await use('wasm');
-});
-
-afterAll(() => {
-  const width = Math.max(...measured.map(([n]) => n.length));
-  console.log(['max relative errors:', ...measured.map(([n, e]) => `  ${n.padEnd(width)}  ${e.toExponential(2)}`)].join('\n'));
 });
 
 // ---------- conv2d input gradient as forward convolutions ----------

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   avgPoolGradKernel,
   getMaxPoolGradMode,
@@ -13,6 +13,7 @@ import {
   withForcedRewrite,
   withMaxPoolGrad,
 } from '../../src/model/gradients/index.js';
+import { data, param, weighted, use, inputGrad, relErr, expectClose, type Pad } from '../helpers/grad-check.js';
 
 /**
  * Input-gradients on wasm against the pure-JS cpu backend (reference), on tiny nets with seeded data.
@@ -21,71 +22,7 @@ import {
 
 installGradientFixes();
 
-type Backend = 'cpu' | 'wasm';
-type Pad = 'same' | 'valid';
-const TOL = 1e-4;
-const measured: Array<[string, number]> = [];
-
-// ---------- seeded data ----------
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function data(shape: number[], seed: number, lo = -1, hi = 1): Float32Array {
-  const next = mulberry32(seed);
-  const out = new Float32Array(shape.reduce((p, d) => p * d, 1));
-  for (let i = 0; i < out.length; i++) out[i] = lo + (hi - lo) * next();
-  return out;
-}
-
-/** A constant built inside the differentiated function (so it is disposed with the forward pass). */
-const param = (shape: number[], seed: number, lo = -1, hi = 1) => tf.tensor(data(shape, seed, lo, hi), shape);
-
 // ---------- gradient helpers ----------
-
-async function use(backend: Backend): Promise<void> {
-  await tf.setBackend(backend);
-  await tf.ready();
-  expect(tf.getBackend()).toBe(backend);
-}
-
-/** d f(x) / dx at a seeded x on the current backend; asserts that no tensor outlives the computation. */
-function inputGrad(xShape: number[], f: (x: tf.Tensor) => tf.Tensor, xData: Float32Array = data(xShape, 1)): Float32Array {
-  const x = tf.tensor(xData, xShape);
-  const before = tf.memory().numTensors;
-  const g = tf.grad((v: tf.Tensor) => f(v).sum() as tf.Scalar)(x);
-  const out = Float32Array.from(g.dataSync());
-  g.dispose();
-  expect(tf.memory().numTensors).toBe(before);
-  x.dispose();
-  return out;
-}
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / Math.max(scale, 1e-30);
-}
-
-function expectClose(name: string, got: ArrayLike<number>, want: ArrayLike<number>, tol = TOL): void {
-  const err = relErr(got, want);
-  measured.push([name, err]);
-  expect(Math.max(...Array.from(want, Math.abs)), `${name}: reference gradient is all zero`).toBeGreaterThan(0);
-  expect(err, name).toBeLessThan(tol);
-}
 
 /** The same gradient on cpu and on wasm. */
 async function wasmMatchesCpu(name: string, xShape: number[], f: (x: tf.Tensor) => tf.Tensor, xData?: Float32Array): Promise<void> {
@@ -104,15 +41,8 @@ async function rewriteMatchesCpuNative(name: string, xShape: number[], f: (x: tf
   expectClose(`cpu rewrite≈native ${name}`, got, want);
 }
 
-const weighted = (y: tf.Tensor, seed: number) => y.mul(param(y.shape, seed));
-
 beforeAll(async () => {
   await use('wasm');
-});
-
-afterAll(() => {
-  const width = Math.max(...measured.map(([n]) => n.length));
-  console.log(['max relative errors:', ...measured.map(([n, e]) => `  ${n.padEnd(width)}  ${e.toExponential(2)}`)].join('\n'));
 });
 
 // ---------- the defects themselves ----------
