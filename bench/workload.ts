@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { collect } from '../src/activations/collect.js';
 import { hashImageList, RunWriter, toHalf, type ImageRecord } from '../src/activations/store/index.js';
 import { buildAtlas } from '../src/atlas/from-run.js';
+import { umapLayout } from '../src/atlas/layout.js';
 import { readEnv } from '../src/config.js';
 import { openDataset } from '../src/data/dataset.js';
 import { Classifier } from '../src/model/classifier.js';
@@ -17,6 +18,7 @@ import { batch as batchObjective, channel } from '../src/featurevis/objectives.j
 import { image } from '../src/featurevis/param/index.js';
 import { render } from '../src/featurevis/render.js';
 import { standardTransforms } from '../src/featurevis/transforms.js';
+import { wasmThreads } from '../src/model/wasm-threads.js';
 
 type Args = Record<string, number | string>;
 const workloads: Record<string, (a: Args) => Promise<Record<string, number | string>>> = {
@@ -25,9 +27,14 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     const c = await Classifier.load();
     const b = Number(a.batch ?? 8);
     const x = tf.randomUniform([b, ...c.inputSize, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
-    const run = () => tf.tidy(() => c.logits(x).dataSync());
+    // Not tf.tidy(() => ….dataSync()): tidy walks a returned typed array element by element.
+    const run = () => {
+      const l = c.logits(x);
+      l.dataSync();
+      l.dispose();
+    };
     const s = timeIt(run, Number(a.reps ?? 5));
-    return { images_per_s: b / s, batch: b };
+    return { images_per_s: b / s, batch: b, threads: wasmThreads() };
   },
   /** `collect` end to end (decode + forward + attribution to all classes + store) on sample images. */
   async collect(a) {
@@ -116,6 +123,16 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     await render({ ...opts, steps });
     const ms = (performance.now() - t0) / steps;
     return { ms_per_step: ms, ms_per_icon: ms / batch, size, batch };
+  },
+  /** UMAP alone on the peer's data: N random uniform points in `dims` dimensions, 15 neighbours, min_dist 0.1. */
+  async umap(a) {
+    const n = Number(a.points ?? 10000);
+    const dims = Number(a.dims ?? 512);
+    const rand = mulberry32(12345);
+    const x = Float32Array.from({ length: n * dims }, () => rand());
+    const t0 = performance.now();
+    const xy = await umapLayout(x, dims, n, { nNeighbors: 15, minDist: 0.1, nComponents: 2, seed: 0, metric: 'euclidean' });
+    return { seconds: (performance.now() - t0) / 1000, points: xy.length / 2, dims };
   },
   /** Whole-layer atlas (UMAP + grid + cell stats) of N synthetic 384-d points in 30 clusters. */
   async atlas(a) {

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { PatchAtlasError } from '../errors.js';
 import { installGradientFixes } from './gradients/index.js';
+import { defaultThreads, disableWasmThreads, prepareWasmThreads, releaseWasmThreadsOnExit } from './wasm-threads.js';
 
 export type BackendName = 'wasm' | 'cpu' | 'tensorflow';
 export const BACKENDS: readonly BackendName[] = ['wasm', 'cpu', 'tensorflow'];
@@ -19,12 +20,39 @@ export async function initBackend(name: BackendName = 'wasm'): Promise<BackendNa
     // Prod mode silences tfjs's console banners (e.g. "install tfjs-node"), which would break one-line output.
     tf.enableProdMode();
     if (name === 'tensorflow') await importNodeBinding();
-    const ok = await tf.setBackend(tfName(name));
+    const ok = name === 'wasm' ? await startWasm() : await tf.setBackend(tfName(name));
     if (!ok) throw new PatchAtlasError('BACKEND_MISSING', `backend "${name}" failed to initialise`);
     await tf.ready();
     active = name;
     return name;
   })();
+}
+
+let wasmStarted = false;
+
+/** wasm, multi-threaded where possible (PATCH_ATLAS_THREADS, default: all cores); single-threaded if that fails. */
+async function startWasm(): Promise<boolean> {
+  if (wasmStarted) return tf.setBackend('wasm');
+  let threads: number;
+  try {
+    threads = defaultThreads();
+  } catch (e) {
+    throw new PatchAtlasError('BAD_CONFIG', (e as Error).message, 'set PATCH_ATLAS_THREADS to e.g. 2, or unset it to use every core');
+  }
+  const restore = prepareWasmThreads(threads);
+  let ok = false;
+  try {
+    ok = await tf.setBackend('wasm').catch(() => false);
+  } finally {
+    restore();
+  }
+  if (!ok && threads > 1) {
+    disableWasmThreads();
+    ok = await tf.setBackend('wasm');
+  }
+  wasmStarted = ok;
+  if (ok) releaseWasmThreadsOnExit();
+  return ok;
 }
 
 export function activeBackend(): BackendName | undefined {

@@ -1,0 +1,158 @@
+import * as tf from '@tensorflow/tfjs';
+import { jvpKind, layerJvp } from './linearise.js';
+
+/** One unit of execution: a Keras layer, or a fused conv → batch-norm → activation chain. */
+export interface Step {
+  inputs: number[];
+  outputs: number[];
+  /** Tensor ids computed inside the step and not materialised (empty for a plain layer). */
+  inner: number[];
+  supportsJvp: boolean;
+  apply(ins: tf.Tensor[]): tf.Tensor | tf.Tensor[];
+  /** Output and its derivative along the input tangents (see linearise.ts). Only where supportsJvp. */
+  jvp(ins: tf.Tensor[], tangents: tf.Tensor[], groups: number): { primal: tf.Tensor; tangent: tf.Tensor };
+  dispose(): void;
+}
+
+export interface LayerStep extends Step {
+  layer: tf.layers.Layer;
+}
+
+export function layerStep(layer: tf.layers.Layer, inputs: number[], outputs: number[]): LayerStep {
+  const apply = (ins: tf.Tensor[]) => layer.apply(ins.length === 1 ? ins[0]! : ins, { training: false }) as tf.Tensor | tf.Tensor[];
+  return {
+    layer,
+    inputs,
+    outputs,
+    inner: [],
+    supportsJvp: jvpKind(layer) !== 'unsupported',
+    apply,
+    jvp: (ins, tangents, groups) => ({ primal: apply(ins) as tf.Tensor, tangent: layerJvp(layer, ins, tangents, groups) }),
+    dispose: () => {},
+  };
+}
+
+type Activation = 'linear' | 'relu' | 'relu6';
+
+/**
+ * Fold inference-mode batch norm into the preceding convolution and run conv + bias + ReLU/ReLU6 as one
+ * fused kernel. On wasm the separate BatchNorm and ReLU6 (relu then minimum, with broadcasting) kernels are
+ * single-threaded and cost more than the convolutions (measured: 229 of 343 ms for MobileNet at batch 8).
+ * A chain is fused only when its intermediate tensors feed nothing else; callers that ask for those
+ * intermediates get the plain layers (see LayersExecutor).
+ */
+export function fuseSteps(steps: readonly LayerStep[], modelOutputs: ReadonlySet<number>): Step[] {
+  const consumers = new Map<number, number>();
+  for (const s of steps) for (const i of s.inputs) consumers.set(i, (consumers.get(i) ?? 0) + 1);
+  const solo = (id: number) => consumers.get(id) === 1 && !modelOutputs.has(id);
+  const out: Step[] = [];
+  for (let k = 0; k < steps.length; k++) {
+    const conv = steps[k]!;
+    if (!isFusableConv(conv.layer)) {
+      out.push(conv);
+      continue;
+    }
+    let next = k + 1;
+    let bn: tf.layers.Layer | undefined;
+    let act: Activation = 'linear';
+    let tail = conv;
+    const follows = (s: LayerStep | undefined): s is LayerStep => !!s && s.inputs.length === 1 && s.inputs[0] === tail.outputs[0] && solo(tail.outputs[0]!);
+    if (follows(steps[next]) && isFoldableBatchNorm(steps[next]!.layer)) {
+      bn = steps[next]!.layer;
+      tail = steps[next++]!;
+    }
+    const a = follows(steps[next]) ? activationOf(steps[next]!.layer) : undefined;
+    if (a) {
+      act = a;
+      tail = steps[next++]!;
+    }
+    if (!bn && act === 'linear') {
+      out.push(conv);
+      continue;
+    }
+    const chain = steps.slice(k, next);
+    out.push(fusedConvStep(conv.layer, bn, act, conv.inputs, tail.outputs, chain.slice(0, -1).flatMap((s) => s.outputs)));
+    k = next - 1;
+  }
+  return out;
+}
+
+function isFusableConv(layer: tf.layers.Layer): boolean {
+  const cls = layer.getClassName();
+  if (cls !== 'Conv2D' && cls !== 'DepthwiseConv2D') return false;
+  const c = layer.getConfig() as { activation?: string; dataFormat?: string; padding?: string };
+  return (c.activation ?? 'linear') === 'linear' && (c.dataFormat ?? 'channelsLast') === 'channelsLast' && (c.padding === 'same' || c.padding === 'valid');
+}
+
+function isFoldableBatchNorm(layer: tf.layers.Layer): boolean {
+  if (layer.getClassName() !== 'BatchNormalization') return false;
+  const axis = (layer.getConfig() as { axis?: number }).axis;
+  return axis === -1 || axis === 3;
+}
+
+function activationOf(layer: tf.layers.Layer): Activation | undefined {
+  const cls = layer.getClassName();
+  const c = layer.getConfig() as { activation?: string; maxValue?: number | null; negativeSlope?: number; threshold?: number };
+  if (cls === 'Activation') return c.activation === 'relu' || c.activation === 'relu6' ? c.activation : undefined;
+  if (cls === 'ReLU' && !c.negativeSlope && !c.threshold) {
+    if (c.maxValue == null) return 'relu';
+    if (c.maxValue === 6) return 'relu6';
+  }
+  return undefined;
+}
+
+/** Folded filter and bias: w' = w·s, b' = (b − mean)·s + beta with s = gamma / sqrt(var + eps) per output channel. */
+function foldedWeights(conv: tf.layers.Layer, bn: tf.layers.Layer | undefined): { filter: tf.Tensor4D; bias: tf.Tensor1D | undefined } {
+  return tf.tidy(() => {
+    const [w, b] = conv.getWeights() as [tf.Tensor4D, tf.Tensor1D | undefined];
+    if (!bn) return { filter: tf.clone(w), bias: b ? tf.clone(b) : undefined };
+    const c = bn.getConfig() as { center?: boolean; scale?: boolean; epsilon?: number };
+    const ws = [...bn.getWeights()];
+    const gamma = c.scale !== false ? ws.shift()! : undefined;
+    const beta = c.center !== false ? ws.shift()! : undefined;
+    const [mean, variance] = ws as [tf.Tensor1D, tf.Tensor1D];
+    const inv = tf.rsqrt(tf.add(variance, c.epsilon ?? 1e-3));
+    const s = gamma ? tf.mul(gamma, inv) : inv;
+    // Depthwise filters are [kh, kw, in, multiplier] with output channel in·multiplier + m.
+    const sShape = conv.getClassName() === 'DepthwiseConv2D' ? [w.shape[2], w.shape[3]] : [w.shape[3]];
+    const filter = tf.mul(w, tf.reshape(s, sShape)) as tf.Tensor4D;
+    let bias = tf.mul(b ? tf.sub(b, mean) : tf.neg(mean), s);
+    if (beta) bias = tf.add(bias, beta);
+    return { filter, bias: bias as tf.Tensor1D };
+  });
+}
+
+function fusedConvStep(conv: tf.layers.Layer, bn: tf.layers.Layer | undefined, act: Activation, inputs: number[], outputs: number[], inner: number[]): Step {
+  const { filter, bias } = foldedWeights(conv, bn);
+  const c = conv.getConfig() as { strides: [number, number]; padding: 'same' | 'valid'; dilationRate?: number | [number, number] };
+  const dilations = (c.dilationRate ?? 1) as [number, number] | number;
+  const depthwise = conv.getClassName() === 'DepthwiseConv2D';
+  const run = (x: tf.Tensor, withBias: boolean, activation: Activation) => {
+    const args = { x: x as tf.Tensor4D, filter, strides: c.strides, pad: c.padding, dilations, bias: withBias ? bias : undefined, activation };
+    return depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
+  };
+  const activate = (z: tf.Tensor) => (act === 'relu6' ? tf.relu6(z) : act === 'relu' ? tf.relu(z) : z);
+  return {
+    inputs,
+    outputs,
+    inner,
+    supportsJvp: true,
+    apply: ([x]) => run(x!, true, act),
+    jvp: ([x], [t], groups) =>
+      tf.tidy(() => {
+        const z = run(x!, true, 'linear');
+        const primal = activate(z);
+        const lin = run(t!, false, 'linear');
+        if (act === 'linear') return { primal, tangent: lin };
+        // f'(z) from the registered gradient, so the kink convention matches tf.grad (as in linearise.ts).
+        const d = tf.grad((v: tf.Tensor) => tf.sum(activate(v)))(z);
+        const [b, ...rest] = d.shape;
+        const tangent = tf.reshape(tf.mul(tf.reshape(lin, [b!, groups, ...rest]), tf.expandDims(d, 1)), lin.shape);
+        return { primal, tangent };
+      }),
+    dispose: () => {
+      filter.dispose();
+      bias?.dispose();
+    },
+  };
+}

@@ -1,0 +1,113 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../../src/model/backend.js';
+import { defaultThreads } from '../../src/model/wasm-threads.js';
+
+/**
+ * Multi-threaded wasm (src/model/wasm-threads.ts) must give bit-identical results to one thread. The thread
+ * count is fixed when a process first starts wasm, so each count runs in its own process (the compiled dist/,
+ * which `npm test` builds first).
+ */
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const dist = (p: string) => pathToFileURL(join(root, 'dist/src', p)).href;
+
+const script = `
+import { createHash } from 'node:crypto';
+import * as tf from '@tensorflow/tfjs';
+const { initBackend } = await import(${JSON.stringify(dist('model/backend.js'))});
+const { wasmThreads } = await import(${JSON.stringify(dist('model/wasm-threads.js'))});
+await initBackend('wasm');
+const r = (shape, seed) => tf.randomUniform(shape, -1, 1, 'float32', seed);
+const x = r([4, 40, 40, 16], 1);
+const outs = tf.tidy(() => {
+  const w = r([3, 3, 16, 32], 2), dw = r([3, 3, 32, 1], 3), pw = r([1, 1, 32, 24], 4), b = r([24], 5);
+  const f = (v) => {
+    const a = tf.fused.conv2d({ x: v, filter: w, strides: 2, pad: 'same', activation: 'relu6' });
+    const c = tf.depthwiseConv2d(a, dw, 1, 'same');
+    return tf.fused.conv2d({ x: c, filter: pw, strides: 1, pad: 'valid', bias: b, activation: 'relu' });
+  };
+  const y = f(x);
+  const g = tf.grad((v) => tf.sum(tf.mul(f(v), r(y.shape, 6))))(x);
+  const m = tf.matMul(r([300, 200], 7), r([200, 250], 8));
+  return [y, g, m].map((t) => Buffer.from(t.dataSync().buffer));
+});
+console.log(JSON.stringify({ threads: wasmThreads(), hash: createHash('sha256').update(Buffer.concat(outs)).digest('hex') }));
+`;
+
+function runWith(threads: number): { threads: number; hash: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'pa-threads-'));
+  // Inside the repo's module resolution, so '@tensorflow/tfjs' resolves from node_modules.
+  const file = join(root, 'dist', `threads-check-${process.pid}-${threads}.mjs`);
+  writeFileSync(file, script);
+  const r = spawnSync(process.execPath, [file], { encoding: 'utf8', env: { ...process.env, PATCH_ATLAS_THREADS: String(threads) }, cwd: dir, timeout: 60_000 });
+  rmSync(file, { force: true });
+  rmSync(dir, { recursive: true, force: true });
+  if (r.status !== 0) throw new Error(`threads=${threads} child failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { threads: number; hash: string };
+}
+
+describe('multi-threaded wasm', () => {
+  it('gives bit-identical convolutions, gradients and matrix products with 1 and 2 threads', () => {
+    const one = runWith(1);
+    const two = runWith(2);
+    expect(one.threads).toBe(1);
+    expect(two.threads).toBe(2);
+    expect(two.hash).toBe(one.hash);
+  });
+
+  it('reads PATCH_ATLAS_THREADS, defaulting to the cores available, at most 8', () => {
+    expect(defaultThreads({ PATCH_ATLAS_THREADS: '3' })).toBe(3);
+    expect(defaultThreads({ PATCH_ATLAS_THREADS: '64' })).toBe(8);
+    expect(defaultThreads({})).toBeGreaterThanOrEqual(1);
+    expect(() => defaultThreads({ PATCH_ATLAS_THREADS: 'two' })).toThrow(/PATCH_ATLAS_THREADS/);
+    expect(() => defaultThreads({ PATCH_ATLAS_THREADS: '0' })).toThrow(/PATCH_ATLAS_THREADS/);
+  });
+});
+
+describe('wasm Slice by contiguous runs', () => {
+  beforeAll(async () => {
+    await initBackend('wasm');
+  });
+
+  const cases: Array<{ shape: number[]; begin: number[]; size: number[]; dtype: 'float32' | 'int32' | 'bool' }> = [
+    { shape: [2, 9, 7, 3], begin: [0, 2, 1, 0], size: [-1, 5, 4, -1], dtype: 'float32' }, // jitter crop
+    { shape: [2, 9, 7, 3], begin: [1, 0, 0, 1], size: [1, -1, -1, 1], dtype: 'float32' }, // one channel
+    { shape: [4, 6, 6, 5], begin: [0, 0, 0, 0], size: [-1, -1, -1, -1], dtype: 'float32' }, // whole
+    { shape: [4, 6, 6, 5], begin: [2, 0, 0, 0], size: [2, -1, -1, -1], dtype: 'int32' }, // contiguous tail
+    { shape: [5, 8], begin: [1, 3], size: [3, 4], dtype: 'bool' },
+    { shape: [3, 4, 5, 6, 2], begin: [1, 1, 2, 0, 1], size: [2, 2, 3, 6, 1], dtype: 'float32' }, // rank 5
+    { shape: [6], begin: [2], size: [3], dtype: 'int32' },
+    { shape: [3, 4], begin: [1, 1], size: [0, 2], dtype: 'float32' }, // empty
+  ];
+
+  it.each(cases)('matches the cpu backend for $shape from $begin size $size ($dtype)', async ({ shape, begin, size, dtype }) => {
+    const values = Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => (dtype === 'bool' ? i % 3 === 0 : dtype === 'int32' ? i - 7 : i * 0.5 - 3));
+    const sliceOn = async (backend: 'wasm' | 'cpu') => {
+      await tf.setBackend(backend);
+      const t = tf.tensor(values as number[], shape, dtype);
+      const s = tf.slice(t, begin, size);
+      const out = { shape: s.shape, data: Array.from(s.dataSync()) };
+      t.dispose();
+      s.dispose();
+      return out;
+    };
+    const cpu = await sliceOn('cpu');
+    const before = (await tf.setBackend('wasm'), tf.memory().numTensors);
+    const wasm = await sliceOn('wasm');
+    expect(tf.memory().numTensors).toBe(before);
+    expect(wasm).toEqual(cpu);
+  });
+
+  it('differentiates (its gradient is a pad) on wasm', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.randomUniform([2, 6, 6, 3], 0, 1, 'float32', 1);
+    const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.slice(v, [0, 1, 2, 0], [-1, 3, 3, -1]), 2)))(x);
+    const want = tf.pad(tf.fill([2, 3, 3, 3], 2), [[0, 0], [1, 2], [2, 1], [0, 0]]);
+    expect(Array.from(g.dataSync())).toEqual(Array.from(want.dataSync()));
+  });
+});
