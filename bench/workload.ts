@@ -117,12 +117,16 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     const steps = Number(a.steps ?? 6);
     const layer = c.resolveLayer('conv_pw_11_relu');
     const objective = batchObjective(Array.from({ length: batch }, (_, i) => channel(layer, i)));
-    const opts = { classifier: c, objective, param: (seed: number) => image(batch, size, size, { seed }), transforms: standardTransforms() };
+    // bare: the peer's step (Adam on raw pixels, no transforms); else lucid's (Fourier, decorrelation, sigmoid,
+    // the article's transforms).
+    const bare = a.bare === 1 || a.bare === '1';
+    const param = (seed: number) => (bare ? image(batch, size, size, { seed, fft: false, decorrelate: false, sigmoid: false }) : image(batch, size, size, { seed }));
+    const opts = { classifier: c, objective, param, transforms: bare ? [] : standardTransforms() };
     await render({ ...opts, steps: 2 }); // warm-up: kernels, DFT matrices
     const t0 = performance.now();
     await render({ ...opts, steps });
     const ms = (performance.now() - t0) / steps;
-    return { ms_per_step: ms, ms_per_icon: ms / batch, size, batch };
+    return { ms_per_step: ms, ms_per_icon: ms / batch, size, batch, bare: bare ? 1 : 0 };
   },
   /** UMAP alone on the peer's data: N random uniform points in `dims` dimensions, 15 neighbours, min_dist 0.1. */
   async umap(a) {

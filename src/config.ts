@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
  * - PATCH_ATLAS_DATA: a folder holding sample data (imagenet-sample/, article-patches/, labels/).
  * - PATCH_ATLAS_CACHE: the download cache (default ~/.cache/patch-atlas).
  * - PATCH_ATLAS_REQUIRE_REAL=1: tests that need the real model fail instead of skipping (set by .ci/run).
+ * - PATCH_ATLAS_THREADS: wasm threads (default: every core); read by src/model/wasm-threads.ts.
  */
 export interface Env {
   modelsDir: string | undefined;

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { depthwiseConv2dInputGrad } from './gradients/depthwise.js';
 import { jvpKind, layerJvp } from './linearise.js';
 
 /** One unit of execution: a Keras layer, or a fused conv → batch-norm → activation chain. */
@@ -132,12 +133,43 @@ function fusedConvStep(conv: tf.layers.Layer, bn: tf.layers.Layer | undefined, a
     return depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
   };
   const activate = (z: tf.Tensor) => (act === 'relu6' ? tf.relu6(z) : act === 'relu' ? tf.relu(z) : z);
+  const inputGrad = (dy: tf.Tensor4D, xShape: number[]) =>
+    depthwise
+      ? depthwiseConv2dInputGrad(xShape, dy, filter, c.strides, c.padding, 1)
+      : (tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter }, { strides: c.strides, pad: c.padding, dataFormat: 'NHWC', inputShape: xShape } as unknown as tf.NamedAttrMap) as tf.Tensor4D);
+  /**
+   * Under a gradient tape tfjs splits a fused conv with an activation into conv, add and activation (three ops and
+   * their backward passes), and a linear one computes the filter gradient eagerly. This keeps the one fused kernel
+   * and differentiates it with respect to its input only (the folded weights are constants): dy masked where the
+   * activation is flat, then the convolution's input gradient. The mask comes from the output y: relu6 passes
+   * 0 < y < 6, so a pre-activation of exactly 6.0 gets 0 where tf.relu6's gradient gives 1 (measure-zero ties).
+   */
+  // The kernel itself: under a tape the op would split again (tfjs fuses only at gradient depth 0 or when linear).
+  const fusedKernel = (x: tf.Tensor) =>
+    tf.engine().runKernel(depthwise ? tf.FusedDepthwiseConv2D : tf.FusedConv2D, { x, filter, ...(bias ? { bias } : {}) }, {
+      strides: c.strides, pad: c.padding, dataFormat: 'NHWC', dilations, activation,
+    } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+  const activation = act;
+  const applyDifferentiable = tf.customGrad(((x: tf.Tensor4D, save: tf.GradSaveFunc) => {
+    const y = fusedKernel(x);
+    save([y]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, [out]: tf.Tensor[]) => {
+        const masked = act === 'relu6' ? tf.mul(dy, tf.step(tf.mul(out!, tf.sub(6, out!)))) : act === 'relu' ? tf.mul(dy, tf.step(out!)) : dy;
+        return inputGrad(masked as tf.Tensor4D, x.shape);
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor) => tf.Tensor4D;
+  // Conv2DBackpropInput has no dilation; dilated convs keep tfjs's own path.
+  const dilated = Array.isArray(dilations) ? dilations.some((d) => d !== 1) : dilations !== 1;
+  const taping = () => (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
   return {
     inputs,
     outputs,
     inner,
     supportsJvp: true,
-    apply: ([x]) => run(x!, true, act),
+    apply: ([x]) => (taping() && !dilated ? applyDifferentiable(x!) : run(x!, true, act)),
     jvp: ([x], [t], groups) =>
       tf.tidy(() => {
         const z = run(x!, true, 'linear');
