@@ -60,6 +60,12 @@ describe('objective definitions', () => {
     const per = val(batch([channel(LAYER, 3), classLogit(2)]));
     expect(per[0]).toBeCloseTo(val(channel(LAYER, 3))[0]!, 5);
     expect(per[1]).toBeCloseTo(lv[1]![2]!, 5);
+    // A batch of channels on one layer takes the masked-sum path; it must equal each channel's own value.
+    const chans = val(batch([channel(LAYER, 3), channel(LAYER, 11)]));
+    expect(chans[0]).toBeCloseTo(val(channel(LAYER, 3))[0]!, 6);
+    expect(chans[1]).toBeCloseTo(val(channel(LAYER, 11))[1]!, 6);
+    expect(() => val(batch([channel(LAYER, 3), channel(LAYER, 16)]))).toThrow(/outside the 16 channels/);
+    expect(() => val(batch([channel(LAYER, 3)]))).toThrow(/1 objectives for a batch of 2/);
     const vb = val(directionCossimBatch(LAYER, [v, v.map((q) => -q)], 2));
     expect(vb[0]).toBeCloseTo(val(directionCossim(LAYER, v, 2))[0]!, 5);
     expect(vb[1]).toBeCloseTo(val(directionCossim(LAYER, v.map((q) => -q), 2))[1]!, 5);

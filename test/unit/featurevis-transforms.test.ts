@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/model/backend.js';
-import { compose, cropOrPad, interpWeights, jitter, keepSize, matMulConst, pad, randomRotate, randomScale, resize, rotate, shiftLines, standardTransforms, zoom, type Transform } from '../../src/featurevis/transforms.js';
+import { compose, cropOrPad, interpWeights, jitter, keepSize, matMulConst, pad, padThenJitter, randomRotate, randomScale, resize, rotate, shiftLines, standardTransforms, zoom, type Transform } from '../../src/featurevis/transforms.js';
 import { mulberry32 } from '../../src/util/random.js';
 
 beforeAll(async () => {
@@ -89,6 +89,31 @@ describe('transforms', () => {
     }
     expect(found).toBe(1);
     tf.dispose([x, p, r, j]);
+  });
+
+  it('padThenJitter is pad then the jitters: same pixels, same gradient, same random draws', () => {
+    const x = img(2, 20, 22);
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const tail = (rng: () => number) => rng(); // the next draw must match too
+      const one = tf.tidy(() => {
+        const rng = mulberry32(seed);
+        const y = padThenJitter(2, [4, 4, 8, 0, 3], 'constant', 0.5)(x, rng);
+        return { y, next: tail(rng), g: tf.grad((v: tf.Tensor) => tf.sum(tf.mul(padThenJitter(2, [4, 4, 8, 0, 3], 'constant', 0.5)(v as tf.Tensor4D, mulberry32(seed)), tf.range(0, y.size).reshape(y.shape))))(x) };
+      });
+      const many = tf.tidy(() => {
+        const rng = mulberry32(seed);
+        const seq = compose([pad(2, 'constant', 0.5), jitter(4), jitter(4), jitter(8), jitter(0), jitter(3)]);
+        const y = seq(x, rng);
+        return { y, next: tail(rng), g: tf.grad((v: tf.Tensor) => tf.sum(tf.mul(seq(v as tf.Tensor4D, mulberry32(seed)), tf.range(0, y.size).reshape(y.shape))))(x) };
+      });
+      expect(one.y.shape).toEqual([2, 5, 7, 3]);
+      expect(Array.from(one.y.dataSync())).toEqual(Array.from(many.y.dataSync()));
+      expect(Array.from(one.g.dataSync())).toEqual(Array.from(many.g.dataSync()));
+      expect(one.next).toBe(many.next);
+      tf.dispose([one.y, one.g, many.y, many.g]);
+    }
+    expect(() => padThenJitter(0, [20])(x, mulberry32(1))).toThrow(/jitter\(20\) on a 20×22 image leaves nothing/);
+    x.dispose();
   });
 
   it('rotating an odd-size image by 90° is the exact pixel rotation (clockwise on screen); 0° is identity', () => {
