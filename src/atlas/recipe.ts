@@ -98,7 +98,7 @@ export async function pairAtlas(input: PairAtlasInput): Promise<PairAtlasResult>
 
   let layoutXY: Float32Array;
   if (layout === 'pair-axis') {
-    const y = normaliseLayout(umapLayout(sub, C, points.length, { ...umap, nComponents: 1 }), 1, { margin: p.margin });
+    const y = normaliseLayout(await umapLayout(sub, C, points.length, { ...umap, nComponents: 1 }), 1, { margin: p.margin });
     layoutXY = new Float32Array(points.length * 2);
     // x keeps its meaning (0.5 = equal attribution) rather than being re-stretched by percentiles.
     for (let r = 0; r < points.length; r++) {
@@ -106,7 +106,7 @@ export async function pairAtlas(input: PairAtlasInput): Promise<PairAtlasResult>
       layoutXY[2 * r + 1] = y[r]!;
     }
   } else {
-    layoutXY = normaliseLayout(umapLayout(sub, C, points.length, { ...umap, nComponents: 2 }), 2, { margin: p.margin });
+    layoutXY = normaliseLayout(await umapLayout(sub, C, points.length, { ...umap, nComponents: 2 }), 2, { margin: p.margin });
   }
 
   const cells = binGrid(layoutXY, p.grid, p.minDensity);
@@ -142,7 +142,7 @@ export async function classAtlas(input: ClassAtlasInput): Promise<ClassAtlasResu
   const notes: string[] = [];
   const points = classFilter({ attr, winner, cls, topN });
   tooFew(points.length, `${input.name ?? `class ${cls}`}: only ${points.length} of ${N} points`);
-  const xy = umapLayout(gatherRows(acts, C, points), C, points.length, { ...umapOpts(p, input.umap, notes), nComponents: 2 });
+  const xy = await umapLayout(gatherRows(acts, C, points), C, points.length, { ...umapOpts(p, input.umap, notes), nComponents: 2 });
   const layoutXY = normaliseLayout(xy, 2, { margin: p.margin });
   const cells = binGrid(layoutXY, p.grid, p.minDensity);
   const stats = await allCellStats(cells, points, { acts, C, classes: [cls], attr: [attr], label: input.label, image: input.image, ...(input.pred ? { pred: input.pred } : {}) }, { k: p.k, ...(input.attrRows ? { attrRows: input.attrRows } : {}) });
@@ -170,7 +170,7 @@ export async function layerAtlas(input: LayerAtlasInput): Promise<LayerAtlasResu
   const notes: string[] = [];
   const points = sampleIndices(N, input.subsample ?? N, p.umap.seed); // all points when subsample ≥ N
   tooFew(points.length, `the layer has only ${points.length} points`);
-  const xy = umapLayout(gatherRows(acts, C, points), C, points.length, { ...umapOpts(p, input.umap, notes), nComponents: 2 });
+  const xy = await umapLayout(gatherRows(acts, C, points), C, points.length, { ...umapOpts(p, input.umap, notes), nComponents: 2 });
   const layoutXY = normaliseLayout(xy, 2, { margin: p.margin });
   const cells = binGrid(layoutXY, p.grid, p.minDensity);
   const stats = await allCellStats(cells, points, { acts, C, classes: [], attr: [], label: input.label, image: input.image, ...(input.pred ? { pred: input.pred } : {}) }, { k: p.k, ...(input.attrRows ? { attrRows: input.attrRows } : {}) });
@@ -250,6 +250,8 @@ function umapOpts(p: ResolvedParams, given: UmapSettings | undefined, notes: str
     seed: p.umap.seed,
     ...(p.umap.nEpochs ? { nEpochs: p.umap.nEpochs } : {}),
     ...(given?.onEpoch ? { onEpoch: given.onEpoch } : {}),
+    ...(given?.implementation ? { implementation: given.implementation } : {}),
+    ...(given?.onPhase ? { onPhase: given.onPhase } : {}),
     onNote: (note) => {
       notes.push(note);
       given?.onNote?.(note);

@@ -102,62 +102,62 @@ describe('normaliseLayout', () => {
 });
 
 describe('umapLayout', () => {
-  it('separates two well-separated Gaussian clusters (400 points, 64-D)', () => {
+  it('separates two well-separated Gaussian clusters (400 points, 64-D)', async () => {
     const { acts, cls } = twoClusters(200, 64, 1);
     for (const metric of ['cosine', 'euclidean'] as const) {
-      const xy = umapLayout(acts, 64, 400, { ...base, metric });
+      const xy = await umapLayout(acts, 64, 400, { ...base, metric });
       expect(xy.length).toBe(800);
       expect(oneNN(xy, cls, 2)).toBeGreaterThan(0.95);
     }
   });
 
-  it('is deterministic for a seed, and the seed matters', () => {
+  it('is deterministic for a seed, and the seed matters', async () => {
     const { acts } = twoClusters(60, 16, 2);
-    const a = umapLayout(acts, 16, 120, base);
-    const b = umapLayout(acts, 16, 120, base);
-    const c = umapLayout(acts, 16, 120, { ...base, seed: 8 });
+    const a = await umapLayout(acts, 16, 120, base);
+    const b = await umapLayout(acts, 16, 120, base);
+    const c = await umapLayout(acts, 16, 120, { ...base, seed: 8 });
     expect(Array.from(a)).toEqual(Array.from(b));
     expect(Array.from(a)).not.toEqual(Array.from(c));
   });
 
-  it('with cosine, groups by direction whatever the norm (and copes with zero rows)', () => {
+  it('with cosine, groups by direction whatever the norm (and copes with zero rows)', async () => {
     const { acts, cls } = twoClusters(150, 32, 3, true);
     acts.fill(0, 0, 32 * 2); // two dead positions: rows 0 and 1
-    const xy = umapLayout(acts, 32, 300, base);
+    const xy = await umapLayout(acts, 32, 300, base);
     expect(xy.every(Number.isFinite)).toBe(true);
     const live = Int32Array.from(cls.subarray(2));
     expect(oneNN(xy.subarray(4), live, 2)).toBeGreaterThan(0.95);
   });
 
-  it('with cosine, only directions matter: rescaling rows by powers of two gives the identical layout', () => {
+  it('with cosine, only directions matter: rescaling rows by powers of two gives the identical layout', async () => {
     const { acts } = twoClusters(50, 16, 9);
     const scaled = acts.map((v, k) => v * 2 ** ((Math.floor(k / 16) % 7) - 3));
-    expect(Array.from(umapLayout(scaled, 16, 100, base))).toEqual(Array.from(umapLayout(acts, 16, 100, base)));
+    expect(Array.from(await umapLayout(scaled, 16, 100, base))).toEqual(Array.from(await umapLayout(acts, 16, 100, base)));
     const e = { ...base, metric: 'euclidean' as const };
-    expect(Array.from(umapLayout(scaled, 16, 100, e))).not.toEqual(Array.from(umapLayout(acts, 16, 100, e)));
+    expect(Array.from(await umapLayout(scaled, 16, 100, e))).not.toEqual(Array.from(await umapLayout(acts, 16, 100, e)));
   });
 
-  it('lays out in 1-D', () => {
+  it('lays out in 1-D', async () => {
     const { acts, cls } = twoClusters(100, 16, 4);
-    const y = umapLayout(acts, 16, 200, { ...base, nComponents: 1 });
+    const y = await umapLayout(acts, 16, 200, { ...base, nComponents: 1 });
     expect(y.length).toBe(200);
     expect(oneNN(y, cls, 1)).toBeGreaterThan(0.95);
   });
 
-  it('clamps nNeighbors for tiny inputs with a note, and refuses fewer than 3 points', () => {
+  it('clamps nNeighbors for tiny inputs with a note, and refuses fewer than 3 points', async () => {
     const { acts } = twoClusters(3, 8, 5);
     const notes: string[] = [];
-    const xy = umapLayout(acts, 8, 6, { ...base, nNeighbors: 20, onNote: (s) => notes.push(s) });
+    const xy = await umapLayout(acts, 8, 6, { ...base, nNeighbors: 20, onNote: (s) => notes.push(s) });
     expect(xy.length).toBe(12);
     expect(notes).toEqual(['UMAP nNeighbors 20 ≥ 6 points; using 5']);
-    expect(() => umapLayout(acts.subarray(0, 16), 8, 2, base)).toThrow(PatchAtlasError);
-    expect(() => umapLayout(acts.subarray(0, 16), 8, 2, base)).toThrow(/at least 3/);
+    await expect(umapLayout(acts.subarray(0, 16), 8, 2, base)).rejects.toThrow(PatchAtlasError);
+    await expect(umapLayout(acts.subarray(0, 16), 8, 2, base)).rejects.toThrow(/at least 3/);
   });
 
-  it('reports every epoch', () => {
+  it('reports every epoch', async () => {
     const { acts } = twoClusters(20, 8, 6);
     const seen: number[] = [];
-    umapLayout(acts, 8, 40, { ...base, nEpochs: 30, onEpoch: (e, total) => seen.push(e * 1000 + total) });
+    await umapLayout(acts, 8, 40, { ...base, nEpochs: 30, onEpoch: (e, total) => seen.push(e * 1000 + total) });
     expect(seen).toEqual(Array.from({ length: 30 }, (_, k) => (k + 1) * 1000 + 30));
   });
 });
