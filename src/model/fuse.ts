@@ -133,10 +133,15 @@ function fusedConvStep(conv: tf.layers.Layer, bn: tf.layers.Layer | undefined, a
     return depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
   };
   const activate = (z: tf.Tensor) => (act === 'relu6' ? tf.relu6(z) : act === 'relu' ? tf.relu(z) : z);
-  const inputGrad = (dy: tf.Tensor4D, xShape: number[]) =>
-    depthwise
+  // The adjoint filter, made once: for MobileNet's stride-1 layers the input gradient is then one forward
+  // convolution whose weights XNNPACK packs once and caches (a fresh transposed filter per call is repacked).
+  const adjoint = adjointFilter(filter, depthwise, c.strides, c.padding, dilations);
+  const inputGrad = (dy: tf.Tensor4D, xShape: number[]) => {
+    if (adjoint) return depthwise ? tf.depthwiseConv2d(dy, adjoint, 1, 'same') : tf.conv2d(dy, adjoint, 1, 'valid');
+    return depthwise
       ? depthwiseConv2dInputGrad(xShape, dy, filter, c.strides, c.padding, 1)
       : (tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter }, { strides: c.strides, pad: c.padding, dataFormat: 'NHWC', inputShape: xShape } as unknown as tf.NamedAttrMap) as tf.Tensor4D);
+  };
   /**
    * Under a gradient tape tfjs splits a fused conv with an activation into conv, add and activation (three ops and
    * their backward passes), and a linear one computes the filter gradient eagerly. This keeps the one fused kernel
@@ -185,6 +190,21 @@ function fusedConvStep(conv: tf.layers.Layer, bn: tf.layers.Layer | undefined, a
     dispose: () => {
       filter.dispose();
       bias?.dispose();
+      adjoint?.dispose();
     },
   };
+}
+
+/**
+ * The filter whose forward convolution is the input gradient, where that is a plain stride-1 convolution:
+ * a 1×1 conv's is its transpose (in ↔ out channels); an odd k×k depthwise conv with 'same' padding and one filter
+ * per channel has the 180°-rotated filter with 'same' padding. Undefined elsewhere (the general path runs).
+ */
+function adjointFilter(filter: tf.Tensor4D, depthwise: boolean, strides: [number, number], padding: string, dilations: number | [number, number]): tf.Tensor4D | undefined {
+  const [kh, kw, , mult] = filter.shape;
+  const ones = (v: number | [number, number]) => (Array.isArray(v) ? v.every((d) => d === 1) : v === 1);
+  if (!ones(strides) || !ones(dilations)) return undefined;
+  if (!depthwise && kh === 1 && kw === 1) return tf.tidy(() => tf.transpose(filter, [0, 1, 3, 2]));
+  if (depthwise && mult === 1 && padding === 'same' && kh % 2 === 1 && kw % 2 === 1) return tf.tidy(() => tf.reverse(filter, [0, 1]));
+  return undefined;
 }

@@ -29,6 +29,10 @@ function model(variants = true): tf.LayersModel {
   x = tf.layers.conv2d({ filters: 12, kernelSize: 1, useBias: true, kernelInitializer: init(3), biasInitializer: init(4), name: 'pw' }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.batchNormalization({ name: 'pw_bn', center: !variants }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.activation({ activation: 'relu', name: 'pw_relu' }).apply(x) as tf.SymbolicTensor;
+  // One filter per channel, stride 1, 'same': its input gradient uses the precomputed rotated filter.
+  x = tf.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', useBias: false, depthwiseInitializer: init(7), name: 'dw2' }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.batchNormalization({ name: 'dw2_bn' }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers.activation({ activation: 'relu6', name: 'dw2_relu' }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'valid', useBias: false, kernelInitializer: init(5), name: 'c2' }).apply(x) as tf.SymbolicTensor;
   const bn = tf.layers.batchNormalization({ name: 'c2_bn' }).apply(x) as tf.SymbolicTensor; // read twice: not fused
   const a = tf.layers.activation({ activation: 'relu6', name: 'c2_relu' }).apply(bn) as tf.SymbolicTensor;
@@ -60,8 +64,8 @@ const feeds = () => new Map([[INPUT, x as tf.Tensor]]);
 
 describe('fused conv → batch norm → activation', () => {
   it('fuses every chain, stopping where an inner tensor is read twice', () => {
-    // c1, dw, pw whole; c2 → c2_bn folds, but c2_relu stays a layer because skip also reads c2_bn.
-    expect(exec.fusedChains).toBe(4);
+    // c1, dw, pw, dw2 whole; c2 → c2_bn folds, but c2_relu stays a layer because skip also reads c2_bn.
+    expect(exec.fusedChains).toBe(5);
   });
 
   it('gives the layers’ outputs (fused vs layer by layer)', () => {
@@ -129,6 +133,6 @@ describe('fused conv → batch norm → activation', () => {
     const other = new LayersExecutor(model());
     const withBoth = tf.memory().numTensors;
     other.dispose();
-    expect(withBoth - tf.memory().numTensors).toBeGreaterThan(6); // model weights + 3 folded filters and biases
+    expect(withBoth - tf.memory().numTensors).toBeGreaterThan(10); // model weights + folded filters, biases, adjoints
   });
 });
