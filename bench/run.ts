@@ -64,7 +64,14 @@ let forward: Row | undefined;
 if (only.has('forward') || only.has('collect')) {
   forward = workload('forward', { batch: 8 });
   const p = torch?.mobilenet_v1_075_forward_b8_img_per_s as number | undefined;
-  table.push(['forward, images/s (batch 8)', fmt(forward.images_per_s), fmt(p), ratio(forward.images_per_s as number, p, true), fmt(forward.max_rss_mb, 0)]);
+  table.push([`forward, images/s (batch 8, ${String(forward.threads)} threads)`, fmt(forward.images_per_s), fmt(p), ratio(forward.images_per_s as number, p, true), fmt(forward.max_rss_mb, 0)]);
+}
+if (only.has('forward')) {
+  // Why forward is where it is: the dense kernel itself, same shapes on both sides (wasm SIMD is 128-bit without
+  // FMA; PyTorch's oneDNN JIT uses AVX-512 FMA where the CPU has it).
+  const k = workload('pointwise', {});
+  const p = peer('bench/peers/peer_pointwise.py', '2')?.gflops as number | undefined;
+  table.push([`  … the dense kernel alone: 1×1 conv 8×28×28×384→384, GFLOPS (${String(k.threads)} threads)`, fmt(k.gflops), fmt(p), ratio(k.gflops as number, p, true), '']);
 }
 if (only.has('collect')) {
   // Peer: forward + backward from a logit to block 12 (≈ conv_pw_11), batch 8 — attribution to one class. Ours is

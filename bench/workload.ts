@@ -18,6 +18,7 @@ import { batch as batchObjective, channel } from '../src/featurevis/objectives.j
 import { image } from '../src/featurevis/param/index.js';
 import { render } from '../src/featurevis/render.js';
 import { standardTransforms } from '../src/featurevis/transforms.js';
+import { initBackend } from '../src/model/backend.js';
 import { wasmThreads } from '../src/model/wasm-threads.js';
 
 type Args = Record<string, number | string>;
@@ -127,6 +128,18 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     await render({ ...opts, steps });
     const ms = (performance.now() - t0) / steps;
     return { ms_per_step: ms, ms_per_icon: ms / batch, size, batch, bare: bare ? 1 : 0 };
+  },
+  /** The engine ceiling: one fused 1×1 convolution (8 × 28 × 28 × 384 → 384, ReLU6), GFLOPS. */
+  async pointwise() {
+    await initBackend('wasm');
+    const x = tf.randomUniform([8, 28, 28, 384], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const w = tf.randomUniform([1, 1, 384, 384], -0.1, 0.1, 'float32', 2) as tf.Tensor4D;
+    const s = timeIt(() => {
+      const y = tf.fused.conv2d({ x, filter: w, strides: 1, pad: 'valid', activation: 'relu6' });
+      y.dataSync();
+      y.dispose();
+    }, 20);
+    return { ms: s * 1000, gflops: (2 * 8 * 28 * 28 * 384 * 384) / s / 1e9, threads: wasmThreads() };
   },
   /** UMAP alone on the peer's data: N random uniform points in `dims` dimensions, 15 neighbours, min_dist 0.1. */
   async umap(a) {
