@@ -45,7 +45,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     .version(packageVersion())
     .help()
     .alias('h', 'help')
-    .epilogue('Weights: PATCH_ATLAS_MODELS (a folder of model folders), else ~/.cache/patch-atlas (PATCH_ATLAS_CACHE), else downloaded from the model\'s official URL.')
+    .epilogue('Weights: PATCH_ATLAS_MODELS (a folder of model folders), else ~/.cache/patch-atlas (PATCH_ATLAS_CACHE), else downloaded from the model\'s official URL. Threads: PATCH_ATLAS_THREADS (default: every core; try 1 on a busy machine).')
     .wrap(Math.min(110, process.stdout.columns || 100))
     .exitProcess(false)
     .fail((msg, err) => {

@@ -60,6 +60,14 @@ describe('multi-threaded wasm', () => {
     expect(two.hash).toBe(one.hash);
   });
 
+  it('a bad PATCH_ATLAS_THREADS is one line naming the variable and the fix, exit 1', () => {
+    // The variable is read when the engine starts, before any image is read.
+    const c = spawnSync(process.execPath, [join(root, 'bin', 'patch-atlas'), 'classify', join(root, 'package.json')], { encoding: 'utf8', env: { ...process.env, PATCH_ATLAS_THREADS: 'two' } });
+    expect(c.status).toBe(1);
+    expect(c.stderr.trim().split('\n')).toHaveLength(1);
+    expect(c.stderr).toMatch(/PATCH_ATLAS_THREADS must be a whole number ≥ 1, got "two"; set PATCH_ATLAS_THREADS to e\.g\. 2/);
+  });
+
   it('reads PATCH_ATLAS_THREADS, defaulting to the cores available, at most 8', () => {
     expect(defaultThreads({ PATCH_ATLAS_THREADS: '3' })).toBe(3);
     expect(defaultThreads({ PATCH_ATLAS_THREADS: '64' })).toBe(8);
