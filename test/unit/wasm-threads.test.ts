@@ -77,7 +77,7 @@ describe('multi-threaded wasm', () => {
   });
 });
 
-describe('wasm Slice by contiguous runs', () => {
+describe('wasm Slice and PadV2 by contiguous runs', () => {
   beforeAll(async () => {
     await initBackend('wasm');
   });
@@ -109,6 +109,31 @@ describe('wasm Slice by contiguous runs', () => {
     const wasm = await sliceOn('wasm');
     expect(tf.memory().numTensors).toBe(before);
     expect(wasm).toEqual(cpu);
+  });
+
+  const pads: Array<{ shape: number[]; paddings: Array<[number, number]>; value: number; dtype: 'float32' | 'int32' | 'bool' }> = [
+    { shape: [2, 5, 6, 3], paddings: [[0, 0], [2, 2], [1, 3], [0, 0]], value: 0.5, dtype: 'float32' }, // transform pad
+    { shape: [2, 4, 4, 1], paddings: [[0, 0], [0, 0], [0, 0], [3, 4]], value: 0, dtype: 'float32' }, // channel slice grad
+    { shape: [3, 4], paddings: [[1, 0], [0, 2]], value: -2, dtype: 'int32' },
+    { shape: [2, 3, 4, 2, 2], paddings: [[0, 1], [0, 0], [2, 0], [0, 0], [1, 1]], value: 7, dtype: 'float32' },
+    { shape: [4, 3], paddings: [[0, 0], [0, 0]], value: 1, dtype: 'bool' },
+    { shape: [0, 3], paddings: [[1, 1], [0, 0]], value: 3, dtype: 'float32' }, // empty input
+  ];
+
+  it.each(pads)('pads like the cpu backend: $shape by $paddings with $value ($dtype)', async ({ shape, paddings, value, dtype }) => {
+    const values = Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => (dtype === 'bool' ? i % 2 === 0 : i - 5));
+    const padOn = async (backend: 'wasm' | 'cpu') => {
+      await tf.setBackend(backend);
+      const t = tf.tensor(values as number[], shape, dtype);
+      const p = tf.pad(t, paddings, value);
+      const out = { shape: p.shape, data: Array.from(p.dataSync()) };
+      tf.dispose([t, p]);
+      return out;
+    };
+    const cpu = await padOn('cpu');
+    const before = (await tf.setBackend('wasm'), tf.memory().numTensors);
+    expect(await padOn('wasm')).toEqual(cpu);
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('differentiates (its gradient is a pad) on wasm', async () => {
