@@ -111,13 +111,14 @@ describe('wasm Slice and PadV2 by contiguous runs', () => {
     expect(wasm).toEqual(cpu);
   });
 
+  // Runs of ≥ 64 values take the override; shorter ones (marked native) keep wasm's kernel. Both must match cpu.
   const pads: Array<{ shape: number[]; paddings: Array<[number, number]>; value: number; dtype: 'float32' | 'int32' | 'bool' }> = [
-    { shape: [2, 5, 6, 3], paddings: [[0, 0], [2, 2], [1, 3], [0, 0]], value: 0.5, dtype: 'float32' }, // transform pad
-    { shape: [2, 4, 4, 1], paddings: [[0, 0], [0, 0], [0, 0], [3, 4]], value: 0, dtype: 'float32' }, // channel slice grad
-    { shape: [3, 4], paddings: [[1, 0], [0, 2]], value: -2, dtype: 'int32' },
-    { shape: [2, 3, 4, 2, 2], paddings: [[0, 1], [0, 0], [2, 0], [0, 0], [1, 1]], value: 7, dtype: 'float32' },
-    { shape: [4, 3], paddings: [[0, 0], [0, 0]], value: 1, dtype: 'bool' },
-    { shape: [0, 3], paddings: [[1, 1], [0, 0]], value: 3, dtype: 'float32' }, // empty input
+    { shape: [2, 5, 30, 3], paddings: [[0, 0], [2, 2], [1, 3], [0, 0]], value: 0.5, dtype: 'float32' }, // transform pad
+    { shape: [3, 70], paddings: [[1, 0], [0, 2]], value: -2, dtype: 'int32' },
+    { shape: [2, 3, 4, 40, 2], paddings: [[0, 1], [0, 0], [2, 0], [0, 0], [0, 0]], value: 7, dtype: 'float32' },
+    { shape: [4, 80], paddings: [[0, 0], [0, 0]], value: 1, dtype: 'bool' },
+    { shape: [2, 4, 4, 1], paddings: [[0, 0], [0, 0], [0, 0], [3, 4]], value: 0, dtype: 'float32' }, // native
+    { shape: [0, 3], paddings: [[1, 1], [0, 0]], value: 3, dtype: 'float32' }, // native, empty input
   ];
 
   it.each(pads)('pads like the cpu backend: $shape by $paddings with $value ($dtype)', async ({ shape, paddings, value, dtype }) => {
