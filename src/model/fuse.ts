@@ -142,6 +142,11 @@ function fusedConvStep(conv: tf.layers.Layer, bn: tf.layers.Layer | undefined, a
       ? depthwiseConv2dInputGrad(xShape, dy, filter, c.strides, c.padding, 1)
       : (tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter }, { strides: c.strides, pad: c.padding, dataFormat: 'NHWC', inputShape: xShape } as unknown as tf.NamedAttrMap) as tf.Tensor4D);
   };
+  // The kernel itself: under a tape the op would split again (tfjs fuses only at gradient depth 0 or when linear).
+  const fusedKernel = (x: tf.Tensor) =>
+    tf.engine().runKernel(depthwise ? tf.FusedDepthwiseConv2D : tf.FusedConv2D, { x, filter, ...(bias ? { bias } : {}) }, {
+      strides: c.strides, pad: c.padding, dataFormat: 'NHWC', dilations, activation: act,
+    } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
   /**
    * Under a gradient tape tfjs splits a fused conv with an activation into conv, add and activation (three ops and
    * their backward passes), and a linear one computes the filter gradient eagerly. This keeps the one fused kernel
@@ -149,12 +154,6 @@ function fusedConvStep(conv: tf.layers.Layer, bn: tf.layers.Layer | undefined, a
    * activation is flat, then the convolution's input gradient. The mask comes from the output y: relu6 passes
    * 0 < y < 6, so a pre-activation of exactly 6.0 gets 0 where tf.relu6's gradient gives 1 (measure-zero ties).
    */
-  // The kernel itself: under a tape the op would split again (tfjs fuses only at gradient depth 0 or when linear).
-  const fusedKernel = (x: tf.Tensor) =>
-    tf.engine().runKernel(depthwise ? tf.FusedDepthwiseConv2D : tf.FusedConv2D, { x, filter, ...(bias ? { bias } : {}) }, {
-      strides: c.strides, pad: c.padding, dataFormat: 'NHWC', dilations, activation,
-    } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
-  const activation = act;
   const applyDifferentiable = tf.customGrad(((x: tf.Tensor4D, save: tf.GradSaveFunc) => {
     const y = fusedKernel(x);
     save([y]);

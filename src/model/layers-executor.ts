@@ -46,7 +46,7 @@ export class LayersExecutor implements Executor {
     const modelOutputs = new Set(model.outputs.map((o) => (o as unknown as SymbolicLike).id));
     this.fused = schedule(fuseSteps(steps, modelOutputs));
     for (const s of this.fused.steps) for (const id of s.inner) this.fusedAway.add(id);
-    this.fusedChains = this.fused.steps.length - steps.filter((s) => this.fused.steps.includes(s)).length;
+    this.fusedChains = this.fused.steps.filter((s) => !('layer' in s)).length;
     this.layers = steps.map(({ layer }) => ({
       name: layer.name,
       type: layer.getClassName(),

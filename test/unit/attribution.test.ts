@@ -5,19 +5,14 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attributePoints } from '../../src/attribution/attribute.js';
 import { parsePositions, positionsPerImage, samplePositions } from '../../src/attribution/positions.js';
-import { readEnv } from '../../src/config.js';
-import { initBackend } from '../../src/model/backend.js';
-import { Classifier } from '../../src/model/classifier.js';
-import { saveLayersModel, tinyLayersModel, writeTinyDescriptor } from '../helpers/tiny-models.js';
+import type { Classifier } from '../../src/model/classifier.js';
+import { loadTinyClassifier } from '../helpers/tiny-models.js';
 
 const root = mkdtempSync(join(tmpdir(), 'pa-attr-'));
-const env = { ...readEnv({}), modelsDir: root, cacheDir: join(root, 'cache') };
 let c: Classifier;
 
 beforeAll(async () => {
-  await initBackend('wasm');
-  await saveLayersModel(tinyLayersModel(32), join(root, 'tiny_layers'));
-  c = await Classifier.load({ model: writeTinyDescriptor(join(root, 'd'), { format: 'layers', size: 32, logits: 'conv_preds', defaultLayer: 'conv_pw_1_relu' }), env });
+  c = await loadTinyClassifier(root);
 });
 
 describe('positions', () => {

@@ -8,21 +8,16 @@ import { collect } from '../../src/activations/collect.js';
 import { META, RunReader, fromHalf } from '../../src/activations/store/index.js';
 import { buildAtlas } from '../../src/atlas/from-run.js';
 import { renderAtlasIcons } from '../../src/featurevis/atlas-icons.js';
-import { readEnv } from '../../src/config.js';
 import { openDataset } from '../../src/data/dataset.js';
-import { initBackend } from '../../src/model/backend.js';
-import { Classifier } from '../../src/model/classifier.js';
-import { saveLayersModel, tinyLayersModel, TINY_CLASSES, writeTinyDescriptor } from '../helpers/tiny-models.js';
+import type { Classifier } from '../../src/model/classifier.js';
+import { TINY_CLASSES, loadTinyClassifier } from '../helpers/tiny-models.js';
 
 const root = mkdtempSync(join(tmpdir(), 'pa-collect-unit-'));
-const env = { ...readEnv({}), modelsDir: root, cacheDir: join(root, 'cache') };
 const images = join(root, 'images');
 let c: Classifier;
 
 beforeAll(async () => {
-  await initBackend('wasm');
-  await saveLayersModel(tinyLayersModel(32), join(root, 'tiny_layers'));
-  c = await Classifier.load({ model: writeTinyDescriptor(join(root, 'd'), { format: 'layers', size: 32, logits: 'conv_preds', defaultLayer: 'conv_pw_1_relu' }), env });
+  c = await loadTinyClassifier(root);
   mkdirSync(images);
   for (let i = 0; i < 12; i++) {
     const wnid = TINY_CLASSES[i % 3]![0];

@@ -5,27 +5,21 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readEnv } from '../../src/config.js';
 import { decodeImage, toFloatBatch } from '../../src/data/decode.js';
 import { evaluatePatches, noisePatch } from '../../src/evaluate/evaluate-patches.js';
 import { preprocessOf } from '../../src/evaluate/predict.js';
-import { initBackend } from '../../src/model/backend.js';
-import { Classifier } from '../../src/model/classifier.js';
+import type { Classifier } from '../../src/model/classifier.js';
 import { resizePatchRgb } from '../../src/patch/paste.js';
 import { gridPlacements } from '../../src/patch/placement.js';
-import { saveLayersModel, tinyLayersModel, writeTinyDescriptor } from '../helpers/tiny-models.js';
+import { loadTinyClassifier } from '../helpers/tiny-models.js';
 import { removeDir } from '../helpers/images.js';
 
 const root = mkdtempSync(join(tmpdir(), 'pa-evalpatch-'));
-const env = { ...readEnv({}), modelsDir: root, cacheDir: join(root, 'cache') };
 let c: Classifier;
 const paths: string[] = [];
 
 beforeAll(async () => {
-  await initBackend('wasm');
-  await saveLayersModel(tinyLayersModel(32), join(root, 'tiny_layers'));
-  const desc = writeTinyDescriptor(join(root, 'desc'), { format: 'layers', size: 32, logits: 'conv_preds', defaultLayer: 'conv_pw_1_relu' });
-  c = await Classifier.load({ model: desc, env });
+  c = await loadTinyClassifier(root);
   // Five 40×36 images: solid colours, two with noise, so the model sees different inputs.
   const colours = [[200, 40, 30], [20, 160, 220], [240, 240, 240], [10, 10, 10], [90, 200, 60]] as const;
   for (const [i, [r, g, b]] of colours.entries()) {

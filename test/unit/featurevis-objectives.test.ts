@@ -3,24 +3,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, afterAll, describe, expect, it } from 'vitest';
-import { readEnv } from '../../src/config.js';
-import { initBackend } from '../../src/model/backend.js';
-import { Classifier } from '../../src/model/classifier.js';
+import type { Classifier } from '../../src/model/classifier.js';
 import { batch, channel, classLogit, direction, directionCossim, directionCossimBatch, neuron, scale, sub, sum, type Objective } from '../../src/featurevis/objectives.js';
 import { image } from '../../src/featurevis/param/index.js';
 import { render } from '../../src/featurevis/render.js';
-import { saveLayersModel, tinyLayersModel, writeTinyDescriptor } from '../helpers/tiny-models.js';
+import { loadTinyClassifier } from '../helpers/tiny-models.js';
 
 const root = mkdtempSync(join(tmpdir(), 'pa-fv-obj-'));
-const env = { ...readEnv({}), modelsDir: root, cacheDir: join(root, 'cache') };
 const LAYER = 'conv_pw_1_relu';
 let c: Classifier;
 
 beforeAll(async () => {
-  await initBackend('wasm');
-  await saveLayersModel(tinyLayersModel(32), join(root, 'tiny_layers'));
-  const desc = writeTinyDescriptor(join(root, 'desc'), { format: 'layers', size: 32, logits: 'conv_preds', defaultLayer: LAYER });
-  c = await Classifier.load({ model: desc, env });
+  c = await loadTinyClassifier(root);
 });
 afterAll(() => c?.dispose());
 

@@ -4,22 +4,19 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readEnv } from '../../src/config.js';
 import type { ImageItem } from '../../src/data/dataset.js';
 import { splitItems } from '../../src/data/split.js';
 import { evaluatePatches } from '../../src/evaluate/evaluate-patches.js';
-import { initBackend } from '../../src/model/backend.js';
-import { Classifier } from '../../src/model/classifier.js';
+import type { Classifier } from '../../src/model/classifier.js';
 import type { ClassRef } from '../../src/model/labels.js';
 import { optimisePatch, type OptimisePatchOptions } from '../../src/patch/optimise.js';
 import { pasteTf } from '../../src/patch/paste.js';
 import { randomPlacements } from '../../src/patch/placement.js';
 import { readPatch, sidecarPath, summariseTrace, writePatch } from '../../src/patch/sidecar.js';
 import { mulberry32 } from '../../src/util/random.js';
-import { saveLayersModel, tinyLayersModel, writeTinyDescriptor } from '../helpers/tiny-models.js';
+import { loadTinyClassifier } from '../helpers/tiny-models.js';
 
 const root = mkdtempSync(join(tmpdir(), 'pa-optimise-'));
-const env = { ...readEnv({}), modelsDir: root, cacheDir: join(root, 'cache') };
 const S = 32;
 const PER = S * S * 3;
 
@@ -31,10 +28,7 @@ let images: Float32Array;
 let noiseBytes: Uint8Array;
 
 beforeAll(async () => {
-  await initBackend('wasm');
-  await saveLayersModel(tinyLayersModel(S), join(root, 'tiny_layers'));
-  const desc = writeTinyDescriptor(join(root, 'desc'), { format: 'layers', size: S, logits: 'conv_preds', defaultLayer: 'conv_pw_1_relu' });
-  c = await Classifier.load({ model: desc, env });
+  c = await loadTinyClassifier(root, S);
   // The random tiny model barely responds to most classes; this one has room to move (measured: ~0.1 nats in 20 steps).
   target = c.labels.resolve('n03126707');
   const r = mulberry32(11);

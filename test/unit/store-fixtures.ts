@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { toHalf } from '../../src/activations/store/half.js';
 import { hashImageList } from '../../src/activations/store/image-list.js';
 import type { ImageRecord, PointChunk, RunIdentity } from '../../src/activations/store/types.js';
+import { PatchAtlasError } from '../../src/errors.js';
 
 export interface Synth {
   images: ImageRecord[];
@@ -104,4 +105,15 @@ export async function tempDir(prefix = 'pa-store-'): Promise<{ dir: string; clea
 
 export function bytes(a: ArrayBufferView): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** The PatchAtlasError a promise rejects with (anything else is rethrown; resolving fails the test). */
+export async function caught(p: Promise<unknown>): Promise<PatchAtlasError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof PatchAtlasError) return e;
+    throw e;
+  }
+  throw new Error('expected a PatchAtlasError');
 }

@@ -1,9 +1,8 @@
 import { readdir, readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PatchAtlasError } from '../../src/errors.js';
 import { RunReader, RunWriter, mergeRuns, shardOf, type ShardSpec } from '../../src/activations/store/index.js';
-import { chunkFor, groups, synth, tempDir, type Synth } from './store-fixtures.js';
+import { chunkFor, groups, synth, tempDir, type Synth, caught } from './store-fixtures.js';
 
 let root: string;
 let cleanup: () => Promise<void>;
@@ -18,16 +17,6 @@ async function collect(s: Synth, dir: string, shard: ShardSpec | null, chunkSize
   for (const g of gs.reverse()) await w.writeChunk(chunkFor(s, g, true));
   if (finalize) await w.finalize();
   return dir;
-}
-
-async function caught(p: Promise<unknown>): Promise<PatchAtlasError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof PatchAtlasError) return e;
-    throw e;
-  }
-  throw new Error('expected a PatchAtlasError');
 }
 
 async function sameFiles(a: string, b: string): Promise<void> {

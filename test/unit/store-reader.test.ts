@@ -1,9 +1,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PatchAtlasError } from '../../src/errors.js';
 import { RunReader, RunWriter, fromHalf, shardOf } from '../../src/activations/store/index.js';
-import { bytes, chunkFor, expected, groups, synth, tempDir } from './store-fixtures.js';
+import { bytes, chunkFor, expected, groups, synth, tempDir, caught } from './store-fixtures.js';
 
 let root: string;
 let cleanup: () => Promise<void>;
@@ -18,16 +17,6 @@ beforeAll(async () => {
   await w.finalize();
 });
 afterAll(async () => cleanup());
-
-async function caught(p: Promise<unknown>): Promise<PatchAtlasError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof PatchAtlasError) return e;
-    throw e;
-  }
-  throw new Error('expected a PatchAtlasError');
-}
 
 describe('RunReader', () => {
   it('exposes manifest, images and points', async () => {

@@ -1,9 +1,8 @@
 import { mkdir, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PatchAtlasError } from '../../src/errors.js';
 import { RunReader, RunWriter, fromHalf, hashImageList, shardOf, type RunManifest } from '../../src/activations/store/index.js';
-import { bytes, chunkFor, expected, groups, synth, tempDir } from './store-fixtures.js';
+import { bytes, chunkFor, expected, groups, synth, tempDir, caught } from './store-fixtures.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -11,16 +10,6 @@ beforeEach(async () => {
   ({ dir, cleanup } = await tempDir());
 });
 afterEach(async () => cleanup());
-
-async function caught(p: Promise<unknown>): Promise<PatchAtlasError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof PatchAtlasError) return e;
-    throw e;
-  }
-  throw new Error('expected a PatchAtlasError');
-}
 
 async function expectRun(run: string, s: ReturnType<typeof synth>, reverseWithinImage = false): Promise<void> {
   const want = expected(s, reverseWithinImage);

@@ -9,6 +9,7 @@
  * JS is two comparisons per pair. Memory is O(n·B), never O(n²).
  */
 import * as tf from '@tensorflow/tfjs';
+import { heapView } from '../../model/wasm-heap.js';
 
 export type KnnMetric = 'cosine' | 'euclidean';
 
@@ -84,7 +85,7 @@ export function knn(rows: Float32Array, dim: number, n: number, k: number, metri
         queryColumns(a, wa, s, bc, metric, w);
         const scores = tf.tidy(() => tf.matMul(tf.slice(aT, [s, 0], [n - s, wa]), tf.tensor2d(w.subarray(0, wa * bc), [wa, bc])));
         try {
-          scan(readScores(scores), s, bc, n, thr, offer);
+          scan(heapView(scores), s, bc, n, thr, offer);
         } finally {
           scores.dispose();
         }
@@ -175,21 +176,6 @@ function scan(scores: Float32Array, s: number, bc: number, n: number, thr: Float
       }
     }
   }
-}
-
-/**
- * The block's scores without a copy where the backend allows: on wasm a tensor's data is a span
- * of the module's heap (tfjs-backend-wasm 4.x: dataIdMap → memoryOffset), read before any other
- * tensor op can move or free it. Other backends: dataSync (a copy).
- */
-function readScores(t: tf.Tensor): Float32Array {
-  const be = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array }; dataIdMap?: { get(id: object): { memoryOffset?: number } | undefined } };
-  const info = tf.getBackend() === 'wasm' ? be.dataIdMap?.get(t.dataId) : undefined;
-  const heap = be.wasm?.HEAPU8;
-  if (heap && info && typeof info.memoryOffset === 'number' && info.memoryOffset % 4 === 0) {
-    return new Float32Array(heap.buffer, heap.byteOffset + info.memoryOffset, t.size);
-  }
-  return t.dataSync() as Float32Array;
 }
 
 function siftDown(hk: Float32Array, hi: Int32Array, base: number, size: number, p: number): void {

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { conv2dInputGrad, prefersConv2dInputRewrite } from './conv2d.js';
 import { withTensors } from './kernel-shims.js';
 import { isRewriteForced } from './state.js';
+import { forEachRun, fullStrides, innerRun, type WasmHeap } from '../wasm-heap.js';
 
 /**
  * Native kernels wrapped by a dispatcher that runs an op-based rewrite where it is faster (or when the rewrites
@@ -29,12 +30,6 @@ interface RefCounted {
   incRef(dataId: tf.DataId): void;
 }
 
-/** The parts of tfjs-backend-wasm's BackendWasm the Slice rewrite uses. */
-interface WasmHeap {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
-
 /**
  * Slice as a copy of contiguous runs straight between wasm heap views. wasm's own Slice reads the whole input
  * back into a JS copy and then moves one element at a time (measured: 15–25 ms to crop [16, 132, 132, 3] by
@@ -43,33 +38,13 @@ interface WasmHeap {
 function sliceByRuns(x: tf.TensorInfo, beginAttr: number | number[], sizeAttr: number | number[], backend: WasmHeap): tf.TensorInfo {
   const [begin, size] = tf.slice_util.parseSliceParams(x as tf.Tensor, beginAttr, sizeAttr);
   const out = backend.makeOutput(size, x.dtype);
-  // Views only after makeOutput: growing the heap detaches older ones.
   const src = backend.typedArrayFromHeap(x);
   const dst = backend.typedArrayFromHeap(out);
   if (dst.length === 0) return out;
-  const rank = x.shape.length;
-  const strides = tf.util.computeStrides(x.shape);
-  // The run: the innermost axes taken whole, times the extent of the first partial axis from the right.
-  let axis = rank - 1;
-  let run = 1;
-  while (axis >= 0 && begin[axis] === 0 && size[axis] === x.shape[axis]) run *= size[axis--]!;
-  if (axis < 0) {
-    dst.set(src.subarray(0, dst.length));
-    return out;
-  }
-  run *= size[axis]!;
-  const outer = size.slice(0, axis);
-  const idx = new Array<number>(axis).fill(0);
-  const base = begin.reduce((acc, b, d) => acc + b * (d < rank - 1 ? strides[d]! : 1), 0);
-  for (let o = 0; o < dst.length; o += run) {
-    let off = base;
-    for (let d = 0; d < axis; d++) off += idx[d]! * strides[d]!;
-    dst.set(src.subarray(off, off + run), o);
-    for (let d = axis - 1; d >= 0; d--) {
-      if (++idx[d]! < outer[d]!) break;
-      idx[d] = 0;
-    }
-  }
+  const strides = fullStrides(x.shape);
+  const { axis, run } = innerRun(size, (d) => begin[d] === 0 && size[d] === x.shape[d]);
+  const base = begin.reduce((acc, b, d) => acc + b * strides[d]!, 0);
+  forEachRun(size.slice(0, Math.max(0, axis)), strides, base, (off, k) => dst.set(src.subarray(off, off + run), k * run));
   return out;
 }
 
@@ -78,47 +53,23 @@ function sliceByRuns(x: tf.TensorInfo, beginAttr: number | number[], sizeAttr: n
  * padding [16, 128, 128, 3] by 2 pixels took ~5 ms (a crop's gradient is a pad, so every transform step pays it).
  */
 function padByRuns(x: tf.TensorInfo, paddings: Array<[number, number]>, value: number, backend: WasmHeap): tf.TensorInfo {
-  const rank = x.shape.length;
   const outShape = x.shape.map((d, i) => d + paddings[i]![0] + paddings[i]![1]);
   const out = backend.makeOutput(outShape, x.dtype);
   const src = backend.typedArrayFromHeap(x);
   const dst = backend.typedArrayFromHeap(out);
   dst.fill(value);
   if (src.length === 0) return out;
-  const outStrides = tf.util.computeStrides(outShape);
-  // The run: the innermost unpadded axes whole, times the first padded axis from the right.
-  let axis = rank - 1;
-  let run = 1;
-  while (axis >= 0 && paddings[axis]![0] === 0 && paddings[axis]![1] === 0) run *= x.shape[axis--]!;
-  if (axis < 0) {
-    dst.set(src);
-    return out;
-  }
-  run *= x.shape[axis]!;
-  const stride = (s: number[], d: number) => (d < rank - 1 ? s[d]! : 1);
-  const base = paddings.reduce((acc, [b], d) => acc + b * stride(outStrides, d), 0);
-  const idx = new Array<number>(axis).fill(0);
+  const strides = fullStrides(outShape);
+  const { axis, run } = padRun(x.shape, paddings);
+  const base = paddings.reduce((acc, [b], d) => acc + b * strides[d]!, 0);
   // Input runs are consecutive; only their place in the output moves.
-  for (let i = 0; i < src.length; i += run) {
-    let o = base;
-    for (let d = 0; d < axis; d++) o += idx[d]! * stride(outStrides, d);
-    dst.set(src.subarray(i, i + run), o);
-    for (let d = axis - 1; d >= 0; d--) {
-      if (++idx[d]! < x.shape[d]!) break;
-      idx[d] = 0;
-    }
-  }
+  forEachRun(x.shape.slice(0, Math.max(0, axis)), strides, base, (off, k) => dst.set(src.subarray(k * run, (k + 1) * run), off));
   return out;
 }
 
-/** Length of the contiguous input runs padByRuns copies. */
-function padRun(shape: number[], paddings: Array<[number, number]>): number {
-  let run = 1;
-  for (let axis = shape.length - 1; axis >= 0; axis--) {
-    run *= shape[axis]!;
-    if (paddings[axis]![0] !== 0 || paddings[axis]![1] !== 0) break;
-  }
-  return run;
+/** The contiguous input runs padByRuns copies: the innermost unpadded axes, times the first padded one. */
+function padRun(shape: number[], paddings: Array<[number, number]>): { axis: number; run: number } {
+  return innerRun(shape, (d) => paddings[d]![0] === 0 && paddings[d]![1] === 0);
 }
 
 const OVERRIDES: Override[] = [
@@ -149,7 +100,7 @@ const OVERRIDES: Override[] = [
     // Runs shorter than ~64 values cost more per JS copy than wasm's own loop (measured: the 6-D zero-spread pad
     // of a strided conv gradient, runs of 24, 4.4 ms vs 3.6 ms native).
     supports: (attrs, inputs, backend) =>
-      backend === 'wasm' && (inputs.x as tf.TensorInfo).dtype !== 'string' && padRun((inputs.x as tf.TensorInfo).shape, (attrs as unknown as tf.PadV2Attrs).paddings as Array<[number, number]>) >= 64,
+      backend === 'wasm' && (inputs.x as tf.TensorInfo).dtype !== 'string' && padRun((inputs.x as tf.TensorInfo).shape, (attrs as unknown as tf.PadV2Attrs).paddings as Array<[number, number]>).run >= 64,
     rewrite: ({ inputs, attrs, backend }) => {
       const a = attrs as unknown as tf.PadV2Attrs;
       return padByRuns(inputs.x as tf.TensorInfo, a.paddings as Array<[number, number]>, a.constantValue, backend as WasmHeap);

@@ -1,0 +1,57 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * Direct access to tensors on tfjs-backend-wasm's heap (4.x: `makeOutput`, `typedArrayFromHeap`), for kernels
+ * that copy whole runs of memory where wasm's own kernels move one element at a time.
+ * A view is only valid until the next allocation: growing the heap detaches older views.
+ */
+export interface WasmHeap {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+}
+
+/** A float32 tensor's data without a copy on wasm; a copy (dataSync) elsewhere. Read it before the next tensor op. */
+export function heapView(t: tf.Tensor): Float32Array {
+  if (tf.getBackend() === 'wasm' && t.dtype === 'float32') {
+    const be = tf.backend() as unknown as Partial<WasmHeap>;
+    if (typeof be.typedArrayFromHeap === 'function') return be.typedArrayFromHeap(t) as Float32Array;
+  }
+  return t.dataSync() as Float32Array;
+}
+
+/**
+ * The contiguous runs of a row-major copy between `extent` (the shape being walked) and a larger array: the
+ * innermost axes that are `whole` (copied entire), times the extent of the first axis from the right that is
+ * not. `axis` is that axis (−1 when every axis is whole, one run).
+ */
+export function innerRun(extent: readonly number[], whole: (axis: number) => boolean): { axis: number; run: number } {
+  let axis = extent.length - 1;
+  let run = 1;
+  while (axis >= 0 && whole(axis)) run *= extent[axis--]!;
+  if (axis >= 0) run *= extent[axis]!;
+  return { axis, run };
+}
+
+/** Row-major strides including the last axis (1). */
+export function fullStrides(shape: readonly number[]): number[] {
+  return [...tf.util.computeStrides(shape as number[]), 1];
+}
+
+/**
+ * Calls fn(offset, k) for the k-th run, in row-major order over the `outer` axes, where offset is
+ * base + Σ index[d] · strides[d] (an odometer, no per-run allocation).
+ */
+export function forEachRun(outer: readonly number[], strides: readonly number[], base: number, fn: (offset: number, k: number) => void): void {
+  const idx = new Array<number>(outer.length).fill(0);
+  const total = outer.reduce((a, b) => a * b, 1);
+  let offset = base;
+  for (let k = 0; k < total; k++) {
+    fn(offset, k);
+    for (let d = outer.length - 1; d >= 0; d--) {
+      offset += strides[d]!;
+      if (++idx[d]! < outer[d]!) break;
+      offset -= idx[d]! * strides[d]!;
+      idx[d] = 0;
+    }
+  }
+}
