@@ -18,8 +18,8 @@ import { batch as batchObjective, channel } from '../src/featurevis/objectives.j
 import { image } from '../src/featurevis/param/index.js';
 import { render } from '../src/featurevis/render.js';
 import { standardTransforms } from '../src/featurevis/transforms.js';
-import { initBackend } from '../src/model/backend.js';
-import { wasmThreads } from '../src/model/wasm-threads.js';
+import { initBackend } from '../src/engine/backend.js';
+import { wasmThreads } from '../src/engine/wasm-threads.js';
 
 type Args = Record<string, number | string>;
 const workloads: Record<string, (a: Args) => Promise<Record<string, number | string>>> = {

@@ -1,3 +1,5 @@
+import { EngineError } from './engine/errors.js';
+
 /**
  * Every expected failure is a PatchAtlasError with a code, a one-line message that names the
  * file, flag or value at fault, and (where there is one) the fix. The CLI turns these into a
@@ -44,7 +46,7 @@ export function isPatchAtlasError(e: unknown): e is PatchAtlasError {
 
 /** One line for the terminal: "message (hint)". */
 export function formatError(e: unknown): string {
-  if (isPatchAtlasError(e)) return e.message;
+  if (isPatchAtlasError(e) || e instanceof EngineError) return e.message;
   if (e instanceof Error) return `unexpected error: ${e.message.split('\n')[0]} (run again with --debug for the stack trace)`;
   return `unexpected error: ${String(e)}`;
 }

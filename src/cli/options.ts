@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { BACKENDS, type BackendName } from '../model/backend.js';
+import { BACKENDS, type BackendName } from '../engine/index.js';
 import { Classifier } from '../model/classifier.js';
 import { DEFAULT_MODEL } from '../model/descriptor.js';
 import type { CliIO } from './io.js';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../model/classifier.js';
-import { withMaxPoolGrad } from '../model/gradients/index.js';
+import { withMaxPoolGrad } from '../engine/index.js';
 import { mulberry32 } from '../util/random.js';
 import type { Activations, Objective } from './objectives.js';
 import type { Param } from './param/param.js';

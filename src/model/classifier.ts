@@ -2,12 +2,12 @@ import * as tf from '@tensorflow/tfjs';
 import { readEnv, type Env } from '../config.js';
 import { PatchAtlasError } from '../errors.js';
 import { closest } from '../util/suggest.js';
-import { initBackend, type BackendName } from './backend.js';
+import { initBackend, type BackendName } from '../engine/index.js';
 import { loadDescriptor, loadLabels, type ModelDescriptor } from './descriptor.js';
-import { INPUT, type Executor, type LayerInfo } from './executor.js';
-import { GraphExecutor } from './graph-executor.js';
-import { withMaxPoolGrad, type MaxPoolGradMode } from './gradients/index.js';
-import { LayersExecutor } from './layers-executor.js';
+import { INPUT, type Executor, type LayerInfo } from '../engine/index.js';
+import { GraphExecutor } from '../engine/index.js';
+import { withMaxPoolGrad, type MaxPoolGradMode } from '../engine/index.js';
+import { LayersExecutor } from '../engine/index.js';
 import type { ClassRef, LabelSet } from './labels.js';
 import { readArtifacts, resolveWeights, type ResolvedWeights } from './weights.js';
 

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { PatchAtlasError } from '../errors.js';
 import type { Classifier } from '../model/classifier.js';
-import { withMaxPoolGrad } from '../model/gradients/index.js';
+import { withMaxPoolGrad } from '../engine/index.js';
 import type { ClassRef } from '../model/labels.js';
 import { keyedSeed, mulberry32, sampleIndices } from '../util/random.js';
 import { pasteTf } from './paste.js';

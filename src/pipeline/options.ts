@@ -1,5 +1,5 @@
 import type { PositionCount } from '../attribution/positions.js';
-import type { BackendName } from '../model/backend.js';
+import type { BackendName } from '../engine/index.js';
 import { CORNERS } from '../patch/placement.js';
 
 /**

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { readEnv } from '../../src/config.js';
-import { initBackend } from '../../src/model/backend.js';
+import { initBackend } from '../../src/engine/backend.js';
 import { Classifier } from '../../src/model/classifier.js';
 
 /**

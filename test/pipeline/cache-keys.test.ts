@@ -18,7 +18,7 @@ function context(over: Partial<RunOptions> = {}): PipelineContext {
   const target = labels.resolve('great white shark');
   const wnids = ['n02066245', 'n01484850', 'n02799071', 'n01440764'];
   const items = Array.from({ length: 80 }, (_, i) => ({ path: `/data/img/${wnids[i % 4]}_${i}.JPEG`, label: labels.resolve(wnids[i % 4]!) }));
-  const opts: RunOptions = { ...RUN_DEFAULTS, images: '/data/img', pair: ['grey whale', 'great white shark'], out: '/tmp/out', model: 'mobilenet_v1_0.75', backend: 'wasm', download: false, patches: ['/p'], ...over };
+  const opts = { ...RUN_DEFAULTS, sizes: [...RUN_DEFAULTS.sizes], images: '/data/img', pair: ['grey whale', 'great white shark'], out: '/tmp/out', model: 'mobilenet_v1_0.75', backend: 'wasm', download: false, patches: ['/p'], ...over } as RunOptions;
   const dataset = { source: '/data/img', layout: 'wnid-files' as const, items, unlabelled: 0, skipped: [] };
   return {
     dir: '/tmp/out',

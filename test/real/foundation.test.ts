@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { expect, it } from 'vitest';
 import { openDataset } from '../../src/data/dataset.js';
 import { accuracy } from '../../src/evaluate/accuracy.js';
-import { initBackend } from '../../src/model/backend.js';
+import { initBackend } from '../../src/engine/backend.js';
 import { Classifier } from '../../src/model/classifier.js';
 import { runCli } from '../helpers/cli.js';
 import { describeReal, SAMPLE_DIR } from '../helpers/real.js';

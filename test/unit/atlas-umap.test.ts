@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../src/model/backend.js';
+import { initBackend } from '../../src/engine/backend.js';
 import { umapLayout, type Metric } from '../../src/atlas/layout.js';
 import { defaultEpochs, umap } from '../../src/atlas/umap/index.js';
 import { knn } from '../../src/atlas/umap/knn.js';

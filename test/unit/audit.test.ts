@@ -13,7 +13,7 @@ import { decodeImage, toFloatBatch, type DecodedImage } from '../../src/data/dec
 import { isPatchAtlasError } from '../../src/errors.js';
 import { noisePatch } from '../../src/evaluate/evaluate-patches.js';
 import { preprocessOf } from '../../src/evaluate/predict.js';
-import { initBackend } from '../../src/model/backend.js';
+import { initBackend } from '../../src/engine/backend.js';
 import { Classifier } from '../../src/model/classifier.js';
 import { runCli } from '../helpers/cli.js';
 import { removeDir } from '../helpers/images.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readEnv } from '../../src/config.js';
-import { initBackend } from '../../src/model/backend.js';
+import { initBackend } from '../../src/engine/backend.js';
 import { Classifier } from '../../src/model/classifier.js';
 import { saveLayersModel, tinyLayersModel, writeTinyDescriptor, writeTinyGraphModel } from '../helpers/tiny-models.js';
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/model/backend.js';
+import { initBackend } from '../../src/engine/backend.js';
 import { decorrelate, decorrelationMatrix, fourier, fourierNorm, image, irfft2d, pixel, rfftWidth, sigmoid, spectrumScale } from '../../src/featurevis/param/index.js';
 import { mulberry32 } from '../../src/util/random.js';
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/model/backend.js';
+import { initBackend } from '../../src/engine/backend.js';
 import { compose, cropOrPad, interpWeights, jitter, keepSize, matMulConst, pad, padThenJitter, randomRotate, randomScale, resize, rotate, shiftLines, standardTransforms, zoom, type Transform } from '../../src/featurevis/transforms.js';
 import { mulberry32 } from '../../src/util/random.js';
 

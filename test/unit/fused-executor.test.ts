@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/model/backend.js';
-import { INPUT } from '../../src/model/executor.js';
-import { LayersExecutor } from '../../src/model/layers-executor.js';
+import { initBackend } from '../../src/engine/backend.js';
+import { INPUT } from '../../src/engine/executor.js';
+import { LayersExecutor } from '../../src/engine/layers-executor.js';
 
 /**
- * Conv → batch norm → activation chains folded into fused kernels (src/model/fuse.ts) must compute what the
+ * Conv → batch norm → activation chains folded into fused kernels (src/engine/fuse.ts) must compute what the
  * layers compute. Reading an inner tensor (a conv or bn output) switches a call to the plain layer-by-layer
  * schedule, which is the reference here.
  */

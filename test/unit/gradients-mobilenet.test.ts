@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, expect, it } from 'vitest';
-import { installGradientFixes } from '../../src/model/gradients/index.js';
+import { installGradientFixes } from '../../src/engine/gradients/index.js';
 import { describeReal, REAL_MODEL_DIR } from '../helpers/real.js';
 
 /**

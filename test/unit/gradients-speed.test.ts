@@ -8,7 +8,7 @@ import {
   installedKernelOverrides,
   installGradientFixes,
   withForcedRewrite,
-} from '../../src/model/gradients/index.js';
+} from '../../src/engine/gradients/index.js';
 import { data, param, weighted, use, inputGrad, grads, expectClose, type Pad } from '../helpers/grad-check.js';
 
 /**

@@ -12,7 +12,7 @@ import {
   smoothMaxPool,
   withForcedRewrite,
   withMaxPoolGrad,
-} from '../../src/model/gradients/index.js';
+} from '../../src/engine/gradients/index.js';
 import { data, param, weighted, use, inputGrad, relErr, expectClose, type Pad } from '../helpers/grad-check.js';
 
 /**

@@ -7,7 +7,7 @@ import { collect } from '../../src/activations/collect.js';
 import { buildAtlas } from '../../src/atlas/from-run.js';
 import { readEnv } from '../../src/config.js';
 import { openDataset } from '../../src/data/dataset.js';
-import { initBackend } from '../../src/model/backend.js';
+import { initBackend } from '../../src/engine/backend.js';
 import { Classifier } from '../../src/model/classifier.js';
 import { readPatch } from '../../src/patch/sidecar.js';
 import { readSplitFile } from '../../src/patch/synthesise.js';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/model/backend.js';
+import { initBackend } from '../../src/engine/backend.js';
 import { footprint, pasteRgb, pasteTf, resampleWeights, resizePatchRgb, type RgbImage } from '../../src/patch/paste.js';
 import { gridPlacements, type Placement } from '../../src/patch/placement.js';
 import { mulberry32 } from '../../src/util/random.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { readEnv } from '../../src/config.js';
-import { initBackend } from '../../src/model/backend.js';
+import { initBackend } from '../../src/engine/backend.js';
 import { Classifier } from '../../src/model/classifier.js';
 import { RUN_DEFAULTS, type RunOptions } from '../../src/pipeline/options.js';
 import { runPipeline, type RunResult } from '../../src/pipeline/run.js';

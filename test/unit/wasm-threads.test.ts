@@ -5,11 +5,11 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/model/backend.js';
-import { defaultThreads } from '../../src/model/wasm-threads.js';
+import { initBackend } from '../../src/engine/backend.js';
+import { defaultThreads } from '../../src/engine/wasm-threads.js';
 
 /**
- * Multi-threaded wasm (src/model/wasm-threads.ts) must give bit-identical results to one thread. The thread
+ * Multi-threaded wasm (src/engine/wasm-threads.ts) must give bit-identical results to one thread. The thread
  * count is fixed when a process first starts wasm, so each count runs in its own process (the compiled dist/,
  * which `npm test` builds first).
  */

@@ -4,7 +4,7 @@
  * NN-descent and per-point arrays took 772 s and 4.5 GB for 50,000 × 512 points.
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../model/backend.js';
+import { initBackend } from '../../engine/index.js';
 import { mulberry32 } from '../../util/random.js';
 import { findAB } from './curve.js';
 import { fuzzyUnion, membershipStrengths, pruneGraph, smoothKnnDist } from './fuzzy.js';

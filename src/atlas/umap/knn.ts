@@ -9,7 +9,7 @@
  * JS is two comparisons per pair. Memory is O(n·B), never O(n²).
  */
 import * as tf from '@tensorflow/tfjs';
-import { heapView } from '../../model/wasm-heap.js';
+import { heapView } from '../../engine/index.js';
 
 export type KnnMetric = 'cosine' | 'euclidean';
 

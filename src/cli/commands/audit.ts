@@ -2,7 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { loadAuditConfig } from '../../audit/config.js';
 import { auditSummary, runAudit } from '../../audit/run.js';
 import { PatchAtlasError } from '../../errors.js';
-import { BACKENDS, type BackendName } from '../../model/backend.js';
+import { BACKENDS, type BackendName } from '../../engine/index.js';
 import { DEFAULT_MODEL } from '../../model/descriptor.js';
 import { progress } from '../../util/progress.js';
 import { skipReporter, type CliIO } from '../io.js';

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { PatchAtlasError } from '../errors.js';
+import { EngineError } from './errors.js';
 import { installGradientFixes } from './gradients/index.js';
-import { defaultThreads, disableWasmThreads, prepareWasmThreads, releaseWasmThreadsOnExit } from './wasm-threads.js';
+import { defaultThreads, disableWasmThreads, prepareWasmThreads, releaseWasmThreadsOnExit, wasmThreads } from './wasm-threads.js';
 
 export type BackendName = 'wasm' | 'cpu' | 'tensorflow';
 export const BACKENDS: readonly BackendName[] = ['wasm', 'cpu', 'tensorflow'];
@@ -21,7 +21,7 @@ export async function initBackend(name: BackendName = 'wasm'): Promise<BackendNa
     tf.enableProdMode();
     if (name === 'tensorflow') await importNodeBinding();
     const ok = name === 'wasm' ? await startWasm() : await tf.setBackend(tfName(name));
-    if (!ok) throw new PatchAtlasError('BACKEND_MISSING', `backend "${name}" failed to initialise`);
+    if (!ok) throw new EngineError('BACKEND_MISSING', `backend "${name}" failed to initialise`);
     await tf.ready();
     active = name;
     return name;
@@ -37,7 +37,7 @@ async function startWasm(): Promise<boolean> {
   try {
     threads = defaultThreads();
   } catch (e) {
-    throw new PatchAtlasError('BAD_CONFIG', (e as Error).message, 'set PATCH_ATLAS_THREADS to e.g. 2, or unset it to use every core');
+    throw new EngineError('BAD_THREADS', (e as Error).message, 'set PATCH_ATLAS_THREADS to e.g. 2, or unset it to use every core');
   }
   const restore = prepareWasmThreads(threads);
   let ok = false;
@@ -59,6 +59,17 @@ export function activeBackend(): BackendName | undefined {
   return active;
 }
 
+/** What the formats record as the engine that made a file: the backend and, for wasm, its thread count. */
+export interface EngineInfo {
+  backend: BackendName | 'none';
+  threads: number;
+}
+
+export function engineInfo(): EngineInfo {
+  const backend = active ?? 'none';
+  return { backend, threads: backend === 'wasm' ? wasmThreads() : backend === 'none' ? 0 : 1 };
+}
+
 function tfName(name: BackendName): string {
   return name === 'tensorflow' ? 'tensorflow' : name;
 }
@@ -71,11 +82,11 @@ async function importNodeBinding(): Promise<void> {
       return;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') {
-        throw new PatchAtlasError('BACKEND_MISSING', `${pkg} is installed but failed to load: ${(e as Error).message.split('\n')[0]}`);
+        throw new EngineError('BACKEND_MISSING', `${pkg} is installed but failed to load: ${(e as Error).message.split('\n')[0]}`);
       }
     }
   }
-  throw new PatchAtlasError(
+  throw new EngineError(
     'BACKEND_MISSING',
     '--backend tensorflow needs @tensorflow/tfjs-node (CPU) or @tensorflow/tfjs-node-gpu (CUDA), which are not installed',
     'run `npm install @tensorflow/tfjs-node@4.22.0` in the patch-atlas folder, or use --backend wasm',

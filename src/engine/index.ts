@@ -1,0 +1,13 @@
+/**
+ * The tensor engine: TensorFlow.js on wasm (threads, fused conv→BN→ReLU kernels, heap access) with the
+ * gradient fixes the wasm backend needs, and the executors that run a model by layer name. It imports
+ * nothing from the rest of patch-atlas; the model layer (src/model/) is its one client for models.
+ */
+export { activeBackend, BACKENDS, engineInfo, initBackend, tf, type BackendName, type EngineInfo } from './backend.js';
+export { EngineError, type EngineErrorCode } from './errors.js';
+export { INPUT, type Executor, type JvpResult, type LayerInfo } from './executor.js';
+export { GraphExecutor } from './graph-executor.js';
+export { LayersExecutor } from './layers-executor.js';
+export { withMaxPoolGrad, type MaxPoolGradMode } from './gradients/state.js';
+export { heapView } from './wasm-heap.js';
+export { MAX_WASM_THREADS, wasmThreads } from './wasm-threads.js';
