@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'EMPTY_ATLAS'
   | 'TOO_FEW_POINTS'
   | 'BAD_RUN'
+  | 'BAD_FILE'
   | 'RUN_MISMATCH';
 
 export class PatchAtlasError extends Error {

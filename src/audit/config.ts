@@ -1,7 +1,11 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { PatchAtlasError, isPatchAtlasError } from '../errors.js';
-import { checkPositions, DEFAULT_SIZES, POSITIONS, type Position } from '../patch/placement.js';
+import { AUDIT_METRICS, type AuditMetric } from '../formats/audit.js';
+import { checkPositions, POSITIONS, type Position } from '../patch/placement.js';
+import { EVALUATE_PARAMS } from '../recipes/evaluate.js';
+import { BRIDGE_PATCHES, MAKE_PATCH_PARAMS, type MakePatchParams } from '../recipes/patches.js';
+import { checkParams } from '../recipes/params.js';
 import { closest } from '../util/suggest.js';
 
 /**
@@ -15,8 +19,8 @@ import { closest } from '../util/suggest.js';
  * writes is resolved through `outputFile`, which refuses anything that is not inside the output folder.
  */
 
-export const METRICS = ['dynamic', 'static', 'universal-dynamic', 'universal-static'] as const;
-export type AuditMetric = (typeof METRICS)[number];
+export const METRICS = AUDIT_METRICS;
+export type { AuditMetric };
 
 export interface AuditThreshold {
   metric: AuditMetric;
@@ -30,7 +34,7 @@ export interface AuditThreshold {
 
 export type PatchSource =
   | { kind: 'files'; path: string; key: string }
-  | { kind: 'atlas'; atlas: string; cells: number; side: number; iconSteps: number; steps: number; batchSize: number; seed: number; key: string };
+  | { kind: 'atlas'; atlas: string; params: Partial<MakePatchParams>; key: string };
 
 export interface AuditCheck {
   name: string;
@@ -48,7 +52,8 @@ export interface AuditCheck {
   sizes: number[];
   positions: Position[];
   circular: boolean;
-  noise: { seed: number; side: number };
+  /** The noise control's seed and side in pixels. */
+  noise: { seed: number; patchPx: number };
   batchSize: number;
   thresholds: AuditThreshold[];
 }
@@ -66,20 +71,22 @@ export interface AuditConfig {
   checks: AuditCheck[];
 }
 
+/**
+ * What a config may leave out. Evaluation and patch settings are the recipes' own defaults; an atlas
+ * source differs in two, for a CI budget: icons get 64 steps (not 256) and no EOT patch is trained
+ * unless "steps" asks for one.
+ */
 export const AUDIT_DEFAULTS = {
   junit: 'junit.xml',
-  batchSize: 16,
-  noiseSide: 64,
-  noiseSeed: 0,
-  atlas: { cells: 3, side: 64, iconSteps: 64, steps: 0, batchSize: 8, seed: 0 },
+  atlas: { cells: BRIDGE_PATCHES, iconSteps: 64, steps: 0 },
 } as const;
 
 const TOP_KEYS = ['$comment', 'model', 'weights', 'images', 'maxImages', 'output', 'junit', 'batchSize', 'checks'];
 const CHECK_KEYS = ['$comment', 'name', 'source', 'target', 'images', 'maxImages', 'split', 'patches', 'placements', 'noise', 'batchSize', 'thresholds'];
 const PLACEMENT_KEYS = ['$comment', 'sizes', 'positions', 'circular'];
-const NOISE_KEYS = ['$comment', 'seed', 'side'];
+const NOISE_KEYS = ['$comment', 'seed', 'patchPx', 'side'];
 const THRESHOLD_KEYS = ['$comment', 'metric', 'max', 'maxOverNoise'];
-const ATLAS_KEYS = ['$comment', 'atlas', 'cells', 'side', 'iconSteps', 'steps', 'batchSize', 'seed'];
+const ATLAS_KEYS = ['$comment', 'atlas', 'cells', 'patchPx', 'side', 'iconSteps', 'steps', 'batchSize', 'seed'];
 
 type Obj = Record<string, unknown>;
 
@@ -130,7 +137,7 @@ export function parseAuditConfig(text: string, label: string, opts: { checkInput
   const output = confine(dir, outputGiven, (msg) => fail('output', `"${outputGiven}" ${msg}`, 'use a sub-folder of the config\'s folder, e.g. "audit-out"'), 'the config\'s folder');
   const junitGiven = v.optString(raw, 'junit', '') ?? AUDIT_DEFAULTS.junit;
   const junit = confine(output, junitGiven, (msg) => fail('junit', `"${junitGiven}" ${msg}`, 'name a file inside the output folder, e.g. "junit.xml"'), 'the output folder');
-  const batchSize = v.optInt(raw, 'batchSize', '', 1) ?? AUDIT_DEFAULTS.batchSize;
+  const batchSize = v.optInt(raw, 'batchSize', '', 1) ?? EVALUATE_PARAMS.batchSize.default;
   const maxImages = v.optInt(raw, 'maxImages', '', 1);
 
   const checksRaw = raw.checks;
@@ -170,20 +177,22 @@ export function parseAuditConfig(text: string, label: string, opts: { checkInput
       v.keys(p, pk, ATLAS_KEYS);
       const d = AUDIT_DEFAULTS.atlas;
       const atlas = input(`${pk}.atlas`, v.string(p, 'atlas', pk, 'the atlas.json of a pair atlas'));
-      return {
-        kind: 'atlas',
-        atlas,
+      // "side" is the name older configs use for patchPx.
+      const pxKey = p.patchPx !== undefined || p.side === undefined ? 'patchPx' : 'side';
+      const given = {
         cells: v.optInt(p, 'cells', pk, 1) ?? d.cells,
-        side: v.optInt(p, 'side', pk, 8) ?? d.side,
-        iconSteps: v.optInt(p, 'iconSteps', pk, 0) ?? d.iconSteps,
-        steps: v.optInt(p, 'steps', pk, 0) ?? d.steps,
-        batchSize: v.optInt(p, 'batchSize', pk, 1) ?? d.batchSize,
-        seed: v.optInt(p, 'seed', pk, Number.MIN_SAFE_INTEGER) ?? d.seed,
-        key: pk,
+        patchPx: v.optInt(p, pxKey, pk, Number.MIN_SAFE_INTEGER),
+        iconSteps: v.optInt(p, 'iconSteps', pk, Number.MIN_SAFE_INTEGER) ?? d.iconSteps,
+        steps: v.optInt(p, 'steps', pk, Number.MIN_SAFE_INTEGER) ?? d.steps,
+        batchSize: v.optInt(p, 'batchSize', pk, Number.MIN_SAFE_INTEGER),
+        seed: v.optInt(p, 'seed', pk, Number.MIN_SAFE_INTEGER),
       };
+      // Ranges are the patch recipe's, checked here so the error names the config key.
+      const params = checkParams(MAKE_PATCH_PARAMS, given, (key, value, problem, hint) => fail(`${pk}.${key === 'patchPx' ? pxKey : key}`, `${problem}, not ${JSON.stringify(value)}`, hint));
+      return { kind: 'atlas', atlas, params: { cells: params.cells, patchPx: params.patchPx, iconSteps: params.iconSteps, steps: params.steps, batchSize: params.batchSize, seed: params.seed }, key: pk };
     });
 
-    let sizes = [...DEFAULT_SIZES];
+    let sizes = [...EVALUATE_PARAMS.sizes.default];
     let positions: Position[] = [...POSITIONS];
     let circular = false;
     if (cr.placements !== undefined) {
@@ -215,12 +224,13 @@ export function parseAuditConfig(text: string, label: string, opts: { checkInput
       }
       circular = v.optBool(pl, 'circular', plk) ?? false;
     }
-    let noise: AuditCheck['noise'] = { seed: AUDIT_DEFAULTS.noiseSeed, side: AUDIT_DEFAULTS.noiseSide };
+    let noise: AuditCheck['noise'] = { seed: EVALUATE_PARAMS.noiseSeed.default, patchPx: EVALUATE_PARAMS.noisePx.default };
     if (cr.noise !== undefined) {
       const nk = `${ck}.noise`;
-      if (!isObj(cr.noise)) throw fail(nk, 'must be an object', '{ "seed": 0, "side": 64 } (the noise control is always measured)');
+      if (!isObj(cr.noise)) throw fail(nk, 'must be an object', '{ "seed": 0, "patchPx": 64 } (the noise control is always measured)');
       v.keys(cr.noise, nk, NOISE_KEYS);
-      noise = { seed: v.optInt(cr.noise, 'seed', nk, Number.MIN_SAFE_INTEGER) ?? noise.seed, side: v.optInt(cr.noise, 'side', nk, 1) ?? noise.side };
+      const pxKey = cr.noise.patchPx !== undefined || cr.noise.side === undefined ? 'patchPx' : 'side';
+      noise = { seed: v.optInt(cr.noise, 'seed', nk, Number.MIN_SAFE_INTEGER) ?? noise.seed, patchPx: v.optInt(cr.noise, pxKey, nk, 1) ?? noise.patchPx };
     }
 
     const tr = cr.thresholds;

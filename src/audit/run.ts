@@ -1,91 +1,30 @@
-import { relative, resolve } from 'node:path';
-import type { Skipped } from '../data/dataset.js';
-import { openDataset } from '../data/dataset.js';
+import { relative } from 'node:path';
+import { openDataset, type Skipped } from '../data/dataset.js';
+import { loadPatches, type PatchImage } from '../data/patches.js';
 import { PatchAtlasError, isPatchAtlasError } from '../errors.js';
-import { evaluatePatches, noisePatch, type PatchInput } from '../evaluate/evaluate-patches.js';
 import type { PatchMetrics, Proportion } from '../evaluate/metrics.js';
-import { writeEvaluation } from '../evaluate/write-results.js';
-import { readAtlas } from '../featurevis/atlas-icons.js';
+import { readAtlas } from '../formats/atlas.js';
+import { AUDIT_FORMAT, writeAuditResult, type AuditMetric, type AuditResult, type CheckResult, type RateSummary, type ThresholdResult } from '../formats/audit.js';
+import type { ClassName } from '../formats/file.js';
+import { producer } from '../formats/producer.js';
+import { readSplit } from '../formats/split.js';
 import type { Classifier } from '../model/classifier.js';
 import { LabelSet, type ClassRef } from '../model/labels.js';
-import { loadPatches } from '../patch/load.js';
-import { gridPlacements } from '../patch/placement.js';
-import type { ClassName } from '../patch/sidecar.js';
-import { readSplitFile, synthesisePatches } from '../patch/synthesise.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
-import { packageVersion } from '../util/paths.js';
-import { keyedSeed, sampleIndices } from '../util/random.js';
-import { outputFile, type AuditCheck, type AuditConfig, type AuditMetric, type AuditThreshold } from './config.js';
+import { eligibleImages, evaluate, sampleImages } from '../recipes/evaluate.js';
+import { makePatches } from '../recipes/patches.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { outputFile, type AuditCheck, type AuditConfig, type AuditThreshold } from './config.js';
 
 /**
  * `audit`: each check of a config evaluates its patches (with a noise control in the same run) on its
  * images, and compares the best non-control patch's success rate with the check's thresholds. Results:
  * audit.json, a JUnit XML file (one testcase per check × threshold) and each check's results.json/csv,
- * all inside the config's output folder (see config.ts for how that is enforced).
+ * all inside the config's output folder (see config.ts for how that is enforced). Patches and the
+ * evaluation come from the same recipes as the `patch` and `evaluate` commands.
  */
 
-export const AUDIT_FORMAT = 'patch-atlas-audit/1';
 export const NOISE_CONTROL = 'noise-control';
-
-export interface RateSummary {
-  k: number;
-  n: number;
-  /** null when n = 0. */
-  p: number | null;
-  lo: number;
-  hi: number;
-}
-
-export interface ThresholdResult {
-  key: string;
-  /** The testcase name, e.g. "dynamic max 0.2". */
-  name: string;
-  metric: AuditMetric;
-  max?: number;
-  maxOverNoise?: number;
-  passed: boolean;
-  /** The non-control patch with the highest rate on this metric (null if none could be measured). */
-  best: (RateSummary & { patch: string }) | null;
-  noise: RateSummary;
-  /** One line: what was measured against what. */
-  message: string;
-}
-
-export interface CheckResult {
-  name: string;
-  key: string;
-  source: ClassName | null;
-  target: ClassName;
-  images: number;
-  /** Images that could count, before a `maxImages` sample. */
-  eligible: number;
-  skipped: number;
-  /** Denominators: source images classified correctly before the patch, and images not the target before. */
-  correctBefore: number;
-  notTargetBefore: number;
-  placements: string[];
-  /** results.json / results.csv, relative to the output folder. */
-  results: { json: string; csv: string };
-  /** Generated patch folders (atlas sources), relative to the output folder. */
-  generated: string[];
-  split: string | null;
-  seconds: number;
-  patches: Array<{ name: string; control: boolean } & Record<AuditMetric, RateSummary>>;
-  thresholds: ThresholdResult[];
-}
-
-export interface AuditResult {
-  format: typeof AUDIT_FORMAT;
-  config: string;
-  model: string;
-  passed: boolean;
-  counts: { checks: number; thresholds: number; passed: number; failed: number };
-  files: { json: string; junit: string };
-  createdAt: string;
-  seconds: number;
-  tool: { name: 'patch-atlas'; version: string };
-  checks: CheckResult[];
-}
+export type { AuditResult, CheckResult, RateSummary, ThresholdResult };
 
 export interface AuditRunOptions {
   /** Before each check is evaluated. */
@@ -96,11 +35,13 @@ export interface AuditRunOptions {
   onNote?: (note: string) => void;
 }
 
+type ConfigError = (key: string, e: unknown) => unknown;
+
 export async function runAudit(cfg: AuditConfig, c: Classifier, opts: AuditRunOptions = {}): Promise<AuditResult> {
   const t0 = Date.now();
   const createdAt = new Date().toISOString();
-  const configError = (key: string, e: unknown) => {
-    if (isPatchAtlasError(e)) return new PatchAtlasError('BAD_CONFIG', `${cfg.label}: "${key}": ${e.message.replace(/^--patches /, '')}`);
+  const configError: ConfigError = (key, e) => {
+    if (isPatchAtlasError(e)) return new PatchAtlasError('BAD_CONFIG', `${cfg.label}: "${key}": ${e.message.replace(/^--(patches|atlas|split) /, '')}`);
     return e;
   };
   // Classes first, for every check: a typo fails before any image is decoded.
@@ -137,6 +78,7 @@ export async function runAudit(cfg: AuditConfig, c: Classifier, opts: AuditRunOp
   const junitPath = outputFile(cfg.output, relative(cfg.output, cfg.junit));
   const result: AuditResult = {
     format: AUDIT_FORMAT,
+    producer: producer(c.descriptor.name),
     config: cfg.path,
     model: c.descriptor.name,
     passed: failed === 0,
@@ -144,25 +86,23 @@ export async function runAudit(cfg: AuditConfig, c: Classifier, opts: AuditRunOp
     files: { json: jsonPath, junit: junitPath },
     createdAt,
     seconds: (Date.now() - t0) / 1000,
-    tool: { name: 'patch-atlas', version: packageVersion() },
     checks,
   };
   await writeFileAtomic(junitPath, junitXml(result));
-  await writeJsonAtomic(jsonPath, result);
+  await writeAuditResult(jsonPath, result);
   return result;
 }
 
-async function runCheck(
-  cfg: AuditConfig,
-  c: Classifier,
-  check: AuditCheck,
-  target: ClassRef,
-  source: ClassRef | undefined,
-  opts: AuditRunOptions,
-  configError: (key: string, e: unknown) => unknown,
-): Promise<CheckResult> {
+async function runCheck(cfg: AuditConfig, c: Classifier, check: AuditCheck, target: ClassRef, source: ClassRef | undefined, opts: AuditRunOptions, configError: ConfigError): Promise<CheckResult> {
   const t0 = Date.now();
   const outRel = (p: string) => relative(cfg.output, p).split('\\').join('/');
+  const keyed = async <T>(key: string, f: () => Promise<T> | T): Promise<T> => {
+    try {
+      return await f();
+    } catch (e) {
+      throw configError(key, e);
+    }
+  };
 
   // Patches: files as given; atlas sources generated into the output folder (icons, and EOT patches when asked).
   const paths: string[] = [];
@@ -175,78 +115,41 @@ async function runCheck(
     }
     const out = outputFile(cfg.output, `generated/${check.slug}/${pi}`);
     opts.onNote?.(`${check.name}: generating patches from ${p.atlas} into ${out}`);
-    try {
-      const r = await synthesisePatches({
-        classifier: c,
-        atlas: p.atlas,
-        cells: p.cells,
-        out,
-        images: check.images,
-        side: p.side,
-        iconSteps: p.iconSteps,
-        steps: p.steps,
-        batchSize: p.batchSize,
-        seed: p.seed,
-        noise: false,
-        ...(opts.onSkip ? { onSkip: opts.onSkip } : {}),
-      });
-      // Trained patches are measured on held-out images only (unless the check names a split itself).
-      if (p.steps > 0) split ??= r.split;
-    } catch (e) {
-      throw configError(p.key, e);
-    }
+    const r = await keyed(p.key, () =>
+      makePatches({ classifier: c, atlas: p.atlas, out, images: check.images, params: { ...p.params, noise: false }, ...(opts.onSkip ? { onSkip: opts.onSkip } : {}) }),
+    );
+    // Trained patches are measured on held-out images only (unless the check names a split itself).
+    if ((p.params.steps ?? 0) > 0) split ??= r.split;
     paths.push(out);
     generated.push(outRel(out));
   }
-  let patches: PatchInput[];
-  try {
-    patches = await loadPatches(paths);
-  } catch (e) {
-    throw configError(`${check.key}.patches`, e);
-  }
-  let control = NOISE_CONTROL;
-  for (let k = 2; patches.some((p) => p.name === control); k++) control = `${NOISE_CONTROL}-${k}`;
-  patches.push({ ...noisePatch(check.noise.side, check.noise.seed), name: control });
+  const patches: PatchImage[] = await keyed(`${check.key}.patches`, () => loadPatches(paths));
 
   // Images as `evaluate` takes them: a pair check counts source images; a universal one every image not labelled the target.
   const ds = await openDataset(check.images, c.labels);
   for (const s of ds.skipped) opts.onSkip?.(s);
-  let items = source ? ds.items.filter((i) => i.label?.wnid === source.wnid) : ds.items.filter((i) => i.label?.wnid !== target.wnid);
-  if (items.length === 0) {
-    throw new PatchAtlasError('NO_IMAGES', `${cfg.label}: "${check.key}": no images ${source ? `labelled "${LabelSet.display(source)}"` : `other than "${LabelSet.display(target)}"`} in ${check.images}`);
-  }
-  if (split) {
-    const held = readSplitFile(split, `"${check.key}.split"`).test;
-    const before = items.length;
-    items = items.filter((i) => held.has(resolve(i.path)));
-    if (items.length === 0) throw new PatchAtlasError('NO_IMAGES', `${cfg.label}: "${check.key}": none of the ${before} eligible images are on the test side of ${split}`);
-  }
+  const held = split ? await keyed(`${check.key}.split`, () => readSplit(split!, { label: '' })) : undefined;
+  const eligible = await keyed(check.key, () => eligibleImages(ds.items, { ...(source ? { source } : {}), target, where: check.images, ...(held ? { split: held, splitFile: split } : {}) }));
   // A CI budget: the same fixed sample for the same eligible images, whatever the check is called.
-  const eligible = items.length;
-  if (check.maxImages !== undefined && items.length > check.maxImages) {
-    items = Array.from(sampleIndices(items.length, check.maxImages, keyedSeed(0, 'audit/images')), (i) => items[i]!);
-  }
+  const items = sampleImages(eligible, check.maxImages);
 
-  const placements = gridPlacements(c.inputSize, check.sizes, check.positions, { circular: check.circular });
-  const r = await evaluatePatches({
+  const r = await evaluate({
     classifier: c,
     images: items,
-    patches,
-    placements,
-    target,
-    batchSize: check.batchSize,
+    patches: [],
+    extraPatches: patches,
     ...(source ? { source } : {}),
+    target,
+    params: { sizes: check.sizes, positions: check.positions, circular: check.circular, noisePx: check.noise.patchPx, noiseSeed: check.noise.seed, batchSize: check.batchSize },
+    noiseName: NOISE_CONTROL,
+    out: outputFile(cfg.output, `checks/${check.slug}`),
+    check: check.name,
+    split: split && held ? { file: split, testFraction: held.testFraction, seed: held.seed, candidates: null } : null,
     ...(opts.onSkip ? { onSkip: opts.onSkip } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
   });
   const name = (x: ClassRef): ClassName => ({ wnid: x.wnid, name: LabelSet.display(x) });
-  const files = await writeEvaluation(
-    outputFile(cfg.output, `checks/${check.slug}`),
-    { check: check.name, model: c.descriptor.name, source: source ? name(source) : null, target: name(target), sizes: check.sizes, positions: check.positions, circular: check.circular, split: split ?? null },
-    r,
-  );
-
-  const rates = r.results.map((p) => ({ name: p.patch, control: p.patch === control, ...ratesOf(p.metrics) }));
+  const rates = r.results.map((p) => ({ name: p.patch, control: p.patch === r.noise, ...ratesOf(p.metrics) }));
   const controlRates = rates.find((p) => p.control)!;
   const candidates = rates.filter((p) => !p.control);
   const first = r.results[0]!.metrics;
@@ -256,12 +159,12 @@ async function runCheck(
     source: source ? name(source) : null,
     target: name(target),
     images: r.images.length,
-    eligible,
+    eligible: eligible.length,
     skipped: r.skipped.length,
     correctBefore: first.correctBefore,
     notTargetBefore: first.notTargetBefore,
-    placements: placements.map((p) => p.id),
-    results: { json: outRel(files.json), csv: outRel(files.csv) },
+    placements: r.placements.map((p) => p.id),
+    results: { json: outRel(r.files.json), csv: outRel(r.files.csv) },
     generated,
     split: split ?? null,
     seconds: (Date.now() - t0) / 1000,
@@ -272,7 +175,7 @@ async function runCheck(
 
 function readAtlasFor(cfg: AuditConfig, key: string, path: string) {
   try {
-    return readAtlas(path);
+    return readAtlas(path, { label: '--atlas' });
   } catch (e) {
     if (isPatchAtlasError(e)) throw new PatchAtlasError('BAD_CONFIG', `${cfg.label}: "${key}.atlas": ${e.message.replace(/^--atlas /, '')}`);
     throw e;

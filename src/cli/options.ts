@@ -2,6 +2,9 @@ import type { Argv } from 'yargs';
 import { BACKENDS, type BackendName } from '../engine/index.js';
 import { Classifier } from '../model/classifier.js';
 import { DEFAULT_MODEL } from '../model/descriptor.js';
+import { PatchAtlasError } from '../errors.js';
+import { flagFail, type ParamFail } from '../recipes/params.js';
+import { progress, type Progress } from '../util/progress.js';
 import type { CliIO } from './io.js';
 
 export interface ModelArgs {
@@ -35,4 +38,30 @@ export async function loadFromArgs(a: ModelArgs, io: CliIO, quiet = false): Prom
       if (!file && io.errStream.isTTY) io.errStream.write('\n');
     },
   });
+}
+
+/** "0.2,0.3" → [0.2, 0.3], or one line naming the flag. */
+export function numberList(flag: string, v: string): number[] {
+  return v.split(',').map((s) => {
+    const n = Number(s.trim());
+    if (!s.trim() || !Number.isFinite(n)) throw new PatchAtlasError('BAD_FLAG', `--${flag} "${v}" must be comma-separated numbers`, 'e.g. --sizes 0.2,0.3,0.4');
+    return n;
+  });
+}
+
+/** A progress bar created on the first update (when the total is known); `update` fits recipes' onProgress. */
+export function progressBar(io: CliIO, label: string, enabled: boolean, unit?: string) {
+  let bar: Progress | undefined;
+  return {
+    update: (done: number, total: number) => {
+      bar ??= progress(label, total, { enabled, stream: io.errStream, ...(unit ? { unit } : {}) });
+      bar.update(done, total);
+    },
+    done: () => bar?.done(),
+  };
+}
+
+/** Flag-named parameter errors where a command's flag is not the recipe's parameter name ({ cossimPower: 'power' }). */
+export function flagsNamed(names: Record<string, string>): ParamFail {
+  return (key, value, problem, hint) => flagFail(names[key] ?? key, value, problem, hint);
 }

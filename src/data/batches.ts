@@ -1,6 +1,14 @@
 import { PatchAtlasError, isPatchAtlasError } from '../errors.js';
 import type { ImageItem, Skipped } from './dataset.js';
-import { decodeImage, toFloatBatch, type DecodedImage, type Preprocess } from './decode.js';
+import { decodeImage } from './decode.js';
+import { toFloatBatch, type DecodedImage, type Preprocess } from './pixels.js';
+
+/** Decoded 8-bit images, `images[i]` of `items[i]`; `skipped` are the unreadable items met while filling it. */
+export interface DecodedBatch {
+  items: ImageItem[];
+  images: DecodedImage[];
+  skipped: Skipped[];
+}
 
 /** Decoded images ready for the model: N×H×W×3, values in [0,1], `items[i]` is image i. */
 export interface Batch {
@@ -29,12 +37,25 @@ type Decoded = { ok: true; item: ImageItem; image: DecodedImage } | { ok: false;
  * `for await`) cancels decodes that have not started.
  */
 export async function* imageBatches(items: ImageItem[], opts: BatchOptions): AsyncGenerator<Batch> {
+  const [h, w] = opts.pre.size;
+  for await (const b of decodedBatches(items, opts)) {
+    if (b.items.length === 0) continue; // only unreadable images were left
+    const pixels = toFloatBatch(b.images);
+    b.images.length = 0; // let the 8-bit copies go before the consumer runs
+    yield { items: b.items, pixels, shape: [b.items.length, h, w, 3] };
+  }
+}
+
+/**
+ * As `imageBatches`, but the images stay 8-bit (for pasting patches on them before the model sees
+ * them). Batches may be smaller than `batchSize` only at the end.
+ */
+export async function* decodedBatches(items: ImageItem[], opts: BatchOptions): AsyncGenerator<DecodedBatch> {
   const { pre, batchSize, onSkip } = opts;
   const concurrency = opts.concurrency ?? 4;
   for (const [name, v] of [['batch size', batchSize], ['concurrency', concurrency]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new PatchAtlasError('BAD_FLAG', `${name} must be a whole number ≥ 1, got ${v}`);
   }
-  const [h, w] = pre.size;
   const slots = new Semaphore(concurrency);
   let stopped = false;
 
@@ -71,6 +92,7 @@ export async function* imageBatches(items: ImageItem[], opts: BatchOptions): Asy
     while (queue.length > 0) {
       const batchItems: ImageItem[] = [];
       const images: DecodedImage[] = [];
+      const skipped: Skipped[] = [];
       while (images.length < batchSize && queue.length > 0) {
         const r = await queue.shift()!;
         fill();
@@ -78,13 +100,13 @@ export async function* imageBatches(items: ImageItem[], opts: BatchOptions): Asy
           batchItems.push(r.item);
           images.push(r.image);
         } else {
-          onSkip?.({ path: r.item.path, reason: r.reason });
+          const s = { path: r.item.path, reason: r.reason };
+          skipped.push(s);
+          onSkip?.(s);
         }
       }
-      if (images.length === 0) break;
-      const pixels = toFloatBatch(images);
-      images.length = 0; // let the 8-bit copies go before the consumer runs
-      yield { items: batchItems, pixels, shape: [batchItems.length, h, w, 3] };
+      if (images.length === 0 && skipped.length === 0) break;
+      yield { items: batchItems, images, skipped };
     }
   } finally {
     stopped = true;

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { readEnv, type Env } from '../config.js';
+import type { Preprocess } from '../data/pixels.js';
 import { PatchAtlasError } from '../errors.js';
 import { closest } from '../util/suggest.js';
 import { initBackend, type BackendName } from '../engine/index.js';
@@ -69,6 +70,11 @@ export class Classifier {
 
   get inputSize(): [number, number] {
     return this.descriptor.input.size;
+  }
+
+  /** How images are decoded for this model (resize and crop to its input). */
+  get preprocess(): Preprocess {
+    return { size: this.descriptor.input.size, resizeShorter: this.descriptor.input.resizeShorter };
   }
 
   get layers(): readonly LayerInfo[] {

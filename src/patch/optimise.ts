@@ -6,6 +6,7 @@ import type { ClassRef } from '../model/labels.js';
 import { keyedSeed, mulberry32, sampleIndices } from '../util/random.js';
 import { pasteTf } from './paste.js';
 import { randomPlacements } from './placement.js';
+import type { TraceSummary } from '../formats/patch.js';
 
 /**
  * Adversarial patch optimisation (Brown et al. 2017, "Adversarial Patch"): find patch pixels that
@@ -27,20 +28,20 @@ export interface OptimisePatchOptions {
   /** Training images, N×H×W×3 floats in [0,1] at the classifier's input size (decoded once, kept in memory), or a batch source. */
   images: Float32Array | BatchSource;
   target: ClassRef;
-  /** Starting patch: RGB bytes side×side×3 (e.g. a bridging icon, or a saved patch to continue), or 'noise' (default). */
+  /** Starting patch: RGB bytes patchPx×patchPx×3 (e.g. a bridging icon, or a saved patch to continue), or 'noise' (default). */
   init?: Uint8Array | 'noise';
   /** Patch resolution in pixels (default 64); it is resampled to each placement's size. */
-  side?: number;
-  /** Optimisation steps to run (default 500, as IBM ART). */
+  patchPx?: number;
+  /** Optimisation steps to run (default 200). */
   steps?: number;
-  /** Images per step (default 16, as IBM ART). */
+  /** Images per step (default 8). */
   batchSize?: number;
   /**
    * Adam learning rate on the logit-space parameters (default 0.1: a logit moves about that much per step,
    * meant for long runs; for runs of tens of steps 0.5 did better on MobileNet than 0.05, 0.2 and 1.0).
    */
   lr?: number;
-  /** Patch side as a fraction of the image side, drawn uniformly (default [0.1, 1], as IBM ART). */
+  /** Patch side as a fraction of the image side, drawn uniformly (default [0.2, 0.5]; IBM ART's is [0.1, 1]). */
   sizeRange?: readonly [number, number];
   /** Rotation drawn from ±maxRotation degrees (default 22.5, as IBM ART). */
   maxRotation?: number;
@@ -65,7 +66,7 @@ export interface PatchStep {
 
 /** The settings a patch was made with (defaults filled in), for its sidecar. */
 export interface PatchSettings {
-  side: number;
+  patchPx: number;
   steps: number;
   stepOffset: number;
   batchSize: number;
@@ -79,20 +80,25 @@ export interface PatchSettings {
 }
 
 export interface OptimisedPatch {
-  /** side×side×3 RGB bytes, row-major. */
+  /** patchPx×patchPx×3 RGB bytes, row-major. */
   rgb: Uint8Array;
-  side: number;
+  patchPx: number;
   /** One entry per step run. */
   trace: PatchStep[];
   settings: PatchSettings;
 }
 
+/**
+ * The project's EOT defaults (the `patch` command, audit and run use these). IBM ART's
+ * AdversarialPatch defaults to 500 steps of 16 images over sizes [0.1, 1]; 200 steps of 8 images over
+ * [0.2, 0.5] (the sizes evaluated) fit a CPU in minutes per patch.
+ */
 export const PATCH_DEFAULTS = {
-  side: 64,
-  steps: 500,
-  batchSize: 16,
+  patchPx: 64,
+  steps: 200,
+  batchSize: 8,
   lr: 0.1,
-  sizeRange: [0.1, 1] as [number, number],
+  sizeRange: [0.2, 0.5] as [number, number],
   maxRotation: 22.5,
   seed: 0,
   untargetedWeight: 0,
@@ -120,7 +126,7 @@ export function noiseInit(side: number, seed: number): Uint8Array {
 export async function optimisePatch(opts: OptimisePatchOptions): Promise<OptimisedPatch> {
   const settings = resolveSettings(opts);
   const { classifier: c, target } = opts;
-  const { side, steps, stepOffset, batchSize, lr, sizeRange, maxRotation, untargetedWeight, seed } = settings;
+  const { patchPx: side, steps, stepOffset, batchSize, lr, sizeRange, maxRotation, untargetedWeight, seed } = settings;
   const [h, w] = c.inputSize;
   const per = h * w * 3;
   const source = opts.images;
@@ -184,7 +190,7 @@ export async function optimisePatch(opts: OptimisePatchOptions): Promise<Optimis
     const bytes = tf.tidy(() => tf.clipByValue(tf.round(tf.mul(tf.sigmoid(param), 255)), 0, 255).cast('int32'));
     const rgb = Uint8Array.from(bytes.dataSync());
     bytes.dispose();
-    return { rgb, side, trace, settings };
+    return { rgb, patchPx: side, trace, settings };
   } finally {
     optimizer.dispose();
     param.dispose();
@@ -203,7 +209,7 @@ export function resolveSettings(opts: OptimisePatchOptions): PatchSettings {
     return v;
   };
   const d = PATCH_DEFAULTS;
-  const side = wholeAtLeast('patch side', opts.side ?? d.side, 1);
+  const side = wholeAtLeast('patch side', opts.patchPx ?? d.patchPx, 1);
   if (side > 1024) throw bad(`patch side ${side} px is over 1024`, 'the patch is resampled to each placement; 32–128 px is plenty');
   const steps = wholeAtLeast('steps', opts.steps ?? d.steps, 0);
   const stepOffset = wholeAtLeast('step offset', opts.stepOffset ?? d.stepOffset, 0);
@@ -235,7 +241,7 @@ export function resolveSettings(opts: OptimisePatchOptions): PatchSettings {
   if (opts.init !== undefined && opts.init !== 'noise') {
     if (!(opts.init instanceof Uint8Array)) throw bad(`initial patch must be RGB bytes or 'noise', got ${typeof opts.init}`);
     if (opts.init.length !== side * side * 3) {
-      throw bad(`initial patch has ${opts.init.length} bytes, expected ${side}×${side}×3 = ${side * side * 3}`, 'resize it to the patch side, or set side to its size');
+      throw bad(`initial patch has ${opts.init.length} bytes, expected ${side}×${side}×3 = ${side * side * 3}`, 'resize it to the patch side, or set patchPx to its size');
     }
   }
   const [h, w] = c.inputSize;
@@ -251,7 +257,7 @@ export function resolveSettings(opts: OptimisePatchOptions): PatchSettings {
     throw bad('training images must be a Float32Array (N×H×W×3) or a function giving batches');
   }
   return {
-    side,
+    patchPx: side,
     steps,
     stepOffset,
     batchSize,
@@ -264,3 +270,18 @@ export function resolveSettings(opts: OptimisePatchOptions): PatchSettings {
     optimiser: 'adam',
   };
 }
+
+/** Loss and target probability over an optimisation, without every step. */
+export function summariseTrace(trace: readonly PatchStep[]): TraceSummary | undefined {
+  if (trace.length === 0) return undefined;
+  const tail = trace.slice(-10);
+  const mean = (k: 'loss' | 'pTarget') => tail.reduce((a, s) => a + s[k], 0) / tail.length;
+  return {
+    steps: trace.length,
+    firstStep: trace[0]!.step,
+    lastStep: trace[trace.length - 1]!.step,
+    first: { loss: trace[0]!.loss, pTarget: trace[0]!.pTarget },
+    last: { loss: mean('loss'), pTarget: mean('pTarget') },
+  };
+}
+

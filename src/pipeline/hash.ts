@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { ImageItem } from '../data/dataset.js';
 import { mapLimit } from '../util/concurrency.js';
 
@@ -45,9 +45,3 @@ export async function imageListHash(items: readonly Pick<ImageItem, 'path' | 'la
   items.forEach((it, k) => h.update(JSON.stringify([resolve(it.path), it.label?.wnid ?? null, ...stats[k]!]) + '\n'));
   return 'sha256:' + h.digest('hex');
 }
-
-/** Name and content hash of each file (photo patches): the key follows the pixels, not where the files live. */
-export async function fileDigests(files: readonly string[]): Promise<Array<{ name: string; sha256: string }>> {
-  return mapLimit(files, 8, async (f) => ({ name: basename(f), sha256: sha256(await readFile(f)) }));
-}
-

@@ -1,12 +1,17 @@
+import { ATLAS_DEFAULTS } from '../atlas/atlases.js';
 import type { PositionCount } from '../attribution/positions.js';
 import type { BackendName } from '../engine/index.js';
 import { CORNERS } from '../patch/placement.js';
+import { EVALUATE_PARAMS } from '../recipes/evaluate.js';
+import { ICON_PARAMS } from '../recipes/icons.js';
+import { defaults, sizeHint, sizeList, wholeNumber, type ParamSpec } from '../recipes/params.js';
+import { MAKE_PATCH_PARAMS } from '../recipes/patches.js';
 
 /**
  * What `patch-atlas run` does, end to end. Every field that changes a result is part of some stage's
  * cache key (see stages/); batch sizes and progress are not.
  */
-export interface RunOptions {
+export interface RunOptions extends RunBudget {
   /** Image folder or CSV manifest. */
   images: string;
   /** Source and target class, as the user named them ("grey whale", n02066245, ...). */
@@ -22,6 +27,11 @@ export interface RunOptions {
   patches: string[];
   /** Collect layer (name or alias); default the model's atlas layer. */
   layer?: string;
+  title?: string;
+}
+
+/** The settings `run` exposes as flags, each a recipe's parameter (names as the recipes use them). */
+export interface RunBudget {
   /** Positions per image collected. */
   positions: PositionCount;
   /** One seed for the split, position sampling, UMAP, icons and the noise patch. */
@@ -32,7 +42,7 @@ export interface RunOptions {
   minDensity: number;
   /** Icons (and icon patches) for this many top bridge cells. */
   icons: number;
-  iconSize: number;
+  iconPx: number;
   iconSteps: number;
   iconPower: number;
   /** EOT optimisation steps per patch (0: no `patch` stage) and how many top bridge cells get one (plus one from noise). */
@@ -50,45 +60,45 @@ export interface RunOptions {
   batchSize: number;
   /** Also write the report's charts as PNG. */
   png: boolean;
-  title?: string;
 }
 
 /**
- * Defaults sized for the 1000 ImageNet sample images on 2 cores (wasm backend, one core for the model):
- * minutes per stage, not hours. Measured with the machine busy (load 4 on 2 cores; see the budget `run` prints):
- * - accuracy: 1000 images ≈ 90 s;
- * - collect: 500 training images × 4 positions (2000 points) ≈ 60 s; at 1 position per image a
- *   100-image trial kept 62 points in 2 cells for the pair, too few for an atlas;
- * - atlas: a pair grid of 8 keeps ~45 cells of ≥5 points from 2000 points (≈ 7 s);
+ * The recipes' own defaults, except where `run` is sized for the 1000 ImageNet sample images on 2 cores
+ * (minutes per stage, not hours); each such budget says why. Measured with the machine busy (load 4):
+ * - collect: 500 training images × 4 positions (2000 points) ≈ 60 s; at collect's own 1 position per
+ *   image a 100-image trial kept 62 points in 2 cells for the pair, too few for an atlas;
+ * - atlas: a pair grid of 8 (not 10) keeps ~45 cells of ≥5 points from 2000 points (≈ 7 s);
  * - icons: 6 cells × 128 steps at 80 px ≈ 30 s (80 px: pasted at 45–90 px, so little upsampling);
- * - evaluate costs images × (1 + patches × placements) forward passes, ~19/s on an idle machine (the
- *   wasm engine uses one core) and ~12/s with the machine busy: every held-out image with 7 patches ×
- *   12 placements (3 sizes × 4 corners) would be ~42,000 passes, 40–60 min, so by default the held-out
- *   half is subsampled (class-stratified) to what 5,000 passes allow (4–7 min): 58 images for 6 icon
- *   patches + noise, 24 when the demo adds the article's 10 baseball photos, never fewer than 16.
+ * - evaluate costs images × (1 + patches × placements) forward passes; every held-out image with 7
+ *   patches × 12 placements (3 sizes × 4 corners; the centre is left out) would be ~42,000 passes,
+ *   40–60 min, so by default the held-out half is subsampled (class-stratified) to what 5,000 passes
+ *   allow (4–7 min), never fewer than 16 images.
  */
-export const RUN_DEFAULTS = {
-  positions: 4 as PositionCount,
-  seed: 0,
-  testFraction: 0.5,
-  grid: 8,
-  minDensity: 5,
-  icons: 6,
-  iconSize: 80,
-  iconSteps: 128,
-  iconPower: 2,
-  eotSteps: 0,
-  eotCells: 1,
-  sizes: [0.2, 0.3, 0.4],
-  placements: [...CORNERS] as string[],
-  evalImages: 'auto' as RunOptions['evalImages'],
-  evalPasses: 5000,
-  evalMode: 'auto' as RunOptions['evalMode'],
-  batchSize: 16,
-  png: true,
-} as const;
+export const RUN_PARAMS: ParamSpec<RunBudget> = {
+  positions: { default: 4, check: (v) => (v === 'all' || (Number.isInteger(v) && v >= 1) ? undefined : 'must be a whole number >= 1 or "all"') },
+  seed: { default: 0, check: wholeNumber(0) },
+  testFraction: MAKE_PATCH_PARAMS.testFraction,
+  grid: { default: 8, check: wholeNumber(1) },
+  minDensity: { default: ATLAS_DEFAULTS.pair.minDensity, check: wholeNumber(1) },
+  icons: { default: 6, check: wholeNumber(1) },
+  iconPx: { default: 80, check: ICON_PARAMS.iconPx.check! },
+  iconSteps: { default: 128, check: ICON_PARAMS.steps.check! },
+  iconPower: ICON_PARAMS.cossimPower,
+  eotSteps: { default: 0, check: MAKE_PATCH_PARAMS.steps.check! },
+  eotCells: { default: 1, check: wholeNumber(1) },
+  sizes: { default: [...EVALUATE_PARAMS.sizes.default], check: sizeList, hint: sizeHint },
+  placements: { default: [...CORNERS] },
+  evalImages: { default: 'auto', check: (v) => (v === 'all' || v === 'auto' || (Number.isInteger(v) && v >= 1) ? undefined : 'must be a whole number >= 1, "all" or "auto"') },
+  evalPasses: { default: 5000, check: wholeNumber(1) },
+  evalMode: { default: 'auto' },
+  batchSize: EVALUATE_PARAMS.batchSize,
+  png: { default: true },
+};
+
+export const RUN_DEFAULTS: RunBudget = defaults(RUN_PARAMS);
 
 /** Source-class images the held-out half needs for `auto` to choose a targeted evaluation. */
 export const MIN_TARGETED_IMAGES = 10;
 /** The fewest images `evalImages: 'auto'` picks (when the held-out half has them), whatever the pass budget. */
 export const MIN_EVAL_IMAGES = 16;
+

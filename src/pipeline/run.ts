@@ -8,15 +8,18 @@ import { PatchAtlasError } from '../errors.js';
 import { Classifier } from '../model/classifier.js';
 import { loadDescriptor, loadLabels } from '../model/descriptor.js';
 import { LabelSet } from '../model/labels.js';
-import { checkPositions, checkSizes } from '../patch/placement.js';
+import { checkPositions } from '../patch/placement.js';
+import { resolvePair } from '../recipes/pair.js';
+import { checkParams } from '../recipes/params.js';
 import { packageVersion } from '../util/paths.js';
 import { progress, type Progress } from '../util/progress.js';
-import { fileDigests, imageListHash, stageKey } from './hash.js';
-import type { RunOptions } from './options.js';
+import { imageListHash, stageKey } from './hash.js';
+import { RUN_PARAMS, type RunBudget, type RunOptions } from './options.js';
 import type { PipelineContext, Stage, StageProgress } from './stage.js';
 import { pipelineStages } from './stages/index.js';
-import { PIPELINE_FORMAT, readState, reusable, STATE_FILE, writeState, type PipelineState, type StageOutputs } from './state.js';
-import { listPatchFiles } from '../patch/load.js';
+import { fileDigests, listPatchFiles } from '../data/patches.js';
+import { PIPELINE_FORMAT, readPipelineState, STATE_FILE, writePipelineState, type PipelineState, type StageOutputs, type StageRecord } from '../formats/pipeline.js';
+import { producer } from '../formats/producer.js';
 
 export interface PipelineIO {
   /** Status lines: the budget, one line per stage, notes. */
@@ -73,9 +76,9 @@ export async function runPipeline(opts: RunOptions, io: PipelineIO, rt: RunRunti
 
   await checkFolder(dir);
   await mkdir(dir, { recursive: true });
-  const prev = await readState(dir);
-  const state: PipelineState = { format: PIPELINE_FORMAT, tool, model, images: { source: ctx.dataset.source, count: ctx.dataset.items.length, hash: images }, stages: prev?.stages ?? {} };
-  await writeState(dir, state);
+  const prev = readPipelineState(dir);
+  const state: PipelineState = { format: PIPELINE_FORMAT, producer: producer(ctx.descriptor.name), tool, model, images: { source: ctx.dataset.source, count: ctx.dataset.items.length, hash: images }, stages: prev?.stages ?? {} };
+  await writePipelineState(dir, state);
 
   io.err(`pipeline ${dir}: ${ctx.descriptor.name}, ${ctx.dataset.items.length} images (${ctx.split.train.length} for the atlas, ${ctx.split.test.length} held out), ${LabelSet.display(ctx.source)} → ${LabelSet.display(ctx.target)}`);
   io.err('budget (flags of `run --help` change it):');
@@ -116,7 +119,7 @@ export async function runPipeline(opts: RunOptions, io: PipelineIO, rt: RunRunti
       await mkdir(stageDir, { recursive: true });
       const started = Date.now();
       state.stages[stage.name] = { key, status: 'running', settings, deps, started: new Date(started).toISOString() };
-      await writeState(dir, state);
+      await writePipelineState(dir, state);
       if (resuming) io.err(`${label}: resuming an interrupted run`);
       let bar: StageProgress | undefined;
       const result = await stage.run({
@@ -143,7 +146,7 @@ export async function runPipeline(opts: RunOptions, io: PipelineIO, rt: RunRunti
       }
       const { summary, interrupted: _, ...out } = result;
       state.stages[stage.name] = { ...state.stages[stage.name]!, status: 'done', finished: new Date().toISOString(), seconds, outputs: out };
-      await writeState(dir, state);
+      await writePipelineState(dir, state);
       outputs.set(stage.name, out);
       reports.push({ name: stage.name, key, reused: false, resumed: resuming, seconds, summary });
       io.err(`${label}: ${summary} (${seconds.toFixed(1)} s)`);
@@ -158,12 +161,12 @@ export async function runPipeline(opts: RunOptions, io: PipelineIO, rt: RunRunti
 
 /** Everything the stages' settings depend on, checked before any stage runs. */
 async function prepare(opts: RunOptions, io: PipelineIO): Promise<PipelineContext> {
-  checkOptions(opts);
+  const budget = Object.fromEntries(Object.keys(RUN_PARAMS).map((k) => [k, opts[k as keyof RunBudget]])) as Partial<RunBudget>;
+  checkParams(RUN_PARAMS, budget);
+  checkPositions(opts.placements);
   const descriptor = loadDescriptor(opts.model);
   const labels = loadLabels(descriptor);
-  const source = labels.resolve(opts.pair[0], 'source class (--pair A:B)');
-  const target = labels.resolve(opts.pair[1], 'target class (--pair A:B)');
-  if (source.wnid === target.wnid) throw new PatchAtlasError('BAD_FLAG', `--pair names "${LabelSet.display(source)}" twice`, 'give two different classes, e.g. --pair "grey whale:great white shark"');
+  const { source, target } = resolvePair(labels, opts.pair[0], opts.pair[1]);
   const layer = opts.layer ? (descriptor.layers.aliases[opts.layer] ?? opts.layer) : descriptor.layers.default;
   const dataset = await openDataset(opts.images, labels);
   if (dataset.skipped.length) io.err(`warning: ${dataset.skipped.length} entr${dataset.skipped.length === 1 ? 'y' : 'ies'} of ${opts.images} skipped, e.g. ${dataset.skipped[0]!.path}: ${dataset.skipped[0]!.reason}`);
@@ -175,29 +178,6 @@ async function prepare(opts: RunOptions, io: PipelineIO): Promise<PipelineContex
   const digests = await fileDigests(files);
   const photoPatches = files.map((path, i) => ({ path, ...digests[i]! }));
   return { dir: resolve(opts.out), opts, descriptor, labels, source, target, layer, dataset, split, photoPatches };
-}
-
-function checkOptions(o: RunOptions): void {
-  const bad = (flag: string, v: unknown, what: string) => new PatchAtlasError('BAD_FLAG', `--${flag} ${String(v)} must be ${what}`);
-  const int = (flag: string, v: number, min: number) => {
-    if (!Number.isInteger(v) || v < min) throw bad(flag, v, `a whole number >= ${min}`);
-  };
-  int('grid', o.grid, 1);
-  int('min-density', o.minDensity, 1);
-  int('icons', o.icons, 1);
-  int('icon-size', o.iconSize, 16);
-  int('icon-steps', o.iconSteps, 0);
-  int('eot-steps', o.eotSteps, 0);
-  int('eot-cells', o.eotCells, 1);
-  int('batch-size', o.batchSize, 1);
-  int('seed', o.seed, 0);
-  if (o.positions !== 'all') int('positions', o.positions, 1);
-  if (typeof o.evalImages === 'number') int('eval-images', o.evalImages, 1);
-  int('eval-passes', o.evalPasses, 1);
-  if (!(o.iconPower >= 0)) throw bad('icon-power', o.iconPower, '>= 0');
-  if (!(o.testFraction > 0 && o.testFraction < 1)) throw bad('test-fraction', o.testFraction, 'between 0 and 1 (exclusive)');
-  checkSizes(o.sizes);
-  checkPositions(o.placements);
 }
 
 /** Patch files for --patches, absolute, in loadPatches' order. */
@@ -234,4 +214,11 @@ function stageBar(label: string, io: PipelineIO, unit?: string): StageProgress {
       bar = undefined;
     },
   };
+}
+
+/** A finished stage whose key matches and whose files are all still there. */
+function reusable(rec: StageRecord | undefined, key: string, dir: string): rec is StageRecord & { outputs: StageOutputs } {
+  if (!rec || rec.key !== key || rec.status !== 'done' || !rec.outputs) return false;
+  const files = [...Object.values(rec.outputs.files), ...(rec.outputs.patches ?? [])];
+  return files.every((f) => existsSync(join(dir, f)));
 }

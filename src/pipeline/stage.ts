@@ -4,7 +4,7 @@ import type { Classifier } from '../model/classifier.js';
 import type { ModelDescriptor } from '../model/descriptor.js';
 import type { ClassRef, LabelSet } from '../model/labels.js';
 import type { RunOptions } from './options.js';
-import type { StageOutputs } from './state.js';
+import type { StageOutputs } from '../formats/pipeline.js';
 
 /** What every stage can see before anything runs (no model loaded): enough to compute settings and keys. */
 export interface PipelineContext {

@@ -3,14 +3,11 @@
  * example thumbnails, and the bridge ranking. Icons (`icons/cell-<i>-<j>.png`) and `atlas.png` are
  * optional: the `icons` stage may not have run, and the grid is drawn without them.
  */
-import { existsSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { ATLAS_FORMAT, type AtlasFile } from '../atlas/from-run.js';
-import type { BridgeScore } from '../atlas/bridge.js';
-import { PatchAtlasError } from '../errors.js';
-import type { CellExample, DataUri, ReportAtlas, ReportBridge, ReportCell } from './data.js';
+import { dirname, join } from 'node:path';
+import type { Media } from '../data/media.js';
+import type { AtlasFile } from '../formats/atlas.js';
+import type { CellExample, DataUri, ReportAtlas, ReportBridge, ReportCell } from '../formats/report.js';
 import { mapLimit } from '../util/concurrency.js';
-import { pngFile, thumbnail } from './images.js';
 
 export interface AtlasSectionOptions {
   /** Bridges listed in the report (best first); default 10. */
@@ -27,40 +24,28 @@ export interface AtlasSectionOptions {
   onNote?: (note: string) => void;
 }
 
-export function checkAtlas(raw: unknown, path: string): AtlasFile {
-  const a = raw as Partial<AtlasFile> | null;
-  const bad = (what: string) => new PatchAtlasError('BAD_CONFIG', `${path} is not an atlas.json from \`patch-atlas atlas\`: ${what}`);
-  if (!a || typeof a !== 'object') throw bad('not a JSON object');
-  if (a.format !== ATLAS_FORMAT) throw bad(`format is ${JSON.stringify(a.format ?? null)}, expected "${ATLAS_FORMAT}"`);
-  if (!Array.isArray(a.cells) || !Array.isArray(a.classes)) throw bad('no "cells" or "classes" list');
-  return a as AtlasFile;
-}
-
-export async function atlasSection(atlas: AtlasFile, path: string, opts: AtlasSectionOptions = {}): Promise<ReportAtlas> {
+export async function atlasSection(atlas: AtlasFile, path: string, media: Media, opts: AtlasSectionOptions = {}): Promise<ReportAtlas> {
   const dir = dirname(path);
   const note = opts.onNote ?? (() => {});
   const classes = atlas.classes.map((c) => ({ wnid: c.wnid, name: c.name }));
   // Image labels in atlas.json are WordNet ids; name them where the atlas knows the class.
   const nameOf = new Map([...atlas.cells.flatMap((c) => c.topClasses.map((t) => [t.wnid, t.name] as const)), ...classes.map((c) => [c.wnid, c.name] as const)]);
-  const params = (atlas.params ?? {}) as { grid?: number };
-  const grid = Math.max(params.grid ?? 0, ...atlas.cells.map((c) => Math.max(c.i, c.j) + 1));
+  const grid = Math.max(atlas.params.grid, ...atlas.cells.map((c) => Math.max(c.i, c.j) + 1));
 
-  const bridges = (atlas.bridges as BridgeScore[]).filter((b) => b && typeof b.rank === 'number').sort((a, b) => a.rank - b.rank);
+  const bridges = [...atlas.bridges].sort((a, b) => a.rank - b.rank);
   // Only bridges that actually push toward B are outlined: a negative score is a cell pulling toward A.
-  const highlighted = new Map(bridges.filter((b) => b.score > 0).slice(0, opts.highlight ?? 5).map((b) => [`${b.i},${b.j}`, b]));
+  const highlighted = new Map(bridges.filter((b) => (b.score ?? 0) > 0).slice(0, opts.highlight ?? 5).map((b) => [`${b.i},${b.j}`, b]));
 
   // Icons: one file per cell, found or not.
   const iconSize = opts.iconSize ?? 96;
-  const icons = await mapLimit(atlas.cells, 4, (c) => {
-    const f = join(dir, 'icons', `cell-${c.i}-${c.j}.png`);
-    return existsSync(f) ? pngFile(f, iconSize) : Promise.resolve(null);
-  });
+  // Icons are where `icons` recorded them in atlas.json.
+  const icons = await mapLimit(atlas.cells, 4, (c) => (c.icon ? media.pngFile(join(dir, c.icon), iconSize) : Promise.resolve(null)));
   const iconCount = icons.filter((x) => x !== null).length;
   if (iconCount === 0) note(`no cell icons in ${join(dir, 'icons')} (run \`patch-atlas icons\`): the atlas is drawn as a grid of cells`);
   else if (iconCount < atlas.cells.length) note(`${atlas.cells.length - iconCount} of ${atlas.cells.length} cells have no icon in ${join(dir, 'icons')}`);
   const picturePath = join(dir, 'atlas.png');
-  const picture = existsSync(picturePath) ? await pngFile(picturePath, 1024) : null;
-  if (existsSync(picturePath) && !picture) note(`${picturePath} could not be read`);
+  const picture = media.locate(picturePath, []) ? await media.pngFile(picturePath, 1024) : null;
+  if (media.locate(picturePath, []) && !picture) note(`${picturePath} could not be read`);
 
   // Thumbnails, shared between cells and bridges; capped so a 20×20 layer atlas stays a few MB.
   const thumbs = new Map<string, Promise<DataUri | null>>();
@@ -75,8 +60,8 @@ export async function atlasSection(atlas: AtlasFile, path: string, opts: AtlasSe
       capped++;
       return Promise.resolve(null);
     }
-    const file = locate(p, bases);
-    const t = (file ? thumbnail(file, opts.thumbSize ?? 64) : Promise.resolve(null)).then((u) => {
+    const file = media.locate(p, bases);
+    const t = (file ? media.thumbnail(file, opts.thumbSize ?? 64) : Promise.resolve(null)).then((u) => {
       if (!u) unreadable++;
       return u;
     });
@@ -103,16 +88,13 @@ export async function atlasSection(atlas: AtlasFile, path: string, opts: AtlasSe
 
   const cells = atlas.cells.map((c, k): ReportCell => {
     const hl = highlighted.get(`${c.i},${c.j}`);
-    const comp = c.labels as { classes?: Array<{ value: number }>; other?: number; unlabelled?: number } | undefined;
+    const comp = c.labels;
     return {
       i: c.i,
       j: c.j,
       count: c.count,
       attr: c.attr.map((v) => ({ wnid: v.wnid, name: nameOf.get(v.wnid) ?? v.wnid, value: v.value })),
-      composition:
-        comp && Array.isArray(comp.classes)
-          ? { classes: comp.classes.map((v, q) => ({ name: classes[q]?.name ?? `class ${q + 1}`, value: v.value })), other: comp.other ?? 0, unlabelled: comp.unlabelled ?? 0 }
-          : null,
+      composition: { classes: comp.classes.map((v, q) => ({ name: classes[q]?.name ?? `class ${q + 1}`, value: v.value ?? 0 })), other: comp.other ?? 0, unlabelled: comp.unlabelled ?? 0 },
       topClasses: c.topClasses.map((t) => ({ wnid: t.wnid, name: t.name, value: t.value })),
       icon: icons[k] ?? null,
       bridge: hl ? { rank: hl.rank, score: hl.score } : null,
@@ -133,14 +115,4 @@ export async function atlasSection(atlas: AtlasFile, path: string, opts: AtlasSe
     examples: bridgeExamples[k]!,
   }));
   return { file: path, kind: atlas.kind, model: atlas.model, layer: atlas.layer, run: atlas.run, classes, grid, points: atlas.points, picture, cells, bridges: reportBridges, icons: iconCount };
-}
-
-/** An image path from atlas.json: as written (relative to where collect ran), else beside the atlas or run. */
-function locate(p: string, bases: string[]): string | null {
-  if (isAbsolute(p)) return existsSync(p) ? p : null;
-  for (const b of bases) {
-    const f = resolve(b, p);
-    if (existsSync(f)) return f;
-  }
-  return null;
 }

@@ -1,37 +1,34 @@
 /**
- * Reads whatever results exist (atlas.json, results.json, accuracy JSON, patch files) and assembles
- * the ReportData. Each input is optional; what is absent becomes a note in the report, not an error.
- * An input that is named but unreadable is an error: a typo should not yield a silently thinner report.
+ * The report's data model from the results it is given (atlas.json, results.json, accuracy.json and
+ * the patch images, already read by the report recipe). Each input is optional; what is absent becomes
+ * a note in the report. Pictures come through `Media`, so this module never touches the disk.
  */
-import { existsSync, statSync } from 'node:fs';
-import { readFile, readdir, stat } from 'node:fs/promises';
-import { basename, dirname, extname, join } from 'node:path';
-import { PatchAtlasError } from '../errors.js';
-import type { AccuracyReport } from '../evaluate/accuracy.js';
-import { loadPatches } from '../patch/load.js';
+import type { Media } from '../data/media.js';
+import type { PatchImage } from '../data/patches.js';
+import type { Preprocess } from '../data/pixels.js';
+import type { AccuracyReport } from '../formats/accuracy.js';
+import type { AtlasFile } from '../formats/atlas.js';
+import type { EvaluationFile } from '../formats/evaluation.js';
+import type { PatchExample, ReportAccuracy, ReportAtlas, ReportData, ReportPatches, ReportSettings } from '../formats/report.js';
+import type { LabelSet } from '../model/labels.js';
 import type { PatchPixels } from '../patch/paste.js';
-import { packageVersion } from '../util/paths.js';
-import { atlasSection, checkAtlas } from './atlas.js';
-import { REPORT_FORMAT, type PatchExample, type ReportAccuracy, type ReportAtlas, type ReportData, type ReportPatches, type ReportSettings } from './data.js';
+import { atlasSection } from './atlas.js';
 import { patchExamples } from './examples.js';
 import { quotedList } from './format.js';
-import { rgbUri } from './images.js';
-import { checkEvaluation, isNoiseName, patchesSection, type EvaluationFile } from './patches.js';
+import { isNoiseName, patchesSection } from './patches.js';
 import { summarise } from './summary.js';
 
-export interface BuildReportOptions {
-  /** atlas.json, or the folder holding it. */
-  atlas?: string;
-  /** results.json from `evaluate`, or the folder holding it. */
-  evaluation?: string;
-  /** JSON from `accuracy --json`. */
-  accuracy?: string;
-  /** The patch files or folders given to `evaluate`, for the gallery, the kind of each patch and the examples. */
-  patches?: string[];
-  /**
-   * Before/after examples by patch name, when computed elsewhere; `false` skips them. Otherwise they are
-   * drawn from the patch files and results.json (no model needed, see examples.ts).
-   */
+export interface ReportInputs {
+  atlas: { file: AtlasFile; path: string } | null;
+  evaluation: { file: EvaluationFile; path: string } | null;
+  accuracy: { file: AccuracyReport; path: string } | null;
+  /** The patch images given (in `loadPatches` order, so names match results.json), each with its file and its sidecar's kind (null: none). */
+  patches: Array<{ image: PatchImage; path: string; sidecarKind: string | null }>;
+  /** The --patches arguments as given, for the settings table. */
+  patchArgs: string[];
+  /** The evaluation's model, for before/after examples: its labels and preprocessing, or why it is unknown. */
+  model: { labels: LabelSet; pre: Preprocess } | { unknown: string };
+  /** Before/after examples by patch name when computed elsewhere; `false` skips them; absent: drawn here. */
   examples?: Record<string, PatchExample> | false;
   /** Seed of the `noise` control when results.json does not record it (evaluate's default: 0). */
   noiseSeed?: number;
@@ -41,39 +38,33 @@ export interface BuildReportOptions {
   onNote?: (note: string) => void;
 }
 
-export async function buildReportData(opts: BuildReportOptions): Promise<ReportData> {
+/** ReportData but its file header (format, producer), which the report recipe adds. */
+export type ReportBody = Omit<ReportData, 'format' | 'producer'>;
+
+export async function reportData(inputs: ReportInputs, media: Media): Promise<ReportBody> {
   const notes: string[] = [];
   const note = (n: string) => {
     notes.push(n);
-    opts.onNote?.(n);
+    inputs.onNote?.(n);
   };
-  if (!opts.atlas && !opts.evaluation && !opts.accuracy) {
-    throw new PatchAtlasError('BAD_FLAG', 'nothing to report', 'give at least one of --atlas, --evaluation, --accuracy');
-  }
-  const atlasPath = opts.atlas ? inFolder(opts.atlas, 'atlas.json', '--atlas') : null;
-  const evalPath = opts.evaluation ? inFolder(opts.evaluation, 'results.json', '--evaluation') : null;
-  const accPath = opts.accuracy ? inFolder(opts.accuracy, 'accuracy.json', '--accuracy') : null;
-
   let atlas: ReportAtlas | null = null;
-  if (atlasPath) atlas = await atlasSection(checkAtlas(await readJson(atlasPath), atlasPath), atlasPath, { onNote: note });
+  if (inputs.atlas) atlas = await atlasSection(inputs.atlas.file, inputs.atlas.path, media, { onNote: note });
   else note('no atlas given (--atlas): the atlas and bridge sections are empty');
 
   let patches: ReportPatches | null = null;
-  if (evalPath) patches = await patchGallery(checkEvaluation(await readJson(evalPath), evalPath), evalPath, opts, note);
+  if (inputs.evaluation) patches = await patchGallery(inputs.evaluation.file, inputs.evaluation.path, inputs, media, note);
   else note('no evaluation given (--evaluation): the patch sections are empty');
 
   let accuracy: ReportAccuracy | null = null;
-  if (accPath) accuracy = accuracySection(checkAccuracy(await readJson(accPath), accPath));
+  if (inputs.accuracy) accuracy = accuracySection(inputs.accuracy.file);
   else note('no accuracy report given (--accuracy)');
 
-  const title = opts.title?.trim() || defaultTitle(atlas, patches);
+  const title = inputs.title?.trim() || defaultTitle(atlas, patches);
   return {
-    format: REPORT_FORMAT,
-    version: packageVersion(),
     created: new Date().toISOString(),
     title,
     summary: summarise({ patches, accuracy, atlas }),
-    settings: settings(opts, { atlas: atlasPath, evaluation: evalPath, accuracy: accPath }, atlas, patches, accuracy),
+    settings: settings(inputs, { atlas: inputs.atlas?.path ?? null, evaluation: inputs.evaluation?.path ?? null, accuracy: inputs.accuracy?.path ?? null }, atlas, patches, accuracy),
     notes,
     accuracy,
     atlas,
@@ -81,70 +72,38 @@ export async function buildReportData(opts: BuildReportOptions): Promise<ReportD
   };
 }
 
-async function patchGallery(ev: EvaluationFile, path: string, opts: BuildReportOptions, note: (n: string) => void): Promise<ReportPatches> {
-  const files = opts.patches?.length ? await patchFiles(opts.patches) : [];
-  // loadPatches names files exactly as `evaluate` did for the same list, so names match results.json.
-  const loaded = files.length ? await loadPatches(files) : [];
-  const kinds = new Map(await Promise.all(loaded.map(async (p, k) => [p.name, { path: files[k]!, sidecar: await sidecarKind(files[k]!) }] as const)));
-  const pixels = new Map<string, PatchPixels>(loaded.map((p) => [p.name, { data: p.rgb, size: p.size }]));
+async function patchGallery(ev: EvaluationFile, path: string, inputs: ReportInputs, media: Media, note: (n: string) => void): Promise<ReportPatches> {
+  const kinds = new Map(inputs.patches.map((p) => [p.image.name, { path: p.path, sidecar: p.sidecarKind }] as const));
+  const pixels = new Map<string, PatchPixels>(inputs.patches.map((p) => [p.image.name, { data: p.image.rgb, size: p.image.px }]));
   const section = patchesSection(ev, path, kinds);
 
-  const noise = section.patches.find((p) => p.name === 'noise' && !pixels.has(p.name));
+  const noiseName = ev.noise?.name ?? 'noise';
+  const noise = section.patches.find((p) => p.name === noiseName && !pixels.has(p.name));
   if (noise) {
-    // `evaluate` generates its control as noisePatch(64, --seed); the seed is not in older results.json.
-    const seed = ev.seed ?? opts.noiseSeed ?? 0;
-    if (ev.seed === undefined && opts.noiseSeed === undefined) note(`the noise patch is redrawn with seed 0 (results.json does not record --seed)`);
+    // The generated control is redrawn from its recorded side and seed (older results.json: seed 0 unless told).
+    const seed = ev.noise?.seed ?? inputs.noiseSeed ?? 0;
+    if (!ev.noise && inputs.noiseSeed === undefined) note(`the noise patch is redrawn with seed 0 (results.json does not record --seed)`);
     const { noisePatch } = await import('../evaluate/evaluate-patches.js');
-    const n = noisePatch(64, seed);
-    pixels.set('noise', { data: n.rgb, size: n.size });
+    const n = noisePatch(ev.noise?.patchPx ?? 64, seed);
+    pixels.set(noiseName, { data: n.rgb, size: n.px });
   }
   const missing = section.patches.filter((p) => !pixels.has(p.name)).map((p) => p.name);
-  if (missing.length) note(`no image for patch ${quotedList(missing)}${opts.patches?.length ? ' among --patches' : ' (pass the patch files with --patches)'}`);
-  const unused = loaded.filter((p) => !section.patches.some((q) => q.name === p.name)).map((p) => p.name);
+  if (missing.length) note(`no image for patch ${quotedList(missing)}${inputs.patchArgs.length ? ' among --patches' : ' (pass the patch files with --patches)'}`);
+  const unused = inputs.patches.filter((p) => !section.patches.some((q) => q.name === p.image.name)).map((p) => p.image.name);
   if (unused.length) note(`patch files ${quotedList(unused)} are not in ${path}`);
 
   for (const p of section.patches) {
     const px = pixels.get(p.name);
-    if (px) p.image = await rgbUri(px.data as Uint8Array, px.size, px.size, { format: 'png', max: 160 });
+    if (px) p.image = await media.rgb(px.data as Uint8Array, px.size, px.size, { format: 'png', max: 160 });
   }
   const examples =
-    opts.examples === false ? new Map<string, PatchExample>()
-    : opts.examples ? new Map(Object.entries(opts.examples))
-    : await patchExamples(ev, pixels, note);
+    inputs.examples === false ? new Map<string, PatchExample>()
+    : inputs.examples ? new Map(Object.entries(inputs.examples))
+    : 'unknown' in inputs.model ? (note(`no before/after examples: ${inputs.model.unknown}`), new Map<string, PatchExample>())
+    : await patchExamples(ev, pixels, inputs.model, media, note);
   for (const p of section.patches) p.example = examples.get(p.name) ?? null;
-  if (!section.patches.some((p) => isNoiseName(p.name))) note('no noise control in the evaluation (evaluate --noise)');
+  if (!section.patches.some((p) => isNoiseName(p.name) || p.name === ev.noise?.name)) note('no noise control in the evaluation (evaluate --noise)');
   return section;
-}
-
-/**
- * The `kind` in the JSON sidecar `patch-atlas patch` writes beside a patch (x.png → x.json, other
- * formats x.jpg.json): '' for a sidecar without one, null when there is no readable sidecar.
- */
-async function sidecarKind(file: string): Promise<string | null> {
-  const ext = extname(file);
-  for (const f of [join(dirname(file), `${basename(file, ext)}.json`), `${file}.json`]) {
-    const text = await readFile(f, 'utf8').catch(() => null);
-    if (text === null) continue;
-    try {
-      const kind = (JSON.parse(text) as { kind?: unknown }).kind;
-      return typeof kind === 'string' ? kind : '';
-    } catch {
-      return null;
-    }
-  }
-  return null;
-}
-
-/** The files `loadPatches` would read for these arguments, in its order (folders: image files, sorted). */
-async function patchFiles(paths: string[]): Promise<string[]> {
-  const files: string[] = [];
-  for (const p of paths) {
-    const s = await stat(p).catch(() => undefined);
-    if (!s) throw new PatchAtlasError('NOT_FOUND', `--patches ${p} does not exist`);
-    if (s.isDirectory()) files.push(...(await readdir(p)).filter((f) => /\.(png|jpe?g|webp)$/i.test(f)).sort().map((f) => join(p, f)));
-    else files.push(p);
-  }
-  return files;
 }
 
 function accuracySection(a: AccuracyReport): ReportAccuracy {
@@ -162,15 +121,7 @@ function accuracySection(a: AccuracyReport): ReportAccuracy {
   };
 }
 
-function checkAccuracy(raw: unknown, path: string): AccuracyReport {
-  const a = raw as Partial<AccuracyReport> | null;
-  if (!a || typeof a !== 'object' || typeof a.top1 !== 'number' || typeof a.images !== 'number') {
-    throw new PatchAtlasError('BAD_CONFIG', `${path} is not the JSON of \`patch-atlas accuracy --json\`: no top1/images`);
-  }
-  return a as AccuracyReport;
-}
-
-function settings(opts: BuildReportOptions, inputs: Omit<ReportSettings['inputs'], 'patches'>, atlas: ReportAtlas | null, p: ReportPatches | null, acc: ReportAccuracy | null): ReportSettings {
+function settings(opts: ReportInputs, inputs: Omit<ReportSettings['inputs'], 'patches'>, atlas: ReportAtlas | null, p: ReportPatches | null, acc: ReportAccuracy | null): ReportSettings {
   const rows: ReportSettings['rows'] = [];
   const row = (name: string, value: unknown) => rows.push({ name, value: String(value) });
   if (atlas) {
@@ -192,31 +143,11 @@ function settings(opts: BuildReportOptions, inputs: Omit<ReportSettings['inputs'
     row('accuracy model', acc.model);
     row('accuracy images', `${acc.images} from ${acc.source}`);
   }
-  return { command: opts.command ?? null, inputs: { ...inputs, patches: opts.patches ?? [] }, rows };
+  return { command: opts.command ?? null, inputs: { ...inputs, patches: opts.patchArgs }, rows };
 }
 
 function defaultTitle(atlas: ReportAtlas | null, p: ReportPatches | null): string {
   if (p) return p.source ? `${p.source.name} → ${p.target.name}` : `any class → ${p.target.name}`;
   if (atlas?.classes.length) return atlas.classes.map((c) => c.name).join(' vs ');
   return 'patch-atlas report';
-}
-
-/** A file, or the named file inside a folder. */
-function inFolder(p: string, file: string, flag: string): string {
-  if (!existsSync(p)) throw new PatchAtlasError('NOT_FOUND', `${flag} ${p} does not exist`);
-  if (statSync(p).isDirectory()) {
-    const f = join(p, file);
-    if (!existsSync(f)) throw new PatchAtlasError('NOT_FOUND', `${flag} ${p} is a folder without ${file}`);
-    return f;
-  }
-  return p;
-}
-
-async function readJson(path: string): Promise<unknown> {
-  const text = await readFile(path, 'utf8');
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new PatchAtlasError('BAD_CONFIG', `${path} is not valid JSON: ${(e as Error).message}`);
-  }
 }

@@ -2,7 +2,7 @@
  * The numbers behind each chart, as plain JSON: the same spec is drawn by chart.js in the page
  * (client.js, embedded as JSON) and in Node for the PNG exports (charts-png.ts), so both agree.
  */
-import type { ReportPatch, ReportPatches } from './data.js';
+import type { ReportPatch, ReportPatches } from '../formats/report.js';
 import { frac, signed } from './format.js';
 
 export interface ChartSeries {

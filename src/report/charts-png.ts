@@ -3,14 +3,11 @@
  * no system libraries), with the page's own chart configuration (client.js) so both look the same.
  * The heat map is drawn directly: chart.js has no heat-map type.
  */
-import { join } from 'node:path';
 import { Canvas, type SKRSContext2D } from '@napi-rs/canvas';
 import { Chart, registerables, type ChartConfiguration } from 'chart.js';
-import { writeFileAtomic } from '../util/atomic.js';
 import { chartSpecs, type ChartSpec } from './chart-specs.js';
-import type { ReportData, ReportPatches } from './data.js';
+import type { ReportData, ReportPatches } from '../formats/report.js';
 import { heatColour, pct } from './format.js';
-import { reportAsset } from './assets.js';
 
 Chart.register(...registerables);
 
@@ -21,18 +18,18 @@ interface ClientCharts {
 let client: ClientCharts | undefined;
 
 /** client.js evaluated in a scope of its own: it only defines functions, and `document` is absent, so no page code runs. */
-function clientCharts(): ClientCharts {
+function clientCharts(clientJs: string): ClientCharts {
   if (client) return client;
   const scope: { PatchAtlasCharts?: ClientCharts } = {};
-  new Function('self', `${reportAsset('client.js')}\n`)(scope);
+  new Function('self', `${clientJs}\n`)(scope);
   if (!scope.PatchAtlasCharts) throw new Error('client.js did not define PatchAtlasCharts');
   return (client = scope.PatchAtlasCharts);
 }
 
 /** One chart as PNG bytes, `width`×`height` px. */
-export async function chartPng(spec: ChartSpec, width: number, height: number): Promise<Buffer> {
+export async function chartPng(spec: ChartSpec, width: number, height: number, clientJs: string): Promise<Buffer> {
   const canvas = new Canvas(width, height);
-  const cfg = clientCharts().config(spec, { responsive: false, devicePixelRatio: 1 });
+  const cfg = clientCharts(clientJs).config(spec, { responsive: false, devicePixelRatio: 1 });
   // chart.js takes any object with a 2D context's methods and a `canvas` with width/height.
   const chart = new Chart(canvas.getContext('2d') as unknown as ConstructorParameters<typeof Chart>[0], cfg);
   try {
@@ -98,23 +95,17 @@ function drawHeat(ctx: SKRSContext2D, name: string, heat: NonNullable<ReportPatc
   });
 }
 
-/** Writes charts/<id>.png for each chart and charts/heatmap.png; returns the paths. */
-export async function writeChartPngs(data: ReportData, dir: string): Promise<string[]> {
+/** Every chart as PNG bytes, named <id>.png, and heatmap.png. */
+export async function chartPngs(data: ReportData, clientJs: string): Promise<Array<{ name: string; png: Buffer }>> {
   if (!data.patches) return [];
-  const out: string[] = [];
+  const out: Array<{ name: string; png: Buffer }> = [];
   const bars = Math.max(1, data.patches.patches.length);
   for (const spec of chartSpecs(data.patches)) {
     const groups = spec.labels.length * (spec.id === 'flip-rates' ? bars : 2);
     const width = Math.min(1600, Math.max(800, 120 + groups * 45));
-    const file = join(dir, `${spec.id}.png`);
-    await writeFileAtomic(file, await chartPng(spec, width, 480));
-    out.push(file);
+    out.push({ name: `${spec.id}.png`, png: await chartPng(spec, width, 480, clientJs) });
   }
   const heat = await heatmapPng(data.patches);
-  if (heat) {
-    const file = join(dir, 'heatmap.png');
-    await writeFileAtomic(file, heat);
-    out.push(file);
-  }
+  if (heat) out.push({ name: 'heatmap.png', png: heat });
   return out;
 }

@@ -4,33 +4,23 @@
  * are the predictions results.json recorded for that image and placement. So the picture shows what
  * the model was actually given, and the labels are what it actually answered.
  */
-import { decodeImage } from '../data/decode.js';
-import { loadDescriptor, loadLabels } from '../model/descriptor.js';
+import type { Media } from '../data/media.js';
+import type { DecodedImage, Preprocess } from '../data/pixels.js';
+import type { EvaluationFile } from '../formats/evaluation.js';
+import type { PatchExample } from '../formats/report.js';
 import { LabelSet } from '../model/labels.js';
 import type { PatchPixels } from '../patch/paste.js';
 import { gridPlacements, type Position } from '../patch/placement.js';
-import type { PatchExample } from './data.js';
 import { parsePlacement, quotedList } from './format.js';
-import { rgbUri } from './images.js';
-import type { EvaluationFile } from './patches.js';
 
 /**
  * Examples keyed by patch name, for the patches whose pixels are known. The image is the first test
  * image counted in the patch's rate (correct before; for universal runs, not the target before).
  */
-export async function patchExamples(ev: EvaluationFile, pixels: Map<string, PatchPixels>, onNote: (n: string) => void): Promise<Map<string, PatchExample>> {
+export async function patchExamples(ev: EvaluationFile, pixels: Map<string, PatchPixels>, model: { labels: LabelSet; pre: Preprocess }, media: Media, onNote: (n: string) => void): Promise<Map<string, PatchExample>> {
   const out = new Map<string, PatchExample>();
   if (pixels.size === 0) return out;
-  let labels: LabelSet;
-  let input: { size: [number, number]; resizeShorter: number | null };
-  try {
-    const d = loadDescriptor(ev.model);
-    labels = loadLabels(d);
-    input = d.input;
-  } catch (e) {
-    onNote(`no before/after examples: model ${ev.model} is not known here (${(e as Error).message})`);
-    return out;
-  }
+  const { labels, pre: input } = model;
   const target = labels.tryResolve(ev.target.wnid);
   const name = (outIndex: number | undefined) => {
     const c = outIndex === undefined ? undefined : labels.atOutput(outIndex);
@@ -38,7 +28,7 @@ export async function patchExamples(ev: EvaluationFile, pixels: Map<string, Patc
   };
   // Deferred: pasting pulls in TensorFlow.js, which a report without examples should not load.
   const { pasteRgb } = await import('../patch/paste.js');
-  const decoded = new Map<number, Awaited<ReturnType<typeof decodeImage>> | null>();
+  const decoded = new Map<number, DecodedImage | null>();
   const skipped: string[] = [];
   for (const entry of ev.patches) {
     const px = pixels.get(entry.patch);
@@ -58,7 +48,7 @@ export async function patchExamples(ev: EvaluationFile, pixels: Map<string, Patc
       skipped.push(entry.patch);
       continue;
     }
-    if (!decoded.has(i)) decoded.set(i, await decodeImage(ev.images[i]!, input).catch(() => null));
+    if (!decoded.has(i)) decoded.set(i, await media.decode(ev.images[i]!, input));
     const img = decoded.get(i);
     if (!img) {
       onNote(`no before/after example for '${entry.patch}': cannot read ${ev.images[i]}`);
@@ -68,8 +58,8 @@ export async function patchExamples(ev: EvaluationFile, pixels: Map<string, Patc
     out.set(entry.patch, {
       image: ev.images[i]!,
       placement: id,
-      before: { src: await rgbUri(img.data, img.width, img.height, { format: 'jpeg' }), label: name(mx.clean.pred[i]) },
-      after: { src: await rgbUri(after, img.width, img.height, { format: 'jpeg' }), label: name(mx.patched[j]?.pred[i]) },
+      before: { src: await media.rgb(img.data, img.width, img.height, { format: 'jpeg' }), label: name(mx.clean.pred[i]) },
+      after: { src: await media.rgb(after, img.width, img.height, { format: 'jpeg' }), label: name(mx.patched[j]?.pred[i]) },
     });
   }
   if (skipped.length) onNote(`no before/after example for ${quotedList(skipped)}: no counted image or no grid placement to redraw`);

@@ -1,5 +1,5 @@
 /** Number formatting shared by the summary sentences, the HTML and the PNG charts, so they agree. */
-import type { Rate } from './data.js';
+import type { Rate } from '../formats/report.js';
 
 /** 0.42 → "42 %"; small rates keep a decimal so 0.4 % does not read as 0 %. null → "n/a". */
 export function pct(p: number | null | undefined): string {

@@ -3,59 +3,18 @@
  * evaluation's mode per patch and placement, best-per-size series and the position × size table.
  * Pure: images and examples are added by build.ts.
  */
-import type { Skipped } from '../data/dataset.js';
-import { PatchAtlasError } from '../errors.js';
-import type { MeanInterval, PatchMetrics, Proportion, TargetProbability } from '../evaluate/metrics.js';
-import type { ClassName, PatchKind, ProbChange, Rate, ReportPatch, ReportPatches } from './data.js';
+import type { EvaluationFile, StoredMetrics, StoredProportion } from '../formats/evaluation.js';
+import type { PatchKind, ProbChange, Rate, ReportPatch, ReportPatches } from '../formats/report.js';
 import { parsePlacement } from './format.js';
-
-/** What writeEvaluation writes, with the meta the evaluate command passes (NaN became null in JSON). */
-export interface EvaluationFile {
-  model: string;
-  source: ClassName | null;
-  target: ClassName;
-  sizes: number[];
-  positions: string[];
-  circular: boolean;
-  /** The noise control's seed, where the evaluation recorded it. */
-  seed?: number;
-  images: string[];
-  skipped: Skipped[];
-  patches: Array<{
-    patch: string;
-    metrics: PatchMetrics;
-    matrix?: {
-      placements: string[];
-      clean: { pred: number[]; correct: number[]; pTarget: number[] };
-      patched: Array<{ pred: number[]; pTarget: number[] }>;
-    };
-  }>;
-}
-
-/** Checks the fields the report reads, so a wrong file fails with one line instead of deep in rendering. */
-export function checkEvaluation(raw: unknown, path: string): EvaluationFile {
-  const bad = (what: string) => new PatchAtlasError('BAD_CONFIG', `${path} is not a results.json from \`patch-atlas evaluate\`: ${what}`);
-  if (!raw || typeof raw !== 'object') throw bad('not a JSON object');
-  const e = raw as Partial<EvaluationFile>;
-  if (!Array.isArray(e.patches)) throw bad('no "patches" list');
-  if (!e.target || typeof e.target.name !== 'string') throw bad('no "target" class');
-  if (!Array.isArray(e.images)) throw bad('no "images" list');
-  for (const p of e.patches) {
-    if (typeof p?.patch !== 'string' || !p.metrics || !Array.isArray(p.metrics.placements) || !p.metrics.static || !p.metrics.dynamic || !p.metrics.universal) {
-      throw bad(`patch entry ${JSON.stringify(p?.patch ?? null)} lacks metrics`);
-    }
-  }
-  return e as EvaluationFile;
-}
 
 const num = (x: unknown): number | null => (typeof x === 'number' && Number.isFinite(x) ? x : null);
 
-export function rate(p: Proportion): Rate {
+export function rate(p: StoredProportion): Rate {
   return { k: p.k, n: p.n, p: num(p.p), lo: num(p.lo) ?? 0, hi: num(p.hi) ?? 1 };
 }
 
-export function probChange(t: TargetProbability): ProbChange {
-  const c: Partial<MeanInterval> = t.change ?? {};
+export function probChange(t: StoredMetrics['dynamic']['pTarget']): ProbChange {
+  const c: Partial<StoredMetrics['dynamic']['pTarget']['change']> = t.change ?? {};
   return { n: c.n ?? 0, before: num(t.before), after: num(t.after), change: num(c.mean), lo: num(c.lo), hi: num(c.hi) };
 }
 
@@ -75,8 +34,8 @@ export interface PatchFileInfo {
  * writes says what the patch is (its 'photo' and 'noise' kinds are controls, 'icon', 'eot' and
  * anything else made from the atlas); a file without a sidecar is a photo.
  */
-export function patchKind(name: string, file: PatchFileInfo | null): PatchKind {
-  if (isNoiseName(name) || file?.sidecar === 'noise') return 'noise';
+export function patchKind(name: string, file: PatchFileInfo | null, noiseControl?: string | null): PatchKind {
+  if (name === noiseControl || isNoiseName(name) || file?.sidecar === 'noise') return 'noise';
   if (!file) return 'unknown';
   return file.sidecar === null || file.sidecar === 'photo' ? 'photo' : 'atlas';
 }
@@ -86,7 +45,7 @@ export function patchesSection(ev: EvaluationFile, file: string, kinds: Readonly
   const order = ev.positions?.length ? ev.positions : [];
   const patches = ev.patches.map((entry): ReportPatch => {
     const m = entry.metrics;
-    const headline = (pl: PatchMetrics['placements'][number]) => rate(mode === 'targeted' ? pl.targeted : pl.universal);
+    const headline = (pl: StoredMetrics['placements'][number]) => rate(mode === 'targeted' ? pl.targeted : pl.universal);
     const placements = m.placements.map((pl) => {
       const parsed = parsePlacement(pl.placement);
       return { placement: pl.placement, position: parsed?.position ?? null, size: parsed?.size ?? null, rate: headline(pl), pTarget: probChange(pl.pTarget) };
@@ -95,7 +54,7 @@ export function patchesSection(ev: EvaluationFile, file: string, kinds: Readonly
     const staticRate = rate(mode === 'targeted' ? m.static.targeted : m.universal.static.rate);
     const staticEntry = m.placements.find((pl) => pl.placement === staticId);
     const f = kinds.get(entry.patch) ?? null;
-    const kind = patchKind(entry.patch, f);
+    const kind = patchKind(entry.patch, f, ev.noise?.name);
     return {
       name: entry.patch,
       kind,

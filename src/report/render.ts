@@ -8,13 +8,9 @@
  * end or alter the script element. Triple-stash `{{{ }}}` is used only for the three blobs built
  * here (scriptJson / inlineScript), which the template test checks.
  */
-import { join } from 'node:path';
 import Handlebars from 'handlebars';
-import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
-import { chartJsSource, reportAsset } from './assets.js';
+import type { ReportAssets, ReportData } from '../formats/report.js';
 import { chartSpecs } from './chart-specs.js';
-import { writeChartPngs } from './charts-png.js';
-import type { ReportData } from './data.js';
 import { reportView } from './view.js';
 
 /** JSON for a `<script type="application/json">` element: parses to `value`, cannot close the element. */
@@ -27,32 +23,18 @@ export function inlineScript(code: string): string {
   return code.replace(/<\/(script)/gi, '<\\/$1').replace(/<!--/g, '<\\!--');
 }
 
-let template: Handlebars.TemplateDelegate | undefined;
+const templates = new Map<string, Handlebars.TemplateDelegate>();
 
-export function renderReport(data: ReportData): string {
+/** report.html's text for `data`, with the template, page script and chart.js given (formats/report.ts reads them). */
+export function renderReport(data: ReportData, assets: ReportAssets): string {
   // An isolated instance: helpers or partials registered elsewhere cannot change the escaping.
-  template ??= Handlebars.create().compile(reportAsset('template.hbs'));
+  let template = templates.get(assets.template);
+  if (!template) templates.set(assets.template, (template = Handlebars.create().compile(assets.template)));
   const charts = data.patches ? chartSpecs(data.patches) : [];
   return template({
     ...reportView(data),
     dataJson: scriptJson({ format: data.format, title: data.title, charts }),
-    chartJs: inlineScript(chartJsSource()),
-    clientJs: inlineScript(reportAsset('client.js')),
+    chartJs: inlineScript(assets.chartJs),
+    clientJs: inlineScript(assets.clientJs),
   });
-}
-
-export interface WrittenReport {
-  html: string;
-  json: string;
-  charts: string[];
-}
-
-/** Writes `<dir>/report.html`, `<dir>/report-data.json` and, unless `png: false`, `<dir>/charts/*.png`. */
-export async function writeReport(data: ReportData, dir: string, opts: { png?: boolean } = {}): Promise<WrittenReport> {
-  const html = join(dir, 'report.html');
-  const json = join(dir, 'report-data.json');
-  await writeJsonAtomic(json, data);
-  const charts = opts.png === false || !data.patches ? [] : await writeChartPngs(data, join(dir, 'charts'));
-  await writeFileAtomic(html, renderReport(data));
-  return { html, json, charts };
 }

@@ -3,7 +3,7 @@
  * hand), so it changes whenever the results do. Sentences name the rate's denominator, since "42 %"
  * means little without "of which images".
  */
-import type { ReportAccuracy, ReportAtlas, ReportPatch, ReportPatches, ReportSummary } from './data.js';
+import type { ReportAccuracy, ReportAtlas, ReportPatch, ReportPatches, ReportSummary } from '../formats/report.js';
 import { ci, fixed, frac, parsePlacement, pct, prob, where } from './format.js';
 
 export function summarise(parts: { patches: ReportPatches | null; accuracy: ReportAccuracy | null; atlas: ReportAtlas | null }): ReportSummary {

@@ -2,7 +2,7 @@
  * ReportData → what template.hbs shows: every number already formatted and every colour computed,
  * so the template only places strings (all through Handlebars' escaping `{{ }}`).
  */
-import type { CellExample, Rate, ReportAtlas, ReportCell, ReportData, ReportPatch, ReportPatches } from './data.js';
+import type { CellExample, Rate, ReportAtlas, ReportCell, ReportData, ReportPatch, ReportPatches } from '../formats/report.js';
 import { ci, fixed, frac, heatColour, pct, prob, signed } from './format.js';
 
 const rateText = (r: Rate) => ({ pct: pct(r.p), ci: ci(r), frac: frac(r) });
@@ -11,7 +11,7 @@ export function reportView(d: ReportData) {
   return {
     title: d.title,
     created: d.created,
-    version: d.version,
+    version: d.producer.version,
     format: d.format,
     summary: d.summary,
     notes: d.notes,

@@ -1,6 +1,12 @@
-/** A one-line progress bar on a terminal (stderr); silent when stderr is not a TTY or in --json mode. */
+/**
+ * Progress of long work on stderr. On a terminal: one bar redrawn in place. Elsewhere (CI logs, a
+ * pipe, `2> log`): a plain line at every tenth of the work, at most every 15 s, so a long job is never
+ * silent. Off in --json mode.
+ */
 export interface Progress {
   tick(n?: number): void;
+  /** Set the count done so far (of a total that may change, e.g. when a resumed run learns it). */
+  update(done: number, total: number): void;
   done(): void;
 }
 
@@ -12,31 +18,49 @@ export interface ProgressOptions {
 
 export function progress(label: string, total: number, opts: ProgressOptions = {}): Progress {
   const stream = opts.stream ?? process.stderr;
-  const enabled = (opts.enabled ?? true) && Boolean(stream.isTTY);
+  const enabled = opts.enabled ?? true;
+  const tty = Boolean(stream.isTTY);
   const unit = opts.unit ?? 'img';
   const start = Date.now();
   let count = 0;
   let last = 0;
+  let lastTenth = 0;
+  const line = (final: boolean) => {
+    const secs = (Date.now() - start) / 1000;
+    const rate = secs > 0 ? count / secs : 0;
+    const eta = rate > 0 && total > count ? ` ETA ${clock((total - count) / rate)}` : '';
+    return `${count}/${total} ${rate.toFixed(1)} ${unit}/s${final ? ` in ${clock(secs)}` : eta}`;
+  };
   const draw = (final: boolean) => {
     const now = Date.now();
-    if (!final && now - last < 100) return;
+    if (tty) {
+      if (!final && now - last < 100) return;
+      last = now;
+      const frac = total > 0 ? Math.min(1, count / total) : 0;
+      const bar = '#'.repeat(Math.round(frac * 24)).padEnd(24, '.');
+      stream.write(`\r${label} [${bar}] ${line(final)}\x1b[K${final ? '\n' : ''}`);
+      return;
+    }
+    const tenth = total > 0 ? Math.floor((10 * count) / total) : 0;
+    if (!final && (tenth <= lastTenth || now - last < 15_000) && now - last < 60_000) return;
+    if (!final && count === 0) return;
     last = now;
-    const secs = (now - start) / 1000;
-    const rate = secs > 0 ? count / secs : 0;
-    const frac = total > 0 ? Math.min(1, count / total) : 0;
-    const width = 24;
-    const bar = '#'.repeat(Math.round(frac * width)).padEnd(width, '.');
-    const eta = rate > 0 && total > count ? ` ETA ${clock((total - count) / rate)}` : '';
-    stream.write(`\r${label} [${bar}] ${count}/${total} ${rate.toFixed(1)} ${unit}/s${final ? ` in ${clock(secs)}` : eta}\x1b[K`);
-    if (final) stream.write('\n');
+    lastTenth = tenth;
+    stream.write(`${label}: ${line(final)}\n`);
   };
   return {
     tick(n = 1) {
       count += n;
       if (enabled) draw(false);
     },
+    update(done, newTotal) {
+      total = newTotal;
+      if (done === count) return;
+      count = done;
+      if (enabled) draw(false);
+    },
     done() {
-      if (enabled) draw(true);
+      if (enabled && count > 0) draw(true);
     },
   };
 }

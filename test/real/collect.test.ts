@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
-import { RunReader } from '../../src/activations/store/index.js';
+import { RunReader } from '../../src/formats/run/index.js';
 import { runCli } from '../helpers/cli.js';
 import { describeReal, SAMPLE_DIR } from '../helpers/real.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ATLAS_DEFAULTS, classAtlas, layerAtlas, pairAtlas, toJSON, type PairAtlasInput } from '../../src/atlas/recipe.js';
+import { ATLAS_DEFAULTS, classAtlas, layerAtlas, pairAtlas, toJSON, type PairAtlasInput } from '../../src/atlas/atlases.js';
 import { mulberry32 } from '../../src/util/random.js';
 import { PatchAtlasError } from '../../src/errors.js';
 

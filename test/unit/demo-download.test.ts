@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { readEnv } from '../../src/config.js';
 import { articlePhotoPatches } from '../../src/pipeline/demo.js';
-import { downloadFiles, isComplete, SAMPLE_MARKER, SAMPLE_URL, sampleBaseUrl, sampleFileNames, sampleImages } from '../../src/pipeline/sample-images.js';
+import { downloadFiles, isComplete, SAMPLE_MARKER, SAMPLE_URL, sampleBaseUrl, sampleFileNames, sampleImages } from '../../src/data/sample-images.js';
 import { runCli } from '../helpers/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'pa-demo-download-'));

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { atlasPicture, pngFromRgb, writeIcons } from '../../src/featurevis/icons.js';
+import { atlasPicture, pngFromRgb, writeIcons } from '../../src/data/png.js';
 
 const solid = (n: number, rgb: [number, number, number]) => {
   const b = new Uint8Array(n * n * 3);

@@ -41,7 +41,7 @@ const base = (over: Partial<OptimisePatchOptions> = {}): OptimisePatchOptions =>
   classifier: c,
   images,
   target,
-  side: 8,
+  patchPx: 8,
   steps: 6,
   batchSize: 4,
   lr: 0.3,
@@ -131,8 +131,8 @@ describe('optimisePatch', () => {
 
   it('rejects each bad setting with its own one-line message before doing any work', async () => {
     const cases: Array<[Partial<OptimisePatchOptions>, RegExp]> = [
-      [{ side: 0 }, /patch side must be a whole number ≥ 1, got 0/],
-      [{ side: 2000 }, /patch side 2000 px is over 1024/],
+      [{ patchPx: 0 }, /patch side must be a whole number ≥ 1, got 0/],
+      [{ patchPx: 2000 }, /patch side 2000 px is over 1024/],
       [{ steps: -1 }, /steps must be a whole number ≥ 0, got -1/],
       [{ steps: 1.5 }, /steps must be a whole number ≥ 0, got 1.5/],
       [{ batchSize: 0 }, /batch size must be a whole number ≥ 1, got 0/],

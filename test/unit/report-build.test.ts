@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reportAsset } from '../../src/report/assets.js';
 import { buildReportData } from '../../src/report/build.js';
-import type { ReportData } from '../../src/report/data.js';
+import type { ReportData } from '../../src/formats/report.js';
 import { patchKind } from '../../src/report/patches.js';
 import { inlineScript, scriptJson } from '../../src/report/render.js';
 import { runCli } from '../helpers/cli.js';

@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import type { BridgeScore } from '../../src/atlas/bridge.js';
-import { ATLAS_FORMAT, type AtlasFile } from '../../src/atlas/from-run.js';
+import { ATLAS_FORMAT, type AtlasFile } from '../../src/recipes/atlas.js';
 import type { AccuracyReport } from '../../src/evaluate/accuracy.js';
 import type { EvaluatePatchesResult } from '../../src/evaluate/evaluate-patches.js';
 import { patchMetrics, type SuccessMatrix } from '../../src/evaluate/metrics.js';

@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildReportData } from '../../src/report/build.js';
 import { writeChartPngs } from '../../src/report/charts-png.js';
-import type { ReportData } from '../../src/report/data.js';
+import type { ReportData } from '../../src/formats/report.js';
 import { writeFixture } from './report-fixtures.js';
 
 let dir: string;

@@ -5,9 +5,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { toHalf } from '../../src/activations/store/half.js';
-import { hashImageList } from '../../src/activations/store/image-list.js';
-import type { ImageRecord, PointChunk, RunIdentity } from '../../src/activations/store/types.js';
+import { toHalf } from '../../src/formats/run/half.js';
+import { hashImageList } from '../../src/formats/run/image-list.js';
+import type { ImageRecord, PointChunk, RunIdentity } from '../../src/formats/run/types.js';
 import { PatchAtlasError } from '../../src/errors.js';
 
 export interface Synth {

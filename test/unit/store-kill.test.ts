@@ -3,7 +3,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RunReader } from '../../src/activations/store/index.js';
+import { RunReader } from '../../src/formats/run/index.js';
 import { bytes, expected, synth, tempDir } from './store-fixtures.js';
 
 /**
@@ -28,14 +28,14 @@ beforeAll(async () => {
     join(ROOT, 'node_modules/typescript/bin/tsc'),
     '--outDir', build, '--rootDir', ROOT, '--module', 'nodenext', '--moduleResolution', 'nodenext',
     '--target', 'es2022', '--types', 'node', '--skipLibCheck',
-    join(ROOT, 'src/activations/store/index.ts'), join(ROOT, 'test/unit/store-fixtures.ts'),
+    join(ROOT, 'src/formats/run/index.ts'), join(ROOT, 'test/unit/store-fixtures.ts'),
   ]);
   // packageVersion() looks for the patch-atlas package.json above the compiled files.
   await writeFile(join(build, 'package.json'), JSON.stringify({ name: 'patch-atlas', version: '0.0.0-test', type: 'module' }));
   child = join(build, 'child.mjs');
   await writeFile(
     child,
-    `import { RunWriter } from './src/activations/store/index.js';
+    `import { RunWriter } from './src/formats/run/index.js';
 import { synth, chunkFor, groups } from './test/unit/store-fixtures.js';
 const s = synth(${N}, ${JSON.stringify(OPTS)});
 const w = await RunWriter.open(process.argv[2], s.identity, s.images, null);

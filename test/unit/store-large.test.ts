@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { stat } from 'node:fs/promises';
-import { RunReader, RunWriter, hashImageList, type ImageRecord, type RunIdentity } from '../../src/activations/store/index.js';
+import { RunReader, RunWriter, hashImageList, type ImageRecord, type RunIdentity } from '../../src/formats/run/index.js';
 import { tempDir } from './store-fixtures.js';
 
 /**

@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RunReader, RunWriter, fromHalf, shardOf } from '../../src/activations/store/index.js';
+import { RunReader, RunWriter, fromHalf, shardOf } from '../../src/formats/run/index.js';
 import { bytes, chunkFor, expected, groups, synth, tempDir, caught } from './store-fixtures.js';
 
 let root: string;

@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { RunReader, RunWriter, fromHalf, hashImageList, shardOf, type RunManifest } from '../../src/activations/store/index.js';
+import { RunReader, RunWriter, fromHalf, hashImageList, shardOf, type RunManifest } from '../../src/formats/run/index.js';
 import { bytes, chunkFor, expected, groups, synth, tempDir, caught } from './store-fixtures.js';
 
 let dir: string;

@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { openDataset } from '../../data/dataset.js';
-import { accuracy } from '../../evaluate/accuracy.js';
+import { ACCURACY_PARAMS, accuracy } from '../../recipes/accuracy.js';
 import { progress } from '../../util/progress.js';
 import { skipReporter, type CliIO } from '../io.js';
 import { loadFromArgs, withModel, type ModelArgs } from '../options.js';
@@ -12,7 +12,7 @@ export function accuracyCommand(io: CliIO): CommandModule {
     builder: (y: Argv) =>
       withModel(y)
         .option('images', { type: 'string', demandOption: true, describe: 'folder (class sub-folders or <wnid>_*.JPEG files) or a CSV manifest path,label' })
-        .option('batch-size', { type: 'number', default: 16, describe: 'images per forward pass' })
+        .option('batch-size', { type: 'number', default: ACCURACY_PARAMS.batchSize.default, describe: 'images per forward pass' })
         .option('json', { type: 'boolean', default: false, describe: 'machine-readable output, with per-class and per-image results' })
         .example('$0 accuracy --images ./imagenet-sample', 'top-1 / top-5 over the folder'),
     handler: async (raw) => {
@@ -23,7 +23,7 @@ export function accuracyCommand(io: CliIO): CommandModule {
         const skips = skipReporter(io, a.json);
         for (const s of ds.skipped) skips.onSkip(s);
         const bar = progress('accuracy', ds.items.filter((i) => i.label).length, { enabled: !a.json, stream: io.errStream });
-        const r = await accuracy(c, ds, { batchSize: a.batchSize, onProgress: (n) => bar.tick(n), onSkip: skips.onSkip });
+        const r = await accuracy(c, ds, { params: { batchSize: a.batchSize }, onProgress: (n) => bar.tick(n), onSkip: skips.onSkip });
         bar.done();
         if (a.json) return io.out(JSON.stringify(r, null, 2));
         const pct = (x: number) => `${(x * 100).toFixed(1)} %`;

@@ -1,8 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
-import { buildAtlas } from '../../atlas/from-run.js';
-import { PatchAtlasError } from '../../errors.js';
+import { atlasRequest, buildAtlas } from '../../recipes/atlas.js';
+import { parsePair } from '../../recipes/pair.js';
 import type { CliIO } from '../io.js';
-import { wholeNumber } from '../validate.js';
 
 interface AtlasArgs {
   run: string;
@@ -44,39 +43,23 @@ export function atlasCommand(io: CliIO): CommandModule {
         .example('$0 atlas --run runs/pw11 --class n02066245 --grid 8', 'class activation atlas'),
     handler: async (raw) => {
       const a = raw as unknown as AtlasArgs;
-      let classes: string[] = [];
-      if (a.pair !== undefined) {
-        classes = a.pair.split(':').map((s) => s.trim());
-        if (classes.length !== 2 || classes.some((s) => !s)) throw new PatchAtlasError('BAD_FLAG', `--pair "${a.pair}" must be two classes separated by a colon`, 'e.g. --pair "grey whale:great white shark"');
-      } else if (a.class !== undefined) classes = [a.class];
-      wholeNumber('grid', a.grid);
-      wholeNumber('min-density', a.minDensity);
-      wholeNumber('top-n', a.topN);
-      wholeNumber('neighbors', a.neighbors);
-      wholeNumber('subsample', a.subsample);
-      if (a.minDist !== undefined && !(a.minDist >= 0 && a.minDist <= 1)) throw new PatchAtlasError('BAD_FLAG', `--min-dist ${a.minDist} must be between 0 and 1`);
-      const umap = { seed: a.seed, ...(a.neighbors ? { nNeighbors: a.neighbors } : {}), ...(a.minDist !== undefined ? { minDist: a.minDist } : {}) };
-      const { path, atlas } = await buildAtlas({
-        run: a.run,
-        classes,
+      const classes = a.pair !== undefined ? parsePair(a.pair) : a.class !== undefined ? [a.class] : [];
+      const req = atlasRequest(a.run, classes, { grid: a.grid, minDensity: a.minDensity, topN: a.topN, neighbors: a.neighbors, minDist: a.minDist, subsample: a.subsample, seed: a.seed }, {
         layout: a.layout,
-        umap,
-        ...(a.grid ? { grid: a.grid } : {}),
-        ...(a.minDensity ? { minDensity: a.minDensity } : {}),
-        ...(a.topN ? { topN: a.topN } : {}),
-        ...(a.subsample ? { subsample: a.subsample } : {}),
         ...(a.out ? { out: a.out } : {}),
         onNote: (n) => !a.json && io.err(`note: ${n}`),
       });
-      const bridges = atlas.bridges as Array<{ cell: number; rank: number; score: number; reason: string }>;
+      const { path, atlas } = await buildAtlas(req);
+      const bridges = atlas.bridges;
       if (a.json) return io.out(JSON.stringify({ atlas: path, kind: atlas.kind, points: atlas.points, cells: atlas.cells.length, bridges: bridges.slice(0, 5) }, null, 2));
       io.out(`${path}: ${atlas.kind} atlas of ${atlas.layer}, ${atlas.points} points, ${atlas.cells.length} cells`);
       if (atlas.kind !== 'pair') return;
+      const num = (v: number | null, digits = 3) => (v === null ? 'n/a' : v.toFixed(digits));
       io.out(`\ntop bridge cells (${atlas.classes[0]!.name} -> ${atlas.classes[1]!.name}):`);
       for (const b of bridges.slice(0, 5)) {
         const cell = atlas.cells[b.cell]!;
-        io.out(`${String(b.rank).padStart(2)}. cell (${cell.i},${cell.j})  score ${b.score.toFixed(3)}  ${cell.count} points: ${b.reason}`);
-        io.out(`    attributes to: ${cell.topClasses.slice(0, 3).map((t) => `${t.name} ${t.value.toFixed(2)}`).join(', ')}`);
+        io.out(`${String(b.rank).padStart(2)}. cell (${cell.i},${cell.j})  score ${num(b.score)}  ${cell.count} points: ${b.reason}`);
+        io.out(`    attributes to: ${cell.topClasses.slice(0, 3).map((t) => `${t.name} ${num(t.value, 2)}`).join(', ')}`);
         io.out(`    from images: ${cell.images.slice(0, 3).map((im) => `${im.path.split('/').pop()} (${im.count})`).join(', ')}`);
       }
     },

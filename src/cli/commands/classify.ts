@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { openDataset } from '../../data/dataset.js';
 import { PatchAtlasError } from '../../errors.js';
-import { predictImages, type ImagePrediction } from '../../evaluate/predict.js';
+import { predictImages, type ImagePrediction } from '../../recipes/predict.js';
 import { LabelSet } from '../../model/labels.js';
 import { skipReporter, type CliIO } from '../io.js';
 import { wholeNumber } from '../validate.js';

@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
-import { collect } from '../../activations/collect.js';
-import { formatShard, mergeRuns, parseShard } from '../../activations/store/index.js';
+import { collect } from '../../recipes/collect.js';
+import { formatShard, mergeRuns, parseShard } from '../../formats/run/index.js';
 import { parsePositions } from '../../attribution/positions.js';
 import { openDataset } from '../../data/dataset.js';
 import { progress } from '../../util/progress.js';

@@ -1,24 +1,22 @@
-import { resolve } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { openDataset } from '../../data/dataset.js';
-import { PatchAtlasError } from '../../errors.js';
-import { evaluatePatches, noisePatch } from '../../evaluate/evaluate-patches.js';
 import type { Proportion } from '../../evaluate/metrics.js';
-import { writeEvaluation } from '../../evaluate/write-results.js';
+import { readSplit } from '../../formats/split.js';
 import { LabelSet } from '../../model/labels.js';
-import { loadPatches } from '../../patch/load.js';
-import { readSplitFile } from '../../patch/synthesise.js';
-import { checkPositions, checkSizes, gridPlacements } from '../../patch/placement.js';
-import { progress } from '../../util/progress.js';
+import { checkPositions } from '../../patch/placement.js';
+import { EVALUATE_PARAMS, eligibleImages, evaluate } from '../../recipes/evaluate.js';
+import { pairFor } from '../../recipes/pair.js';
 import { skipReporter, type CliIO } from '../io.js';
-import { loadFromArgs, withModel, type ModelArgs } from '../options.js';
+import { loadFromArgs, numberList, progressBar, withModel, type ModelArgs } from '../options.js';
 
 interface EvaluateArgs extends ModelArgs {
   patches: string[];
   images: string;
+  atlas?: string;
   split?: string;
   source?: string;
-  target: string;
+  target?: string;
+  universal: boolean;
   sizes: string;
   positions: string;
   circular: boolean;
@@ -29,14 +27,8 @@ interface EvaluateArgs extends ModelArgs {
   json: boolean;
 }
 
-const numberList = (flag: string, v: string) =>
-  v.split(',').map((s) => {
-    const n = Number(s.trim());
-    if (!s.trim() || !Number.isFinite(n)) throw new PatchAtlasError('BAD_FLAG', `--${flag} "${v}" must be comma-separated numbers`, 'e.g. --sizes 0.2,0.3,0.4');
-    return n;
-  });
-
 export function evaluateCommand(io: CliIO): CommandModule {
+  const d = EVALUATE_PARAMS;
   return {
     command: 'evaluate',
     describe: 'paste patches at corners × sizes and measure how often the model flips to the target class',
@@ -45,64 +37,49 @@ export function evaluateCommand(io: CliIO): CommandModule {
         .option('patches', { type: 'string', array: true, demandOption: true, describe: 'patch images or folders of them (PNG/JPEG/WebP)' })
         .option('images', { type: 'string', demandOption: true, describe: 'image folder or CSV manifest' })
         .option('split', { type: 'string', describe: 'split.json written by `patch`: evaluate only its held-out (test) images' })
-        .option('source', { type: 'string', describe: 'source class A: only images labelled A count (success = flips to B ÷ A images correct before)' })
-        .option('target', { type: 'string', demandOption: true, describe: 'target class B' })
-        .option('sizes', { type: 'string', default: '0.2,0.3,0.4', describe: 'patch sides as fractions of the image side' })
-        .option('positions', { type: 'string', default: 'top-left,top-right,bottom-left,bottom-right,centre', describe: 'where to paste' })
-        .option('circular', { type: 'boolean', default: false, describe: 'circular patch mask' })
-        .option('noise', { type: 'boolean', default: true, describe: 'also measure a random-noise patch of the same sizes (control); --no-noise to skip' })
-        .option('seed', { type: 'number', default: 0, describe: 'seed of the noise patch' })
-        .option('batch-size', { type: 'number', default: 16, describe: 'images per forward pass' })
+        .option('source', { type: 'string', describe: 'source class A: only images labelled A count (success = flips to B ÷ A images correct before); default: from --atlas or the patches\' sidecars' })
+        .option('target', { type: 'string', describe: 'target class B (default: from --atlas or the patches\' sidecars)' })
+        .option('atlas', { type: 'string', describe: 'a pair atlas.json: its classes are the source and target' })
+        .option('universal', { type: 'boolean', default: false, describe: 'count every image not of the target, even when the atlas or sidecars name a source' })
+        .option('sizes', { type: 'string', default: d.sizes.default.join(','), describe: 'patch sides as fractions of the image side' })
+        .option('positions', { type: 'string', default: d.positions.default.join(','), describe: 'where to paste' })
+        .option('circular', { type: 'boolean', default: d.circular.default, describe: 'circular patch mask' })
+        .option('noise', { type: 'boolean', default: d.noise.default, describe: 'also measure a random-noise patch of the same sizes (control); --no-noise to skip' })
+        .option('seed', { type: 'number', default: d.noiseSeed.default, describe: 'seed of the noise patch' })
+        .option('batch-size', { type: 'number', default: d.batchSize.default, describe: 'images per forward pass' })
         .option('out', { type: 'string', describe: 'folder for results.json and results.csv (default: evaluate-<source>-to-<target>)' })
         .option('json', { type: 'boolean', default: false, describe: 'print the summary as JSON' })
         .example('$0 evaluate --patches ../shared/data/article-patches --images ./val --source "grey whale" --target "great white shark"', 'static and dynamic success of each patch, with a noise control')
+        .example('$0 evaluate --patches patches/whale-shark --split patches/whale-shark/split.json --images ./val', 'patches made by `patch`: the classes come from their sidecars')
         .example('$0 evaluate --patches p.png --images ./many-classes --target "great white shark"', 'universal targeted success over every class'),
     handler: async (raw) => {
       const a = raw as unknown as EvaluateArgs;
-      const sizes = checkSizes(numberList('sizes', a.sizes));
-      const positions = checkPositions(a.positions.split(',').map((s) => s.trim()));
+      const params = { sizes: numberList('sizes', a.sizes), positions: checkPositions(a.positions.split(',').map((s) => s.trim())), circular: a.circular, noise: a.noise, noiseSeed: a.seed, batchSize: a.batchSize };
       const c = await loadFromArgs(a, io, a.json);
       try {
-        const target = c.labels.resolve(a.target, 'target class');
-        const source = a.source !== undefined ? c.labels.resolve(a.source, 'source class') : undefined;
-        if (source && source.wnid === target.wnid) throw new PatchAtlasError('BAD_FLAG', `--source and --target are both "${LabelSet.display(target)}"`, 'pick two different classes');
-        const patches = await loadPatches(a.patches);
-        if (a.noise) patches.push({ ...noisePatch(64, a.seed), name: 'noise' });
+        const pair = await pairFor(c.labels, { ...pick(a, 'source', 'target', 'atlas'), patches: a.patches, universal: a.universal });
+        const { source, target } = pair;
+        if (pair.origin !== 'flags' && !a.json) io.err(`classes from the ${pair.origin === 'atlas' ? 'atlas' : 'patches\' sidecars'}: ${source ? `${LabelSet.display(source)} → ` : 'any → '}${LabelSet.display(target)}`);
         const ds = await openDataset(a.images, c.labels);
-        // Universal success is about images of other classes: images labelled B are left out.
-        let items = source ? ds.items.filter((i) => i.label?.wnid === source.wnid) : ds.items.filter((i) => i.label?.wnid !== target.wnid);
-        if (items.length === 0) throw new PatchAtlasError('NO_IMAGES', `no images labelled "${LabelSet.display(source!)}" in ${a.images}`, 'omit --source to measure universal success over every image');
-        // Held-out images only: a patch trained on the split's train side is measured on images it never saw.
-        if (a.split) {
-          const held = readSplitFile(a.split).test;
-          const before = items.length;
-          items = items.filter((i) => held.has(resolve(i.path)));
-          if (items.length === 0) throw new PatchAtlasError('NO_IMAGES', `none of the ${before} eligible images in ${a.images} are on the test side of --split ${a.split}`, 'pass the --images the split was made from');
-        }
         const skips = skipReporter(io, a.json);
         for (const s of ds.skipped) skips.onSkip(s);
-        const placements = gridPlacements(c.inputSize, sizes, positions, { circular: a.circular });
-        let bar: ReturnType<typeof progress> | undefined;
-        let last = 0;
-        const r = await evaluatePatches({
+        const split = a.split ? readSplit(a.split) : undefined;
+        const items = eligibleImages(ds.items, { ...(source ? { source } : {}), target, where: a.images, ...(split ? { split, splitFile: `--split ${a.split}` } : {}) });
+        const slug = (s: string) => s.replace(/[^\w.-]+/g, '_');
+        const bar = progressBar(io, 'evaluate', !a.json);
+        const r = await evaluate({
           classifier: c,
           images: items,
-          patches,
-          placements,
-          target,
-          batchSize: a.batchSize,
+          patches: a.patches,
           ...(source ? { source } : {}),
+          target,
+          params,
+          out: a.out ?? `evaluate-${source ? slug(source.name) : 'all'}-to-${slug(target.name)}`,
+          ...(a.split ? { split: { file: a.split, testFraction: split!.testFraction, seed: split!.seed, candidates: null } } : {}),
           onSkip: skips.onSkip,
-          onProgress: (done, total) => {
-            bar ??= progress('evaluate', total, { enabled: !a.json, stream: io.errStream });
-            bar.tick(done - last);
-            last = done;
-          },
+          onProgress: bar.update,
         });
-        bar?.done();
-        const slug = (s: string) => s.replace(/[^\w.-]+/g, '_');
-        const out = a.out ?? `evaluate-${source ? slug(source.name) : 'all'}-to-${slug(target.name)}`;
-        const files = await writeEvaluation(out, { model: c.descriptor.name, source: source ? { wnid: source.wnid, name: LabelSet.display(source) } : null, target: { wnid: target.wnid, name: LabelSet.display(target) }, sizes, positions, circular: a.circular, ...(a.split ? { split: a.split } : {}) }, r);
+        bar.done();
         const pct = (p: Proportion) => (p.n ? `${(p.p * 100).toFixed(1)} % [${(p.lo * 100).toFixed(1)}, ${(p.hi * 100).toFixed(1)}] (${p.k}/${p.n})` : 'n/a (no eligible images)');
         const summary = r.results.map((p) => ({
           patch: p.patch,
@@ -113,8 +90,8 @@ export function evaluateCommand(io: CliIO): CommandModule {
           universalDynamic: p.metrics.universal.dynamic,
           pTarget: p.metrics.dynamic.pTarget,
         }));
-        if (a.json) return io.out(JSON.stringify({ ...files, images: r.images.length, skipped: r.skipped.length, summary }, null, 2));
-        io.out(`${r.images.length} images${source ? ` of ${LabelSet.display(source)}` : ''}, target ${LabelSet.display(target)}, ${placements.length} placements; results in ${files.json} and ${files.csv}`);
+        if (a.json) return io.out(JSON.stringify({ ...r.files, images: r.images.length, skipped: r.skipped.length, summary }, null, 2));
+        io.out(`${r.images.length} images${source ? ` of ${LabelSet.display(source)}` : ''}, target ${LabelSet.display(target)}, ${r.placements.length} placements; results in ${r.files.json} and ${r.files.csv}`);
         for (const s of summary) {
           io.out(`${s.patch}`);
           if (source) {
@@ -128,4 +105,9 @@ export function evaluateCommand(io: CliIO): CommandModule {
       }
     },
   };
+}
+
+/** The named keys of `o` that are set. */
+function pick<T extends object, K extends keyof T>(o: T, ...keys: K[]): Partial<Pick<T, K>> {
+  return Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]])) as Partial<Pick<T, K>>;
 }

@@ -1,15 +1,15 @@
 import type { Argv, CommandModule } from 'yargs';
 import { PatchAtlasError } from '../../errors.js';
-import { renderAtlasIcons, type CellSelection } from '../../featurevis/atlas-icons.js';
-import { progress } from '../../util/progress.js';
+import type { CellSelection } from '../../featurevis/cell-icons.js';
+import { ICON_PARAMS, renderIcons } from '../../recipes/icons.js';
+import { checkParams } from '../../recipes/params.js';
 import type { CliIO } from '../io.js';
-import { wholeNumber } from '../validate.js';
-import { loadFromArgs, withModel, type ModelArgs } from '../options.js';
+import { flagsNamed, loadFromArgs, progressBar, withModel, type ModelArgs } from '../options.js';
 
 interface IconsArgs extends ModelArgs {
   atlas: string;
   cells: string;
-  size: number;
+  iconPx: number;
   steps: number;
   tries: number;
   batch: number;
@@ -19,7 +19,8 @@ interface IconsArgs extends ModelArgs {
   json: boolean;
 }
 
-function parseCells(v: string): CellSelection {
+/** "all", "bridges" or a whole number (checked by the recipe). */
+export function parseCells(v: string): CellSelection {
   if (v === 'all' || v === 'bridges') return v;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new PatchAtlasError('BAD_FLAG', `--cells ${v} must be "all", "bridges" or a number of top-ranked cells`);
@@ -27,48 +28,32 @@ function parseCells(v: string): CellSelection {
 }
 
 export function iconsCommand(io: CliIO): CommandModule {
+  const d = ICON_PARAMS;
   return {
     command: 'icons',
     describe: 'feature-visualisation icon per atlas cell, and the atlas picture',
     builder: (y: Argv) =>
       withModel(y)
-        .option('atlas', { type: 'string', demandOption: true, describe: 'atlas.json written by `patch-atlas atlas`' })
-        .option('cells', { type: 'string', default: 'bridges', describe: '"all", "bridges" (the 10 top-ranked) or N top-ranked cells' })
-        .option('size', { type: 'number', default: 96, describe: 'icon side in pixels' })
-        .option('steps', { type: 'number', default: 512, describe: 'optimisation steps per icon' })
-        .option('tries', { type: 'number', default: 1, describe: 'independent tries per icon; the best is kept' })
-        .option('batch', { type: 'number', default: 8, describe: 'icons optimised together' })
-        .option('power', { type: 'number', default: 2, describe: 'cosine exponent p in dot(h,v)·max(0.1,cos)^p (article: 2–4)' })
-        .option('seed', { type: 'number', default: 0 })
-        .option('force', { type: 'boolean', default: false, describe: 're-render cells that already have an icon' })
+        .option('atlas', { type: 'string', demandOption: true, describe: 'atlas.json written by `patch-atlas atlas` (or its folder)' })
+        .option('cells', { type: 'string', default: d.cells.default, describe: '"all", "bridges" (the 10 top-ranked) or N top-ranked cells' })
+        .option('icon-px', { alias: 'size', type: 'number', default: d.iconPx.default, describe: 'icon side in pixels' })
+        .option('steps', { type: 'number', default: d.steps.default, describe: 'optimisation steps per icon' })
+        .option('tries', { type: 'number', default: d.tries.default, describe: 'independent tries per icon; the best is kept' })
+        .option('batch', { type: 'number', default: d.batch.default, describe: 'icons optimised together' })
+        .option('power', { type: 'number', default: d.cossimPower.default, describe: 'cosine exponent p in dot(h,v)·max(0.1,cos)^p (article: 2–4)' })
+        .option('seed', { type: 'number', default: d.seed.default })
+        .option('force', { type: 'boolean', default: d.force.default, describe: 're-render cells that already have an icon' })
         .option('json', { type: 'boolean', default: false })
         .example('$0 icons --atlas runs/pw11/atlas-grey_whale-vs-great_white_shark/atlas.json', 'icons for the top bridge cells, then atlas.png'),
     handler: async (raw) => {
       const a = raw as unknown as IconsArgs;
-      const cells = parseCells(a.cells);
-      for (const [flag, v, min] of [['size', a.size, 16], ['steps', a.steps, 0], ['tries', a.tries, 1], ['batch', a.batch, 1]] as const) wholeNumber(flag, v, min);
-      if (!(a.power >= 0)) throw new PatchAtlasError('BAD_FLAG', `--power ${a.power} must be >= 0`);
+      // Checked before the model loads; the flag for cossimPower is --power.
+      const params = checkParams(ICON_PARAMS, { cells: parseCells(a.cells), iconPx: a.iconPx, steps: a.steps, tries: a.tries, batch: a.batch, cossimPower: a.power, seed: a.seed, force: a.force }, flagsNamed({ cossimPower: 'power' }));
       const c = await loadFromArgs(a, io, a.json);
       try {
-        let bar: ReturnType<typeof progress> | undefined;
-        let last = 0;
-        const r = await renderAtlasIcons(c, {
-          atlas: a.atlas,
-          cells,
-          size: a.size,
-          steps: a.steps,
-          tries: a.tries,
-          batch: a.batch,
-          cossimPower: a.power,
-          seed: a.seed,
-          force: a.force,
-          onBatch: (done, total) => {
-            bar ??= progress('icons', total, { enabled: !a.json, stream: io.errStream, unit: 'icon' });
-            bar.tick(done - last);
-            last = done;
-          },
-        });
-        bar?.done();
+        const bar = progressBar(io, 'icons', !a.json, 'icon');
+        const r = await renderIcons(c, a.atlas, params, { onBatch: bar.update });
+        bar.done();
         if (a.json) return io.out(JSON.stringify(r, null, 2));
         io.out(`${r.rendered} icons rendered, ${r.reused} kept; atlas picture ${r.picture}`);
       } finally {

@@ -1,11 +1,13 @@
 import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
+import { buildReportData, writeReport } from '../../recipes/report.js';
 import type { CliIO } from '../io.js';
 
 interface ReportArgs {
   atlas?: string;
   evaluation?: string;
   accuracy?: string;
+  model?: string;
   patches?: string[];
   out?: string;
   title?: string;
@@ -25,6 +27,7 @@ export function reportCommand(io: CliIO): CommandModule {
         .option('atlas', { type: 'string', describe: 'atlas.json from `atlas` (or its folder); icons/ and atlas.png beside it are used when present' })
         .option('evaluation', { type: 'string', describe: 'results.json from `evaluate` (or its folder)' })
         .option('accuracy', { type: 'string', describe: 'JSON from `accuracy --json`' })
+        .option('model', { alias: 'm', type: 'string', describe: 'model (name or descriptor .json) whose class names label the examples (default: the evaluation\'s)' })
         .option('patches', { type: 'string', array: true, describe: 'the patch files or folders given to `evaluate`: shows them and draws before/after examples' })
         .option('out', { type: 'string', describe: 'report folder (default: reports/<title>)' })
         .option('title', { type: 'string', describe: 'report title (default: from the classes)' })
@@ -33,10 +36,8 @@ export function reportCommand(io: CliIO): CommandModule {
         .example('$0 report --atlas run/atlas-grey_whale-vs-great_white_shark --evaluation evaluate-grey_whale-to-great_white_shark --patches ../shared/data/article-patches', 'atlas, bridges and patch results in one page'),
     handler: async (raw) => {
       const a = raw as unknown as ReportArgs;
-      // Loaded here, not at the top: chart.js and the canvas binding should not slow every other command.
-      const [{ buildReportData }, { writeReport }] = await Promise.all([import('../../report/build.js'), import('../../report/render.js')]);
       const args = [
-        ...(['atlas', 'evaluation', 'accuracy', 'title', 'out'] as const).flatMap((k) => (a[k] !== undefined ? [`--${k}`, a[k]!] : [])),
+        ...(['atlas', 'evaluation', 'accuracy', 'model', 'title', 'out'] as const).flatMap((k) => (a[k] !== undefined ? [`--${k}`, a[k]!] : [])),
         ...(a.patches?.length ? ['--patches', ...a.patches] : []),
         ...(a.examples ? [] : ['--no-examples']),
         ...(a.png ? [] : ['--no-png']),
@@ -45,6 +46,7 @@ export function reportCommand(io: CliIO): CommandModule {
         ...(a.atlas !== undefined ? { atlas: a.atlas } : {}),
         ...(a.evaluation !== undefined ? { evaluation: a.evaluation } : {}),
         ...(a.accuracy !== undefined ? { accuracy: a.accuracy } : {}),
+        ...(a.model !== undefined ? { model: a.model } : {}),
         ...(a.patches?.length ? { patches: a.patches } : {}),
         ...(a.title !== undefined ? { title: a.title } : {}),
         ...(a.examples ? {} : { examples: false as const }),

@@ -6,10 +6,11 @@ import { articlePhotoPatches, DEMO } from '../../pipeline/demo.js';
 import { RUN_DEFAULTS, type RunOptions } from '../../pipeline/options.js';
 import type { RunResult } from '../../pipeline/run.js';
 import type { Stage } from '../../pipeline/stage.js';
-import { sampleImages } from '../../pipeline/sample-images.js';
+import { sampleImages } from '../../data/sample-images.js';
 import { progress } from '../../util/progress.js';
 import type { CliIO } from '../io.js';
-import { withModel, type ModelArgs } from '../options.js';
+import { numberList, withModel, type ModelArgs } from '../options.js';
+import { parsePair } from '../../recipes/pair.js';
 
 export interface RunArgs extends ModelArgs {
   images?: string;
@@ -23,7 +24,7 @@ export interface RunArgs extends ModelArgs {
   grid: number;
   minDensity: number;
   icons: number;
-  iconSize: number;
+  iconPx: number;
   iconSteps: number;
   iconPower: number;
   eotSteps: number;
@@ -51,7 +52,7 @@ export function withRunOptions<T>(y: Argv<T>) {
     .option('grid', { type: 'number', default: d.grid, describe: 'pair atlas grid size G (G×G cells)' })
     .option('min-density', { type: 'number', default: d.minDensity, describe: 'points an atlas cell needs to be kept' })
     .option('icons', { type: 'number', default: d.icons, describe: 'icons (and icon patches) for this many top bridge cells' })
-    .option('icon-size', { type: 'number', default: d.iconSize, describe: 'icon side in pixels' })
+    .option('icon-px', { alias: 'icon-size', type: 'number', default: d.iconPx, describe: 'icon side in pixels' })
     .option('icon-steps', { type: 'number', default: d.iconSteps, describe: 'optimisation steps per icon' })
     .option('icon-power', { type: 'number', default: d.iconPower, describe: 'cosine exponent of the icon objective' })
     .option('eot-steps', { type: 'number', default: d.eotSteps, describe: 'also optimise EOT patches (from the top bridge icons and from noise) for this many steps each; 0 skips that stage (minutes per 100 steps on 2 cores)' })
@@ -64,19 +65,6 @@ export function withRunOptions<T>(y: Argv<T>) {
     .option('batch-size', { type: 'number', default: d.batchSize, describe: 'images per forward pass' })
     .option('png', { type: 'boolean', default: d.png, describe: 'also write the report charts as PNG (--no-png to skip)' })
     .option('title', { type: 'string', describe: 'report title (default: the classes and model)' });
-}
-
-const numberList = (flag: string, v: string) =>
-  v.split(',').map((s) => {
-    const n = Number(s.trim());
-    if (!s.trim() || !Number.isFinite(n)) throw new PatchAtlasError('BAD_FLAG', `--${flag} "${v}" must be comma-separated numbers`, 'e.g. --sizes 0.2,0.3,0.4');
-    return n;
-  });
-
-export function parsePair(v: string): [string, string] {
-  const parts = v.split(':').map((s) => s.trim());
-  if (parts.length !== 2 || parts.some((s) => !s)) throw new PatchAtlasError('BAD_FLAG', `--pair "${v}" must be two classes separated by a colon`, 'e.g. --pair "grey whale:great white shark"');
-  return parts as [string, string];
 }
 
 const slug = (s: string) => s.replace(/[^\w.-]+/g, '_').replace(/^_+|_+$/g, '');
@@ -101,7 +89,7 @@ export function runOptions(a: RunArgs, images: string, pair: [string, string], p
     grid: a.grid,
     minDensity: a.minDensity,
     icons: a.icons,
-    iconSize: a.iconSize,
+    iconPx: a.iconPx,
     iconSteps: a.iconSteps,
     iconPower: a.iconPower,
     eotSteps: a.eotSteps,

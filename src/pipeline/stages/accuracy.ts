@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { accuracy } from '../../evaluate/accuracy.js';
-import { writeJsonAtomic } from '../../util/atomic.js';
+import { ACCURACY_FILE } from '../../formats/accuracy.js';
+import { accuracy } from '../../recipes/accuracy.js';
 import type { Stage } from '../stage.js';
 
 /** Clean top-1 / top-5 over every image (both halves): how good the model is on this data before any patch. */
@@ -14,10 +14,9 @@ export const accuracyStage: Stage = {
     const total = ctx.dataset.items.filter((i) => i.label).length;
     const bar = ctx.progress();
     let done = 0;
-    const r = await accuracy(c, ctx.dataset, { batchSize: ctx.opts.batchSize, onProgress: (n) => bar.update((done += n), total) });
+    const file = join(ctx.stageDir, ACCURACY_FILE);
+    const r = await accuracy(c, ctx.dataset, { params: { batchSize: ctx.opts.batchSize }, out: file, onProgress: (n) => bar.update((done += n), total) });
     bar.done();
-    const file = join(ctx.stageDir, 'accuracy.json');
-    await writeJsonAtomic(file, r);
     const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
     return {
       files: { json: ctx.rel(file) },

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { collect } from '../../activations/collect.js';
+import { collect } from '../../recipes/collect.js';
 import type { Stage, StageResult } from '../stage.js';
 
 /** Activations and attributions at sampled positions of the training half, into a resumable run folder. */

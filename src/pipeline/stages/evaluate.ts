@@ -1,16 +1,13 @@
 import type { ImageItem } from '../../data/dataset.js';
 import { splitItems } from '../../data/split.js';
-import { evaluatePatches, noisePatch } from '../../evaluate/evaluate-patches.js';
 import type { Proportion } from '../../evaluate/metrics.js';
-import { writeEvaluation } from '../../evaluate/write-results.js';
 import { LabelSet } from '../../model/labels.js';
-import { loadPatches } from '../../patch/load.js';
-import { gridPlacements } from '../../patch/placement.js';
+import { EVALUATE_PARAMS, eligibleImages, evaluate, type EvaluateParams } from '../../recipes/evaluate.js';
 import { MIN_EVAL_IMAGES, MIN_TARGETED_IMAGES } from '../options.js';
 import type { PipelineContext, Stage } from '../stage.js';
 
-/** Side of the generated noise control (evaluate's and the report's convention). */
-const NOISE_SIDE = 64;
+/** The noise control's side: the evaluate recipe's default (recorded in the key as before). */
+const NOISE_PX = EVALUATE_PARAMS.noisePx.default;
 
 /**
  * Which held-out images the evaluation uses: targeted (source-class images only) when there are
@@ -19,10 +16,11 @@ const NOISE_SIDE = 64;
  */
 export function evaluationPlan(ctx: PipelineContext, patchMakers: readonly string[]): EvaluationPlan {
   const test = ctx.split.test;
-  const ofSource = test.filter((i) => i.label?.wnid === ctx.source.wnid);
+  const where = 'the held-out half';
+  const ofSource = test.some((i) => i.label?.wnid === ctx.source.wnid) ? eligibleImages(test, { source: ctx.source, target: ctx.target, where }) : [];
   const want = ctx.opts.evalMode;
   const mode = want === 'auto' ? (ofSource.length >= MIN_TARGETED_IMAGES ? 'targeted' : 'universal') : want;
-  const pool = mode === 'targeted' ? ofSource : test.filter((i) => i.label?.wnid !== ctx.target.wnid);
+  const pool = mode === 'targeted' ? ofSource : eligibleImages(test, { target: ctx.target, where });
   // Planned patches: icons: --icons; patch: an EOT patch per cell and one from noise. A maker may deliver fewer.
   const planned: Record<string, number> = { icons: ctx.opts.icons, patch: ctx.opts.eotCells + 1 };
   const patches = patchMakers.reduce((a, m) => a + (planned[m] ?? ctx.opts.icons), 0) + ctx.photoPatches.length + 1;
@@ -63,7 +61,7 @@ export function evaluateStage(patchMakers: readonly string[]): Stage {
         sizes: ctx.opts.sizes,
         placements: ctx.opts.placements,
         circular: false,
-        noise: { side: NOISE_SIDE, seed: ctx.opts.seed },
+        noise: { side: NOISE_PX, seed: ctx.opts.seed },
         photos: ctx.photoPatches.map((p) => ({ name: p.name, sha256: p.sha256 })),
       };
     },
@@ -77,38 +75,27 @@ export function evaluateStage(patchMakers: readonly string[]): Stage {
       const plan = evaluationPlan(ctx, patchMakers);
       const made = patchMakers.flatMap((s) => (ctx.outputs(s).patches ?? []).map((p) => ctx.abs(p)));
       const files = [...made, ...ctx.photoPatches.map((p) => p.path)];
-      const patches = files.length ? await loadPatches(files) : [];
-      patches.push({ ...noisePatch(NOISE_SIDE, ctx.opts.seed), name: 'noise' });
       const c = await ctx.classifier();
       const source = plan.mode === 'targeted' ? ctx.source : undefined;
-      const placements = gridPlacements(c.inputSize, ctx.opts.sizes, ctx.opts.placements);
       const bar = ctx.progress();
-      const r = await evaluatePatches({
+      const r = await evaluate({
         classifier: c,
         images: plan.items,
-        patches,
-        placements,
-        target: ctx.target,
-        batchSize: ctx.opts.batchSize,
+        patches: files,
         ...(source ? { source } : {}),
+        target: ctx.target,
+        params: { sizes: ctx.opts.sizes, positions: ctx.opts.placements as EvaluateParams['positions'], noisePx: NOISE_PX, noiseSeed: ctx.opts.seed, batchSize: ctx.opts.batchSize },
+        out: ctx.stageDir,
+        split: { file: null, testFraction: ctx.opts.testFraction, seed: ctx.opts.seed, candidates: plan.candidates },
         onProgress: (done, total) => bar.update(done, total),
       });
       bar.done();
-      const name = (k: typeof ctx.source) => ({ wnid: k.wnid, name: LabelSet.display(k) });
-      const out = await writeEvaluation(ctx.stageDir, {
-        model: ctx.descriptor.name,
-        source: source ? name(source) : null,
-        target: name(ctx.target),
-        sizes: ctx.opts.sizes,
-        positions: ctx.opts.placements,
-        circular: false,
-        seed: ctx.opts.seed,
-        split: { testFraction: ctx.opts.testFraction, seed: ctx.opts.seed, candidates: plan.candidates },
-      }, r);
+      const out = r.files;
+      const placements = r.placements;
       const headline = (p: (typeof r.results)[number]): Proportion => (source ? p.metrics.dynamic.targeted : p.metrics.dynamic.universal);
       const rate = (p: (typeof r.results)[number]) => (headline(p).n ? headline(p).p : -1);
-      const best = r.results.filter((p) => p.patch !== 'noise').sort((a, b) => rate(b) - rate(a) || a.patch.localeCompare(b.patch))[0];
-      const noise = r.results.find((p) => p.patch === 'noise');
+      const best = r.results.filter((p) => p.patch !== r.noise).sort((a, b) => rate(b) - rate(a) || a.patch.localeCompare(b.patch))[0];
+      const noise = r.results.find((p) => p.patch === r.noise);
       const pct = (p: Proportion | undefined) => (p && p.n ? `${(p.p * 100).toFixed(1)} % (${p.k}/${p.n})` : 'n/a');
       return {
         files: { results: ctx.rel(out.json), csv: ctx.rel(out.csv) },

@@ -1,4 +1,4 @@
-import { synthesisePatches } from '../../patch/synthesise.js';
+import { makePatches } from '../../recipes/patches.js';
 import type { Stage } from '../stage.js';
 
 /** Images per EOT step; fixed here so the key need not carry a batch-size flag that changes results. */
@@ -15,28 +15,19 @@ export const patchStage: Stage = {
   name: 'patch',
   deps: ['atlas'],
   makesPatches: true,
-  settings: (ctx) => ({ cells: ctx.opts.eotCells, side: ctx.opts.iconSize, steps: ctx.opts.eotSteps, batch: EOT_BATCH, iconSteps: ctx.opts.iconSteps, power: ctx.opts.iconPower, seed: ctx.opts.seed, split: { testFraction: ctx.opts.testFraction, seed: ctx.opts.seed, half: 'train' }, noise: true }),
+  settings: (ctx) => ({ cells: ctx.opts.eotCells, side: ctx.opts.iconPx, steps: ctx.opts.eotSteps, batch: EOT_BATCH, iconSteps: ctx.opts.iconSteps, power: ctx.opts.iconPower, seed: ctx.opts.seed, split: { testFraction: ctx.opts.testFraction, seed: ctx.opts.seed, half: 'train' }, noise: true }),
   budget: (ctx) => `patch: EOT patches for the top ${ctx.opts.eotCells} bridge cell${ctx.opts.eotCells === 1 ? '' : 's'} and from noise, ${ctx.opts.eotSteps} steps of ${EOT_BATCH} training images each (${((ctx.opts.eotCells + 1) * ctx.opts.eotSteps).toLocaleString('en-US')} steps)`,
   async run(ctx) {
     const c = await ctx.classifier();
     const bar = ctx.progress('step');
     let steps = 0;
     let total = 0;
-    const r = await synthesisePatches({
+    const r = await makePatches({
       classifier: c,
       atlas: ctx.abs(ctx.outputs('atlas').files.atlas!),
-      cells: ctx.opts.eotCells,
       out: ctx.stageDir,
       images: ctx.opts.images,
-      side: ctx.opts.iconSize,
-      steps: ctx.opts.eotSteps,
-      batchSize: EOT_BATCH,
-      iconSteps: ctx.opts.iconSteps,
-      cossimPower: ctx.opts.iconPower,
-      seed: ctx.opts.seed,
-      testFraction: ctx.opts.testFraction,
-      splitSeed: ctx.opts.seed,
-      noise: true,
+      params: { cells: ctx.opts.eotCells, patchPx: ctx.opts.iconPx, steps: ctx.opts.eotSteps, batchSize: EOT_BATCH, iconSteps: ctx.opts.iconSteps, cossimPower: ctx.opts.iconPower, seed: ctx.opts.seed, testFraction: ctx.opts.testFraction, splitSeed: ctx.opts.seed, noise: true },
       onEvent: (e) => {
         if (e.kind === 'plan') total = e.eotSteps;
         else if (e.kind === 'step') bar.update(++steps, total);

@@ -1,4 +1,5 @@
 import { LabelSet } from '../../model/labels.js';
+import { buildReportData, writeReport } from '../../recipes/report.js';
 import type { Stage } from '../stage.js';
 
 /** POSIX-shell quoting, so the command shown in the report can be pasted back as is. */
@@ -12,8 +13,6 @@ export function reportStage(atlasFrom: string): Stage {
     settings: (ctx) => ({ title: ctx.opts.title ?? null, png: ctx.opts.png }),
     budget: () => 'report: report.html with the atlas, bridge cells, patch flip rates against the controls, and accuracy',
     async run(ctx) {
-      // Loaded here: chart.js and the canvas binding are only needed by this stage.
-      const [{ buildReportData }, { writeReport }] = await Promise.all([import('../../report/build.js'), import('../../report/render.js')]);
       const atlas = ctx.abs(ctx.outputs(atlasFrom).files.atlas!);
       const evaluation = ctx.abs(ctx.outputs('evaluate').files.results!);
       const accuracy = ctx.abs(ctx.outputs('accuracy').files.json!);

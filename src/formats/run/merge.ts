@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { PatchAtlasError } from '../../errors.js';
 import { writeJsonAtomic } from '../../util/atomic.js';
 import { packageVersion } from '../../util/paths.js';
+import { producer } from '../producer.js';
 import { assembleArrays, Segments, type AssembleSpec } from './assemble.js';
 import { formatShard } from './image-list.js';
 import { ARRAY_FILES, ARRAY_NAMES, IMAGES_FILE, MANIFEST_FILE, TMP_SUFFIX, rowBytes } from './layout.js';
@@ -62,6 +63,7 @@ export async function mergeRuns(shardDirs: string[], outDir: string): Promise<Ru
       format: RUN_FORMAT,
       tool: 'patch-atlas',
       version: packageVersion(),
+      producer: producer(first.model),
       ...identityOf(first),
       shard: null,
       images: first.images,

@@ -1,10 +1,21 @@
-/**
- * The report data model: everything `report.html` shows, as plain JSON (written beside the page as
- * report-data.json). Built from atlas.json, results.json and accuracy JSON by build.ts, rendered by
- * render.ts. Bump REPORT_FORMAT when a field changes meaning or disappears.
- */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { z } from 'zod';
+import { writeFileAtomic } from '../util/atomic.js';
+import { packageRoot } from '../util/paths.js';
+import { readFormat, writeFormat, type Format, type ReadOptions } from './file.js';
+import { producerSchema, type Producer } from './producer.js';
 
-export const REPORT_FORMAT = 'patch-atlas-report/1';
+/**
+ * report-data.json: the report's data model, everything `report.html` shows, as plain JSON written
+ * beside the page. Built from atlas.json, results.json and accuracy.json by the report recipe, rendered
+ * by src/report/. Bump REPORT_FORMAT when a field changes meaning or disappears.
+ *
+ * Version 2 replaces `version` by `producer`.
+ */
+export const REPORT_FORMAT = 'patch-atlas-report/2';
+export const REPORT_DATA_FILE = 'report-data.json';
 
 /** A data: URI of a PNG/JPEG made by the builder (never a user-supplied string). */
 export type DataUri = string;
@@ -35,8 +46,8 @@ export interface ProbChange {
 
 export interface ReportData {
   format: typeof REPORT_FORMAT;
-  /** patch-atlas version that built the report. */
-  version: string;
+  /** The patch-atlas that built the report (the model of its evaluation, else of its atlas). */
+  producer: Producer;
   created: string;
   title: string;
   /** Plain-language findings, generated from the numbers below (summary.ts). */
@@ -104,13 +115,13 @@ export interface ReportCell {
   j: number;
   count: number;
   /** Mean attribution to each class of interest, in `ReportAtlas.classes` order. */
-  attr: Array<{ wnid: string; name: string; value: number }>;
+  attr: Array<{ wnid: string; name: string; value: number | null }>;
   /** Fraction of the cell's points whose image is labelled each class of interest / another / none. */
   composition: { classes: Array<{ name: string; value: number }>; other: number; unlabelled: number } | null;
-  topClasses: Array<{ wnid: string; name: string; value: number }>;
+  topClasses: Array<{ wnid: string; name: string; value: number | null }>;
   icon: DataUri | null;
   /** Set when the cell is one of the highlighted bridges. */
-  bridge: { rank: number; score: number } | null;
+  bridge: { rank: number; score: number | null } | null;
   examples: CellExample[];
 }
 
@@ -127,8 +138,8 @@ export interface ReportBridge {
   i: number;
   j: number;
   count: number;
-  score: number;
-  towardB: number;
+  score: number | null;
+  towardB: number | null;
   fromA: number | null;
   between: number | null;
   reason: string;
@@ -186,4 +197,74 @@ export interface PatchExample {
   placement: string;
   before: { src: DataUri; label: string };
   after: { src: DataUri; label: string };
+}
+
+// The sections are typed above and built by code; the reader checks the frame and each section's kind.
+const section = z.record(z.string(), z.unknown()).nullable();
+const reportSchema = z.object({
+  format: z.literal(REPORT_FORMAT),
+  producer: producerSchema,
+  created: z.string(),
+  title: z.string(),
+  summary: z.object({ headline: z.string(), details: z.array(z.string()) }),
+  settings: z.object({ command: z.string().nullable(), inputs: z.record(z.string(), z.unknown()), rows: z.array(z.object({ name: z.string(), value: z.string() })) }),
+  notes: z.array(z.string()),
+  accuracy: section,
+  atlas: section,
+  patches: section,
+});
+
+export const reportFormat: Format<ReportData> = {
+  what: 'a report-data.json written by `patch-atlas report`',
+  file: REPORT_DATA_FILE,
+  version: REPORT_FORMAT,
+  schema: reportSchema as unknown as z.ZodType<ReportData>,
+  hint: 'write one with `patch-atlas report`',
+};
+
+export function readReportData(path: string, o: ReadOptions = {}): ReportData {
+  return readFormat(reportFormat, path, o);
+}
+
+export async function writeReportData(path: string, data: ReportData): Promise<void> {
+  await writeFormat(reportFormat, path, data);
+}
+
+/** What report.html is made of besides the data: the template and page script (kept in src/report/) and chart.js. */
+export interface ReportAssets {
+  template: string;
+  clientJs: string;
+  chartJs: string;
+}
+
+let assets: ReportAssets | undefined;
+
+/** The report's assets, read once, whether running from src/ (tests) or dist/src/ (the CLI). */
+export function reportAssets(): ReportAssets {
+  if (assets) return assets;
+  const own = (name: string) => readFileSync(join(packageRoot(), 'src', 'report', name), 'utf8');
+  // chart.js's UMD build; its package only exports the module builds, so it is found beside them.
+  const chartJs = readFileSync(join(dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.js'), 'utf8');
+  return (assets = { template: own('template.hbs'), clientJs: own('client.js'), chartJs });
+}
+
+export interface WrittenReport {
+  html: string;
+  json: string;
+  charts: string[];
+}
+
+/** Writes `<dir>/report.html`, `<dir>/report-data.json` and the chart PNGs as `<dir>/charts/<name>`, each atomically. */
+export async function writeReportFiles(dir: string, data: ReportData, html: string, charts: ReadonlyArray<{ name: string; png: Uint8Array }>): Promise<WrittenReport> {
+  const json = join(dir, REPORT_DATA_FILE);
+  await writeReportData(json, data);
+  const written: string[] = [];
+  for (const c of charts) {
+    const file = join(dir, 'charts', c.name);
+    await writeFileAtomic(file, c.png);
+    written.push(file);
+  }
+  const page = join(dir, 'report.html');
+  await writeFileAtomic(page, html);
+  return { html: page, json, charts: written };
 }

@@ -51,6 +51,11 @@ export interface PairAtlasInput extends CommonInput {
   b: number;
   /** Per class (article: 2000). */
   topN?: number;
+  /**
+   * The points already chosen by `pairFilter` with `topN` (a caller that filtered on streamed
+   * columns to read only these points' activations); absent: filtered here.
+   */
+  points?: Int32Array;
   /** 'pair-axis': x = pairAxis, y = 1-D cosine UMAP (the article's comparison); 'umap': 2-D UMAP. */
   layout?: 'pair-axis' | 'umap';
   names?: { a: string; b: string };
@@ -90,7 +95,7 @@ export async function pairAtlas(input: PairAtlasInput): Promise<PairAtlasResult>
   const notes: string[] = [];
   const pairName = input.names ? `${input.names.a} vs ${input.names.b}` : `classes ${a} vs ${b}`;
 
-  const points = pairFilter({ attrA, attrB, winner, a, b, topN });
+  const points = input.points ?? pairFilter({ attrA, attrB, winner, a, b, topN });
   tooFew(points.length, `${pairName}: only ${points.length} of ${N} points`);
   const sub = gatherRows(acts, C, points);
   const axis = pairAxis(attrA, attrB, points);
@@ -122,6 +127,8 @@ export interface ClassAtlasInput extends CommonInput {
   cls: number;
   /** Article: 3000. */
   topN?: number;
+  /** The points already chosen by `classFilter` with `topN`; absent: filtered here. */
+  points?: Int32Array;
   name?: string;
 }
 
@@ -140,7 +147,7 @@ export async function classAtlas(input: ClassAtlasInput): Promise<ClassAtlasResu
   const topN = input.topN ?? ATLAS_DEFAULTS.class.topN;
   const p = resolve(input, ATLAS_DEFAULTS.class, CLASS_UMAP);
   const notes: string[] = [];
-  const points = classFilter({ attr, winner, cls, topN });
+  const points = input.points ?? classFilter({ attr, winner, cls, topN });
   tooFew(points.length, `${input.name ?? `class ${cls}`}: only ${points.length} of ${N} points`);
   const xy = await umapLayout(gatherRows(acts, C, points), C, points.length, { ...umapOpts(p, input.umap, notes), nComponents: 2 });
   const layoutXY = normaliseLayout(xy, 2, { margin: p.margin });

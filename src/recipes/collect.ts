@@ -5,9 +5,8 @@ import { samplePositions, type PositionCount } from '../attribution/positions.js
 import { imageBatches } from '../data/batches.js';
 import type { Dataset, ImageItem } from '../data/dataset.js';
 import { PatchAtlasError } from '../errors.js';
-import { preprocessOf } from '../evaluate/predict.js';
 import type { Classifier } from '../model/classifier.js';
-import { hashImageList, RunWriter, shardOf, toHalf, type ImageRecord, type RunIdentity, type RunManifest, type ShardSpec } from './store/index.js';
+import { hashImageList, RunWriter, shardOf, toHalf, type ImageRecord, type RunIdentity, type RunManifest, type ShardSpec } from '../formats/run/index.js';
 
 export interface CollectOptions {
   layer: string;
@@ -70,7 +69,7 @@ export async function collect(c: Classifier, ds: Dataset, opts: CollectOptions):
   if (!writer.complete && todo.length > 0) {
     let skipped: Array<{ image: number; reason: string }> = [];
     for await (const batch of imageBatches(todo.map((i) => items[i]!), {
-      pre: preprocessOf(c),
+      pre: c.preprocess,
       batchSize: opts.batchSize ?? (opts.positions === 'all' ? 4 : 16),
       onSkip: (s) => {
         skipped.push({ image: indexOfPath.get(s.path)!, reason: s.reason });

@@ -1,8 +1,8 @@
+/** PNG files of rendered icons, and the atlas picture: icons composited on a grid (lucid's make_canvas). */
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp, { type OverlayOptions } from 'sharp';
 import { writeFileAtomic } from '../util/atomic.js';
-
-/** PNG files of rendered icons, and the atlas picture: icons composited on a grid (lucid's make_canvas). */
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47];
 
@@ -93,4 +93,10 @@ export async function atlasPicture(icons: readonly AtlasIcon[], grid: number | [
     .composite(layers)
     .png()
     .toBuffer();
+}
+
+/** The atlas picture from icon files (cells whose file is missing stay blank), written atomically. */
+export async function writeAtlasPicture(path: string, icons: ReadonlyArray<{ i: number; j: number; file: string }>, grid: number, iconPx: number): Promise<void> {
+  const present = icons.filter((c) => existsSync(c.file)).map((c) => ({ i: c.i, j: c.j, png: readFileSync(c.file) }));
+  await writeFileAtomic(path, await atlasPicture(present, grid, iconPx));
 }

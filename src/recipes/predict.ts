@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { imageBatches } from '../data/batches.js';
 import type { ImageItem, Skipped } from '../data/dataset.js';
-import type { Preprocess } from '../data/decode.js';
 import type { Classifier, Prediction } from '../model/classifier.js';
 
 export interface ImagePrediction {
@@ -16,18 +15,9 @@ export interface PredictOptions {
   onBatch?: (n: number) => void;
 }
 
-export function preprocessOf(c: Classifier): Preprocess {
-  return { size: c.inputSize, resizeShorter: c.descriptor.input.resizeShorter };
-}
-
 /** Top-k predictions for every readable image, streamed batch by batch; unreadable files go to onSkip. */
 export async function* predictImages(c: Classifier, items: ImageItem[], opts: PredictOptions = {}): AsyncGenerator<ImagePrediction> {
-  const batchSize = opts.batchSize ?? 16;
-  for await (const batch of imageBatches(items, {
-    pre: preprocessOf(c),
-    batchSize,
-    ...(opts.onSkip ? { onSkip: opts.onSkip } : {}),
-  })) {
+  for await (const batch of imageBatches(items, { pre: c.preprocess, batchSize: opts.batchSize ?? 16, ...(opts.onSkip ? { onSkip: opts.onSkip } : {}) })) {
     const probs = tf.tidy(() => c.probabilities(tf.tensor4d(batch.pixels, batch.shape)));
     const top = c.topK(probs, opts.top ?? 5);
     probs.dispose();

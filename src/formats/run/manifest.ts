@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PatchAtlasError } from '../../errors.js';
+import { parseFormat, parseJson } from '../file.js';
 import { MANIFEST_FILE } from './layout.js';
-import { RUN_FORMAT, type RunIdentity, type RunManifest } from './types.js';
+import { runManifestFormat, type RunIdentity, type RunManifest } from './types.js';
 
 /** Keys compared to resume or merge, in the order differences are reported. */
 export const IDENTITY_KEYS: readonly (keyof RunIdentity)[] = [
@@ -71,19 +71,6 @@ export async function readManifest(dir: string): Promise<RunManifest | null> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw e;
   }
-  let m: RunManifest;
-  try {
-    m = JSON.parse(text) as RunManifest;
-  } catch {
-    throw new PatchAtlasError('BAD_RUN', `${path} is not valid JSON`, 'the run folder is damaged; delete it and collect again');
-  }
-  if (typeof m !== 'object' || m === null || m.format !== RUN_FORMAT) {
-    const got = typeof m === 'object' && m !== null && 'format' in m ? JSON.stringify(m.format) : 'none';
-    throw new PatchAtlasError(
-      'BAD_RUN',
-      `${path} has format ${got}, this patch-atlas reads ${RUN_FORMAT}`,
-      'use the patch-atlas version that wrote it, or collect again',
-    );
-  }
-  return m;
+  const hint = 'the run folder is damaged; delete it and collect again';
+  return parseFormat(runManifestFormat, parseJson({ code: 'BAD_RUN', hint }, text, path), path);
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { PatchAtlasError } from '../../errors.js';
 import { writeJsonAtomic } from '../../util/atomic.js';
 import { packageVersion } from '../../util/paths.js';
+import { producer } from '../producer.js';
 import { assembleArrays, Segments, type AssembleSpec } from './assemble.js';
 import { chunkOffsets, commitChunk, loadChunks, sortedChunk, type ChunkIndex } from './chunk.js';
 import { formatShard, hashImageList, inShard, shardOf } from './image-list.js';
@@ -82,6 +83,7 @@ export class RunWriter {
         format: RUN_FORMAT,
         tool: 'patch-atlas',
         version: packageVersion(),
+        producer: producer(identity.model),
         ...identityOf(identity),
         shard: shard ? { index: shard.index, count: shard.count } : null,
         images: images.length,

@@ -1,16 +1,20 @@
 import { join } from 'node:path';
-import { META, RunReader } from '../activations/store/index.js';
+import { ATLAS_DEFAULTS, classAtlas, layerAtlas, pairAtlas, toJSON, type UmapSettings } from '../atlas/atlases.js';
+import { classFilter, pairFilter } from '../atlas/filter.js';
 import { PatchAtlasError } from '../errors.js';
+import { ATLAS_FILE, ATLAS_FORMAT, writeAtlas, type AtlasFile } from '../formats/atlas.js';
+import { producer } from '../formats/producer.js';
+import { META, RunReader } from '../formats/run/index.js';
 import { loadDescriptor, loadLabels } from '../model/descriptor.js';
 import { LabelSet, type ClassRef } from '../model/labels.js';
-import { writeJsonAtomic } from '../util/atomic.js';
-import { packageVersion } from '../util/paths.js';
-import type { CellStats } from './cells.js';
-import { classFilter, pairFilter } from './filter.js';
 import { sampleIndices } from '../util/random.js';
-import { classAtlas, layerAtlas, pairAtlas, toJSON, type UmapSettings } from './recipe.js';
+import { anyWholeNumber, atLeast, checkParams, wholeNumber, type ParamFail, type ParamSpec } from './params.js';
 
-export const ATLAS_FORMAT = 'patch-atlas-atlas/1';
+/**
+ * `atlas`: reads a collect run, filters and lays out its points with the atlas building blocks
+ * (atlas/atlases.ts, the article's recipe), and writes atlas.json. The filter runs on streamed
+ * columns first, so only the chosen points' activations are read: runs larger than memory work.
+ */
 
 export interface AtlasRequest {
   run: string;
@@ -18,43 +22,51 @@ export interface AtlasRequest {
   classes: string[];
   grid?: number;
   minDensity?: number;
+  /** Points kept per class by attribution (default ATLAS_DEFAULTS: 2000 for a pair, 3000 for a class). */
   topN?: number;
   layout?: 'pair-axis' | 'umap';
   umap?: UmapSettings;
-  /** Whole-layer atlas: lay out at most this many points. */
+  /** Whole-layer atlas: lay out at most this many points (default 20000). */
   subsample?: number;
   out?: string;
   onNote?: (note: string) => void;
 }
 
-interface ClassInfo {
-  wnid: string;
-  name: string;
-  column: number;
+/** Whole-layer atlases lay out at most this many points by default (UMAP is linear in memory, but slow). */
+export const LAYER_SUBSAMPLE = 20_000;
+
+/**
+ * The numbers a user sets, checked once (undefined: the kind's default from ATLAS_DEFAULTS / the
+ * UMAP defaults, which differ between pair, class and layer atlases).
+ */
+export interface AtlasParams {
+  grid: number | undefined;
+  minDensity: number | undefined;
+  topN: number | undefined;
+  neighbors: number | undefined;
+  minDist: number | undefined;
+  subsample: number | undefined;
+  seed: number;
 }
 
-/** What `atlas` writes: everything later stages (icons, patches, report) need, without the run. */
-export interface AtlasFile {
-  format: typeof ATLAS_FORMAT;
-  version: string;
-  kind: 'pair' | 'class' | 'layer';
-  run: string;
-  model: string;
-  layer: string;
-  classes: ClassInfo[];
-  params: unknown;
-  notes: string[];
-  points: number;
-  /** Normalised layout, [x, y] per point, and each point's run index. */
-  layout: { xy: number[]; point: number[] };
-  cells: Array<Omit<CellStats, 'rows' | 'points' | 'images' | 'topClasses' | 'attr' | 'meanAct'> & {
-    meanAct: number[];
-    attr: Array<{ wnid: string; value: number }>;
-    topClasses: Array<{ wnid: string; name: string; value: number }>;
-    images: Array<{ path: string; label: string | null; count: number }>;
-  }>;
-  bridges: unknown[];
+export const ATLAS_PARAMS: ParamSpec<AtlasParams> = {
+  grid: { default: undefined, check: (v) => (v === undefined ? undefined : wholeNumber(1)(v)) },
+  minDensity: { default: undefined, check: (v) => (v === undefined ? undefined : wholeNumber(1)(v)) },
+  topN: { default: undefined, check: (v) => (v === undefined ? undefined : wholeNumber(1)(v)) },
+  neighbors: { default: undefined, check: (v) => (v === undefined ? undefined : wholeNumber(1)(v)) },
+  minDist: { default: undefined, check: (v) => (v === undefined ? undefined : atLeast(0, 1)(v)) },
+  subsample: { default: undefined, check: (v) => (v === undefined ? undefined : wholeNumber(1)(v)) },
+  seed: { default: ATLAS_DEFAULTS.seed, check: anyWholeNumber },
+};
+
+/** An atlas request from checked parameters (as the `atlas` command and `run` give them). */
+export function atlasRequest(run: string, classes: string[], given: Partial<AtlasParams>, extra: Pick<AtlasRequest, 'layout' | 'out' | 'onNote'> = {}, fail?: ParamFail): AtlasRequest {
+  const p = checkParams(ATLAS_PARAMS, given, fail);
+  const umap = { seed: p.seed, ...(p.neighbors !== undefined ? { nNeighbors: p.neighbors } : {}), ...(p.minDist !== undefined ? { minDist: p.minDist } : {}) };
+  return { run, classes, umap, ...extra, ...defined({ grid: p.grid, minDensity: p.minDensity, topN: p.topN, subsample: p.subsample }) };
 }
+
+const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 /** Default output folder: one per atlas inside the run, so icons and patches can sit beside atlas.json. */
 export function defaultAtlasDir(run: string, classes: ClassRef[]): string {
@@ -76,11 +88,12 @@ export async function buildAtlas(req: AtlasRequest): Promise<{ path: string; atl
     const [winner, label, image, pred] = await reader.columns('meta', [META.winClass, META.trueClass, META.image, META.predClass]);
     const attrCols = refs.length ? await reader.columns('attr', refs.map(col)) : [];
     const pointsTotal = reader.points;
-    // Pick the points first (streamed columns), then read only their activations.
+    // Pick the points first (streamed columns, the atlas's own filter), then read only their activations.
+    const topN = req.topN ?? (refs.length === 2 ? ATLAS_DEFAULTS.pair.topN : ATLAS_DEFAULTS.class.topN);
     let idx: Int32Array;
-    if (refs.length === 2) idx = pairFilter({ attrA: attrCols[0]!, attrB: attrCols[1]!, winner: winner!, a: col(refs[0]!), b: col(refs[1]!), topN: req.topN ?? 2000 });
-    else if (refs.length === 1) idx = classFilter({ attr: attrCols[0]!, winner: winner!, cls: col(refs[0]!), topN: req.topN ?? 3000 });
-    else idx = sampleIndices(pointsTotal, Math.min(pointsTotal, req.subsample ?? 20000), req.umap?.seed ?? 0);
+    if (refs.length === 2) idx = pairFilter({ attrA: attrCols[0]!, attrB: attrCols[1]!, winner: winner!, a: col(refs[0]!), b: col(refs[1]!), topN });
+    else if (refs.length === 1) idx = classFilter({ attr: attrCols[0]!, winner: winner!, cls: col(refs[0]!), topN });
+    else idx = sampleIndices(pointsTotal, Math.min(pointsTotal, req.subsample ?? LAYER_SUBSAMPLE), req.umap?.seed ?? ATLAS_DEFAULTS.seed);
     if (idx.length < 3) {
       throw new PatchAtlasError('EMPTY_ATLAS', `${refs.map((r) => LabelSet.display(r)).join(' vs ') || 'the layer'}: only ${idx.length} of ${pointsTotal} points in ${req.run} attribute to ${refs.length > 1 ? 'these classes' : 'this class'}`, 'collect more images of these classes, or more positions per image (--positions)');
     }
@@ -102,24 +115,26 @@ export async function buildAtlas(req: AtlasRequest): Promise<{ path: string; atl
       attrRows: (rows: Int32Array) => reader.rows('attr', Int32Array.from(rows, (r) => idx[r]!)),
     };
     const names = refs.map((r) => LabelSet.display(r));
+    // The arrays above hold the chosen points only: every one of them is in the atlas.
+    const chosen = Int32Array.from(idx, (_, r) => r);
     const result =
       refs.length === 2
-        ? await pairAtlas({ ...common, attrA: pick(attrCols[0]!), attrB: pick(attrCols[1]!), winner: pick(winner!), a: col(refs[0]!), b: col(refs[1]!), topN: Number.MAX_SAFE_INTEGER, layout: req.layout ?? 'pair-axis', names: { a: names[0]!, b: names[1]! } })
+        ? await pairAtlas({ ...common, attrA: pick(attrCols[0]!), attrB: pick(attrCols[1]!), winner: pick(winner!), a: col(refs[0]!), b: col(refs[1]!), topN, points: chosen, layout: req.layout ?? 'pair-axis', names: { a: names[0]!, b: names[1]! } })
         : refs.length === 1
-          ? await classAtlas({ ...common, attr: pick(attrCols[0]!), winner: pick(winner!), cls: col(refs[0]!), topN: Number.MAX_SAFE_INTEGER, name: names[0]! })
+          ? await classAtlas({ ...common, attr: pick(attrCols[0]!), winner: pick(winner!), cls: col(refs[0]!), topN, points: chosen, name: names[0]! })
           : await layerAtlas(common);
     for (const n of result.notes) req.onNote?.(n);
     const wnidOf = (column: number) => m.classes[column] ?? '?';
     const cls = (column: number) => labels.atOutput(column + labels.offset);
     const atlas: AtlasFile = {
       format: ATLAS_FORMAT,
-      version: packageVersion(),
+      producer: producer(m.model),
       kind: result.kind,
       run: req.run,
       model: m.model,
       layer: m.layer,
       classes: refs.map((r) => ({ wnid: r.wnid, name: LabelSet.display(r), column: col(r) })),
-      params: toJSON({ ...result.params, topN: req.topN ?? (refs.length === 2 ? 2000 : 3000), subsample: refs.length ? null : idx.length }),
+      params: toJSON({ ...result.params, topN, subsample: refs.length ? null : idx.length }) as AtlasFile['params'],
       notes: result.notes,
       points: idx.length,
       layout: { xy: toJSON(result.layoutXY) as number[], point: Array.from(result.points, (r) => idx[r]!) },
@@ -133,13 +148,13 @@ export async function buildAtlas(req: AtlasRequest): Promise<{ path: string; atl
         attr: c.attr.map((v) => ({ wnid: wnidOf(v.cls), value: v.value })),
         topClasses: c.topClasses.map((v) => ({ wnid: wnidOf(v.cls), name: cls(v.cls) ? LabelSet.display(cls(v.cls)!) : '?', value: v.value })),
         images: c.images.map((im) => ({ path: reader.images[im.image]!.path, label: reader.images[im.image]!.label, count: im.count })),
-        labels: toJSON(c.labels) as CellStats['labels'],
-        ...(c.predicted ? { predicted: toJSON(c.predicted) as CellStats['labels'] } : {}),
+        labels: toJSON(c.labels) as AtlasFile['cells'][number]['labels'],
+        ...(c.predicted ? { predicted: toJSON(c.predicted) as AtlasFile['cells'][number]['labels'] } : {}),
       })),
-      bridges: 'bridges' in result ? (toJSON(result.bridges) as unknown[]) : [],
+      bridges: 'bridges' in result ? (toJSON(result.bridges) as AtlasFile['bridges']) : [],
     };
-    const path = join(req.out ?? defaultAtlasDir(req.run, refs), 'atlas.json');
-    await writeJsonAtomic(path, atlas);
+    const path = join(req.out ?? defaultAtlasDir(req.run, refs), ATLAS_FILE);
+    await writeAtlas(path, atlas);
     return { path, atlas };
   } finally {
     await reader.close();
