@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { EngineError } from './errors.js';
+import { setEngineInfo } from './info.js';
 import { installGradientFixes } from './gradients/index.js';
 import { defaultThreads, disableWasmThreads, prepareWasmThreads, releaseWasmThreadsOnExit, wasmThreads } from './wasm-threads.js';
 
@@ -24,6 +25,7 @@ export async function initBackend(name: BackendName = 'wasm'): Promise<BackendNa
     if (!ok) throw new EngineError('BACKEND_MISSING', `backend "${name}" failed to initialise`);
     await tf.ready();
     active = name;
+    setEngineInfo({ backend: name, threads: name === 'wasm' ? wasmThreads() : 1 });
     return name;
   })();
 }
@@ -59,16 +61,6 @@ export function activeBackend(): BackendName | undefined {
   return active;
 }
 
-/** What the formats record as the engine that made a file: the backend and, for wasm, its thread count. */
-export interface EngineInfo {
-  backend: BackendName | 'none';
-  threads: number;
-}
-
-export function engineInfo(): EngineInfo {
-  const backend = active ?? 'none';
-  return { backend, threads: backend === 'wasm' ? wasmThreads() : backend === 'none' ? 0 : 1 };
-}
 
 function tfName(name: BackendName): string {
   return name === 'tensorflow' ? 'tensorflow' : name;

@@ -3,7 +3,8 @@
  * gradient fixes the wasm backend needs, and the executors that run a model by layer name. It imports
  * nothing from the rest of patch-atlas; the model layer (src/model/) is its one client for models.
  */
-export { activeBackend, BACKENDS, engineInfo, initBackend, tf, type BackendName, type EngineInfo } from './backend.js';
+export { activeBackend, BACKENDS, initBackend, tf, type BackendName } from './backend.js';
+export { engineInfo, type EngineInfo } from './info.js';
 export { EngineError, type EngineErrorCode } from './errors.js';
 export { INPUT, type Executor, type JvpResult, type LayerInfo } from './executor.js';
 export { GraphExecutor } from './graph-executor.js';

@@ -7,7 +7,7 @@
  * 3. the C++ side sizes its pool as logical cores / 2 (assuming hyper-threads), capped by the requested count,
  *    so on a 2-core machine it would still use one thread: we report 2 × the wanted threads while it initialises.
  * Every kernel computes each output element on one thread in the same order, so results are bit-identical to
- * the single-threaded build (tested in test/unit/wasm-threads.test.ts).
+ * the single-threaded build (tested in test/engine/wasm-threads.test.ts).
  */
 import { createRequire } from 'node:module';
 import os from 'node:os';

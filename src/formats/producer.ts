@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { engineInfo } from '../engine/index.js';
+import { engineInfo } from '../engine/info.js';
 import { packageVersion } from '../util/paths.js';
 
 /**

@@ -6,7 +6,6 @@ import type { ClassRef } from '../model/labels.js';
 import { keyedSeed, mulberry32, sampleIndices } from '../util/random.js';
 import { pasteTf } from './paste.js';
 import { randomPlacements } from './placement.js';
-import type { TraceSummary } from '../formats/patch.js';
 
 /**
  * Adversarial patch optimisation (Brown et al. 2017, "Adversarial Patch"): find patch pixels that
@@ -272,6 +271,15 @@ export function resolveSettings(opts: OptimisePatchOptions): PatchSettings {
 }
 
 /** Loss and target probability over an optimisation, without every step. */
+export interface TraceSummary {
+  steps: number;
+  firstStep: number;
+  lastStep: number;
+  first: { loss: number; pTarget: number };
+  /** Means over the last ≤10 steps: single steps are noisy (each sees different images and placements). */
+  last: { loss: number; pTarget: number };
+}
+
 export function summariseTrace(trace: readonly PatchStep[]): TraceSummary | undefined {
   if (trace.length === 0) return undefined;
   const tail = trace.slice(-10);

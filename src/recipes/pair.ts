@@ -45,27 +45,25 @@ export function resolvePair(labels: LabelSet, source: string, target: string, fl
 }
 
 /**
- * The pair for an evaluation: --source/--target where given; otherwise the atlas's classes, else the
- * patches' sidecars (which must agree). A flag given wins over the files.
+ * The pair for an evaluation. With --target, the flags decide (no --source: universal), as always;
+ * without it, the atlas's classes, else the pair the patches' sidecars agree on (--source still
+ * overrides A, --universal drops it).
  */
 export async function pairFor(labels: LabelSet, req: PairRequest): Promise<ClassPair & { origin: PairOrigin }> {
-  let fromFiles: { source?: string; target: string; origin: PairOrigin } | undefined;
-  if (req.target === undefined || (req.source === undefined && !req.universal)) {
+  let files: { source?: string; target: string; origin: PairOrigin } | undefined;
+  if (req.target === undefined) {
     if (req.atlas) {
       const a = readAtlas(req.atlas, { label: '--atlas' });
       if (a.kind !== 'pair') throw new PatchAtlasError('BAD_FLAG', `--atlas ${req.atlas} is a ${a.kind} atlas, not a pair atlas`, 'give --target (and --source)');
-      fromFiles = { source: a.classes[0]!.wnid, target: a.classes[1]!.wnid, origin: 'atlas' };
-    } else if (req.patches?.length) fromFiles = await sidecarPair(req.patches);
+      files = { source: a.classes[0]!.wnid, target: a.classes[1]!.wnid, origin: 'atlas' };
+    } else if (req.patches?.length) files = await sidecarPair(req.patches);
+    if (!files) throw new PatchAtlasError('BAD_FLAG', 'no target class: give --target, or --atlas, or patches whose sidecars name it', 'e.g. --target "great white shark"');
   }
-  const target = req.target ?? fromFiles?.target;
-  if (target === undefined) throw new PatchAtlasError('BAD_FLAG', 'no target class: give --target, or --atlas, or patches whose sidecars name it', 'e.g. --target "great white shark"');
-  const source = req.universal ? undefined : (req.source ?? fromFiles?.source);
-  const t = labels.resolve(target, 'target class');
-  const s = source !== undefined ? labels.resolve(source, 'source class') : undefined;
-  if (s && s.wnid === t.wnid) throw new PatchAtlasError('BAD_FLAG', `--source and --target are both "${LabelSet.display(t)}"`, 'pick two different classes');
-  const usedFiles = req.target === undefined || (source !== undefined && req.source === undefined);
-  const origin: PairOrigin = usedFiles && fromFiles ? fromFiles.origin : 'flags';
-  return { ...(s ? { source: s } : {}), target: t, origin };
+  const target = labels.resolve(req.target ?? files!.target, 'target class');
+  const sourceName = req.universal ? undefined : (req.source ?? files?.source);
+  const source = sourceName !== undefined ? labels.resolve(sourceName, 'source class') : undefined;
+  if (source && source.wnid === target.wnid) throw new PatchAtlasError('BAD_FLAG', `--source and --target are both "${LabelSet.display(target)}"`, 'pick two different classes');
+  return { ...(source ? { source } : {}), target, origin: files?.origin ?? 'flags' };
 }
 
 /** The pair the patches' sidecars agree on (patches without a sidecar do not vote); undefined if none has one. */

@@ -49,7 +49,7 @@ describe('run: stage cache keys', () => {
   });
 
   it('are the keys recorded before the refactor, with EOT patches and other settings', () => {
-    expect(keys(context({ eotSteps: 50, eotCells: 2, sizes: [0.3], placements: ['top-left', 'centre'], evalImages: 'all', evalMode: 'targeted', seed: 3, iconSize: 64, title: 't', png: false, positions: 'all', grid: 6 }))).toEqual(GOLDEN_EOT);
+    expect(keys(context({ eotSteps: 50, eotCells: 2, sizes: [0.3], placements: ['top-left', 'centre'], evalImages: 'all', evalMode: 'targeted', seed: 3, iconPx: 64, title: 't', png: false, positions: 'all', grid: 6 }))).toEqual(GOLDEN_EOT);
   });
 });
 

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { expect, it } from 'vitest';
 import { openDataset } from '../../src/data/dataset.js';
-import { accuracy } from '../../src/evaluate/accuracy.js';
+import { accuracy } from '../../src/recipes/accuracy.js';
 import { initBackend } from '../../src/engine/backend.js';
 import { Classifier } from '../../src/model/classifier.js';
 import { runCli } from '../helpers/cli.js';

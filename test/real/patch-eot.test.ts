@@ -2,12 +2,12 @@ import { expect, it } from 'vitest';
 import { imageBatches } from '../../src/data/batches.js';
 import { openDataset } from '../../src/data/dataset.js';
 import { splitItems } from '../../src/data/split.js';
-import { evaluatePatches, noisePatch } from '../../src/evaluate/evaluate-patches.js';
+import { noisePatch } from '../../src/evaluate/evaluate-patches.js';
+import { measurePatches } from '../../src/recipes/evaluate.js';
 import type { Proportion } from '../../src/evaluate/metrics.js';
-import { preprocessOf } from '../../src/evaluate/predict.js';
 import { Classifier } from '../../src/model/classifier.js';
 import { optimisePatch } from '../../src/patch/optimise.js';
-import { summariseTrace } from '../../src/patch/sidecar.js';
+import { summariseTrace } from '../../src/patch/optimise.js';
 import { randomPlacements } from '../../src/patch/placement.js';
 import { sampleIndices } from '../../src/util/random.js';
 import { describeReal, SAMPLE_DIR } from '../helpers/real.js';
@@ -57,7 +57,7 @@ describeReal('EOT adversarial patch on real MobileNet', () => {
 
     // Decoded once and kept: every step draws its batch from these.
     const parts: Float32Array[] = [];
-    for await (const b of imageBatches(trainItems, { pre: preprocessOf(c), batchSize: TRAIN })) parts.push(b.pixels);
+    for await (const b of imageBatches(trainItems, { pre: c.preprocess, batchSize: TRAIN })) parts.push(b.pixels);
     expect(parts.length).toBe(1);
 
     const t1 = Date.now();
@@ -66,7 +66,7 @@ describeReal('EOT adversarial patch on real MobileNet', () => {
       images: parts[0]!,
       target,
       init: 'noise',
-      side: SIDE,
+      patchPx: SIDE,
       steps: STEPS,
       batchSize: BATCH,
       lr: LR,
@@ -79,7 +79,7 @@ describeReal('EOT adversarial patch on real MobileNet', () => {
     // A few placements at 0.4–0.5 of the side, rotated as in training, drawn with a seed of their own.
     const placements = randomPlacements(c.inputSize, 4, { sizeRange: [0.4, 0.5], maxRotation: 22.5, seed: SEED + 3 });
     const noise = { ...noisePatch(SIDE, SEED + 4), name: 'noise' };
-    const ev = await evaluatePatches({ classifier: c, images: testItems, patches: [{ name: 'eot', rgb: eot.rgb, size: SIDE }, noise], placements, target });
+    const ev = await measurePatches({ classifier: c, items: testItems, patches: [{ name: 'eot', rgb: eot.rgb, px: SIDE }, noise], placements, target });
     const [e, n] = ev.results.map((r) => r.metrics);
     const t3 = Date.now();
     c.dispose();

@@ -6,14 +6,14 @@ import { expect, it } from 'vitest';
 import { collect } from '../../src/recipes/collect.js';
 import { buildAtlas } from '../../src/recipes/atlas.js';
 import { openDataset } from '../../src/data/dataset.js';
-import { runWhitening } from '../../src/featurevis/atlas-icons.js';
+import { runWhitening } from '../../src/recipes/icons.js';
 import { directionCossim } from '../../src/featurevis/objectives.js';
 import { evaluate } from '../../src/featurevis/render.js';
 import { whiten } from '../../src/featurevis/whiten.js';
 import { Classifier } from '../../src/model/classifier.js';
 import { noiseInit } from '../../src/patch/optimise.js';
-import { readPatch } from '../../src/patch/sidecar.js';
-import { synthesisePatches } from '../../src/patch/synthesise.js';
+import { readPatch } from '../../src/formats/patch.js';
+import { makePatches } from '../../src/recipes/patches.js';
 import { removeDir } from '../helpers/images.js';
 import { describeReal, SAMPLE_DIR } from '../helpers/real.js';
 
@@ -37,16 +37,16 @@ describeReal('patch synthesis on real MobileNet', () => {
       const ds = await openDataset(images, c.labels);
       await collect(c, ds, { layer: c.descriptor.layers.default, out: join(root, 'run'), positions: 'all', seed: 0, shard: null, batchSize: 2 });
       const { path, atlas } = await buildAtlas({ run: join(root, 'run'), classes: ['grey whale', 'great white shark'], grid: 4, minDensity: 1, umap: { seed: 1, nEpochs: 50 } });
-      const r = await synthesisePatches({ classifier: c, atlas: path, cells: 1, out: join(root, 'patches'), images, iconSteps: 48, steps: 2, batchSize: 2, seed: 1 });
+      const r = await makePatches({ classifier: c, atlas: path, out: join(root, 'patches'), images, params: { cells: 1, iconSteps: 48, steps: 2, batchSize: 2, seed: 1 } });
       expect(r.patches.map((p) => p.kind)).toEqual(['icon', 'eot', 'eot']);
       expect(r.target.name).toBe('great white shark');
 
       const icon = await readPatch(r.patches[0]!.png);
-      expect(icon.size).toBe(64);
+      expect(icon.px).toBe(64);
       const sc = icon.sidecar as unknown as { cell: { i: number; j: number; rank: number }; objective: { value: number } };
       expect(sc.cell.rank).toBe(1);
       const cell = atlas.cells.find((x) => x.i === sc.cell.i && x.j === sc.cell.j)!;
-      const obj = directionCossim(atlas.layer, whiten(await runWhitening(atlas.run), cell.meanAct), 2);
+      const obj = directionCossim(atlas.layer, whiten(await runWhitening(atlas.run), cell.meanAct.map((v) => v ?? 0)), 2);
       const score = (rgb: Uint8Array) => {
         const x = tf.tidy(() => tf.div(tf.tensor4d(rgb, [1, 64, 64, 3], 'float32'), 255) as tf.Tensor4D);
         const v = evaluate(c, obj, x)[0]!;
@@ -60,7 +60,7 @@ describeReal('patch synthesis on real MobileNet', () => {
 
       for (const p of r.patches.slice(1)) {
         const side = JSON.parse(readFileSync(p.json, 'utf8'));
-        expect(side).toMatchObject({ kind: 'eot', model: c.descriptor.name, target: { wnid: 'n01484850' }, settings: { side: 64, steps: 2, batchSize: 2, seed: 1 }, split: { file: 'split.json' } });
+        expect(side).toMatchObject({ kind: 'eot', model: c.descriptor.name, target: { wnid: 'n01484850' }, settings: { patchPx: 64, steps: 2, batchSize: 2, seed: 1 }, split: { file: 'split.json' } });
       }
     } finally {
       c.dispose();

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { stat } from 'node:fs/promises';
-import { RunReader, RunWriter, hashImageList, type ImageRecord, type RunIdentity } from '../../src/formats/run/index.js';
-import { tempDir } from './store-fixtures.js';
+import { RunReader, RunWriter, hashImageList, type ImageRecord, type RunIdentity } from '../../../src/formats/run/index.js';
+import { tempDir } from './fixtures.js';
 
 /**
  * A run whose acts file is ~200 MB must be finalized and read with memory that does not grow with

@@ -1,8 +1,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RunReader, RunWriter, fromHalf, shardOf } from '../../src/formats/run/index.js';
-import { bytes, chunkFor, expected, groups, synth, tempDir, caught } from './store-fixtures.js';
+import { RunReader, RunWriter, fromHalf, shardOf } from '../../../src/formats/run/index.js';
+import { bytes, chunkFor, expected, groups, synth, tempDir, caught } from './fixtures.js';
 
 let root: string;
 let cleanup: () => Promise<void>;

@@ -6,13 +6,14 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ImageItem } from '../../src/data/dataset.js';
 import { splitItems } from '../../src/data/split.js';
-import { evaluatePatches } from '../../src/evaluate/evaluate-patches.js';
+import { measurePatches } from '../../src/recipes/evaluate.js';
 import type { Classifier } from '../../src/model/classifier.js';
 import type { ClassRef } from '../../src/model/labels.js';
 import { optimisePatch, type OptimisePatchOptions } from '../../src/patch/optimise.js';
 import { pasteTf } from '../../src/patch/paste.js';
 import { randomPlacements } from '../../src/patch/placement.js';
-import { readPatch, sidecarPath, summariseTrace, writePatch } from '../../src/patch/sidecar.js';
+import { readPatch, sidecarPath, writePatch } from '../../src/formats/patch.js';
+import { summariseTrace } from '../../src/patch/optimise.js';
 import { mulberry32 } from '../../src/util/random.js';
 import { loadTinyClassifier } from '../helpers/tiny-models.js';
 
@@ -65,7 +66,7 @@ describe('optimisePatch', () => {
   it('raises the target log-probability over 20 steps, measured at placements it did not train on', async () => {
     const seen: number[] = [];
     const r = await optimisePatch(base({ steps: 20, onStep: (step) => void seen.push(step) }));
-    expect(r.side).toBe(8);
+    expect(r.patchPx).toBe(8);
     expect(r.rgb).toBeInstanceOf(Uint8Array);
     expect(r.rgb.length).toBe(8 * 8 * 3);
     expect(r.trace.map((s) => s.step)).toEqual(Array.from({ length: 20 }, (_, i) => i));
@@ -77,7 +78,7 @@ describe('optimisePatch', () => {
     // The training trace agrees: the last steps' target probability beats the first steps'.
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     expect(mean(r.trace.slice(-5).map((s) => s.pTarget))).toBeGreaterThan(mean(r.trace.slice(0, 5).map((s) => s.pTarget)));
-    expect(r.settings).toMatchObject({ side: 8, steps: 20, stepOffset: 0, batchSize: 4, lr: 0.3, sizeRange: [0.4, 0.6], maxRotation: 22.5, untargetedWeight: 0, seed: 3 });
+    expect(r.settings).toMatchObject({ patchPx: 8, steps: 20, stepOffset: 0, batchSize: 4, lr: 0.3, sizeRange: [0.4, 0.6], maxRotation: 22.5, untargetedWeight: 0, seed: 3 });
   });
 
   it('is deterministic for a seed, and a different seed gives a different patch', async () => {
@@ -260,13 +261,13 @@ describe('patch sidecar', () => {
   it('round-trips the pixels and the description, and the patch evaluates as written', async () => {
     const r = await optimisePatch(base({ steps: 2 }));
     const png = join(root, 'out', 'crane-eot.png');
-    const { json, sidecar } = await writePatch(png, { rgb: r.rgb, size: r.side }, {
+    const { json, sidecar } = await writePatch(png, { rgb: r.rgb, px: r.patchPx }, {
       name: 'crane-eot',
       kind: 'eot',
       model: c.descriptor.name,
       target: { wnid: target.wnid, name: target.name },
       source: { wnid: 'n02066245', name: 'grey whale' },
-      cell: { layer: 'mixed4c', row: 3, col: 5 },
+      cell: { layer: 'mixed4c', i: 3, j: 5, count: 12, rank: 1, score: 0.5 },
       init: 'noise',
       seed: 3,
       settings: r.settings,
@@ -276,13 +277,13 @@ describe('patch sidecar', () => {
     expect(json).toBe(sidecarPath(png));
     expect(json.endsWith('crane-eot.json')).toBe(true);
     const onDisk = JSON.parse(readFileSync(json, 'utf8'));
-    expect(onDisk).toMatchObject({ name: 'crane-eot', kind: 'eot', model: 'tiny_layers', target: { wnid: target.wnid }, size: 8, createdAt: '2024-01-02T03:04:05.000Z', tool: { name: 'patch-atlas' } });
+    expect(onDisk).toMatchObject({ name: 'crane-eot', kind: 'eot', model: 'tiny_layers', target: { wnid: target.wnid }, patchPx: 8, createdAt: '2024-01-02T03:04:05.000Z', producer: { tool: 'patch-atlas' } });
     expect(onDisk.trace).toMatchObject({ steps: 2, firstStep: 0, lastStep: 1 });
-    expect(typeof onDisk.tool.version).toBe('string');
+    expect(typeof onDisk.producer.version).toBe('string');
 
     const back = await readPatch(png);
     expect(back.rgb).toEqual(r.rgb);
-    expect(back.size).toBe(8);
+    expect(back.px).toBe(8);
     expect(back.name).toBe('crane-eot');
     expect(back.sidecar).toEqual(sidecar);
     expect(back.warning).toBeUndefined();
@@ -290,7 +291,7 @@ describe('patch sidecar', () => {
     // Re-applied without the atlas: a PatchInput for evaluatePatches, on a PNG image.
     const imgPath = join(root, 'img.png');
     await sharp(Buffer.from(Uint8Array.from(images.subarray(0, PER), (v) => Math.round(v * 255))), { raw: { width: S, height: S, channels: 3 } }).png().toFile(imgPath);
-    const ev = await evaluatePatches({ classifier: c, images: [{ path: imgPath }], patches: [back], placements: randomPlacements([S, S], 1, { sizeRange: [0.5, 0.5], seed: 1 }), target });
+    const ev = await measurePatches({ classifier: c, items: [{ path: imgPath }], patches: [back], placements: randomPlacements([S, S], 1, { sizeRange: [0.5, 0.5], seed: 1 }), target });
     expect(ev.results[0]!.patch).toBe('crane-eot');
 
     // And continued: its bytes are an exact starting point.
@@ -302,11 +303,11 @@ describe('patch sidecar', () => {
     const bare = join(root, 'bare.png');
     await sharp(Buffer.from(rgb), { raw: { width: 4, height: 4, channels: 3 } }).png().toFile(bare);
     const a = await readPatch(bare);
-    expect(a).toMatchObject({ name: 'bare', size: 4, sidecar: null });
+    expect(a).toMatchObject({ name: 'bare', px: 4, sidecar: null });
     expect(a.rgb).toEqual(rgb);
 
     const png = join(root, 'changed.png');
-    await writePatch(png, { rgb, size: 4 }, { name: 'changed', kind: 'noise', model: 'tiny_layers', target: { wnid: target.wnid, name: target.name } });
+    await writePatch(png, { rgb, px: 4 }, { name: 'changed', kind: 'noise', model: 'tiny_layers', target: { wnid: target.wnid, name: target.name } });
     const other = Uint8Array.from(rgb, (v) => 255 - v);
     await sharp(Buffer.from(other), { raw: { width: 4, height: 4, channels: 3 } }).png().toFile(png);
     const b = await readPatch(png);
@@ -321,8 +322,8 @@ describe('patch sidecar', () => {
 
   it('rejects a wrong byte count, an unknown kind and a non-PNG name', async () => {
     const desc = { name: 'x', kind: 'eot' as const, model: 'm', target: { wnid: target.wnid, name: target.name } };
-    await expect(writePatch(join(root, 'x.png'), { rgb: new Uint8Array(5), size: 2 }, desc)).rejects.toThrow(/has 5 bytes, expected 2×2×3/);
-    await expect(writePatch(join(root, 'x.png'), { rgb: new Uint8Array(12), size: 2 }, { ...desc, kind: 'banana' as never })).rejects.toThrow(/patch kind "banana" is not one of icon, eot, photo, noise/);
-    await expect(writePatch(join(root, 'x.jpg'), { rgb: new Uint8Array(12), size: 2 }, desc)).rejects.toThrow(/must end in \.png/);
+    await expect(writePatch(join(root, 'x.png'), { rgb: new Uint8Array(5), px: 2 }, desc)).rejects.toThrow(/has 5 bytes, expected 2×2×3/);
+    await expect(writePatch(join(root, 'x.png'), { rgb: new Uint8Array(12), px: 2 }, { ...desc, kind: 'banana' as never })).rejects.toThrow(/patch kind "banana" is not one of icon, eot, photo, noise/);
+    await expect(writePatch(join(root, 'x.jpg'), { rgb: new Uint8Array(12), px: 2 }, desc)).rejects.toThrow(/must end in \.png/);
   });
 });

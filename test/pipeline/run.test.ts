@@ -50,7 +50,7 @@ function options(out: string, over: Partial<RunOptions> = {}): RunOptions {
     grid: 4,
     minDensity: 2,
     icons: 2,
-    iconSize: 32,
+    iconPx: 32,
     iconSteps: 4,
     sizes: [0.3, 0.5],
     placements: ['top-left', 'bottom-right'],
@@ -127,7 +127,7 @@ describe('run: the whole pipeline with content-hash caching', () => {
     expect(r.stages.map((s) => s.name)).toEqual(['accuracy', 'collect', 'atlas', 'icons', 'patch', 'evaluate', 'report']);
     expect(ran(r)).toEqual(['patch', 'evaluate', 'report']);
     const names = JSON.parse(readFileSync(join(out, 'evaluate', 'results.json'), 'utf8')).patches.map((p: { patch: string }) => p.patch);
-    expect(names).toEqual([expect.stringMatching(/^icon-1-/), expect.stringMatching(/^icon-2-/), expect.stringMatching(/^eot-cell-/), 'eot-noise', 'noise']);
+    expect(names).toEqual([expect.stringMatching(/^icon-1-/), expect.stringMatching(/^icon-2-/), expect.stringMatching(/^eot-1-cell-/), 'eot-noise', 'noise']);
   });
 
   it('an interrupted collect resumes in its folder on the next run', async () => {

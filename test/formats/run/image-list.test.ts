@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { PatchAtlasError } from '../../src/errors.js';
-import { hashImageList, parseShard, shardOf } from '../../src/formats/run/image-list.js';
+import { PatchAtlasError } from '../../../src/errors.js';
+import { hashImageList, parseShard, shardOf } from '../../../src/formats/run/image-list.js';
 
 describe('hashImageList', () => {
   const list = [

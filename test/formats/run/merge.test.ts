@@ -1,8 +1,8 @@
 import { readdir, readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { RunReader, RunWriter, mergeRuns, shardOf, type ShardSpec } from '../../src/formats/run/index.js';
-import { chunkFor, groups, synth, tempDir, type Synth, caught } from './store-fixtures.js';
+import { RunReader, RunWriter, mergeRuns, shardOf, type ShardSpec } from '../../../src/formats/run/index.js';
+import { chunkFor, groups, synth, tempDir, type Synth, caught } from './fixtures.js';
 
 let root: string;
 let cleanup: () => Promise<void>;

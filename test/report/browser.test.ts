@@ -6,10 +6,9 @@ import { pathToFileURL } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readEnv } from '../../src/config.js';
-import { buildReportData } from '../../src/report/build.js';
-import { writeReport } from '../../src/report/render.js';
+import { buildReportData, writeReport } from '../../src/recipes/report.js';
 import { runCli } from '../helpers/cli.js';
-import { writeFixture } from './report-fixtures.js';
+import { writeFixture } from './fixtures.js';
 
 /**
  * The report opened in headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core).

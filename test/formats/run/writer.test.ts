@@ -1,8 +1,8 @@
 import { mkdir, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { RunReader, RunWriter, fromHalf, hashImageList, shardOf, type RunManifest } from '../../src/formats/run/index.js';
-import { bytes, chunkFor, expected, groups, synth, tempDir, caught } from './store-fixtures.js';
+import { RunReader, RunWriter, fromHalf, hashImageList, shardOf, type RunManifest } from '../../../src/formats/run/index.js';
+import { bytes, chunkFor, expected, groups, synth, tempDir, caught } from './fixtures.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;

@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { reportAsset } from '../../src/report/assets.js';
-import { buildReportData } from '../../src/report/build.js';
+import { reportAssets } from '../../src/formats/report.js';
+import { buildReportData } from '../../src/recipes/report.js';
 import type { ReportData } from '../../src/formats/report.js';
 import { patchKind } from '../../src/report/patches.js';
 import { inlineScript, scriptJson } from '../../src/report/render.js';
 import { runCli } from '../helpers/cli.js';
-import { writeFixture, type Fixture } from './report-fixtures.js';
+import { writeFixture, type Fixture } from './fixtures.js';
 
 let dir: string;
 let fx: Fixture;
@@ -28,7 +28,7 @@ afterAll(async () => {
 
 describe('buildReportData', () => {
   it('assembles every section from the files', () => {
-    expect(data.format).toBe('patch-atlas-report/1');
+    expect(data.format).toBe('patch-atlas-report/2');
     expect(data.title).toBe('grey whale → great white shark');
     expect(data.settings.command).toBe('patch-atlas report ...');
     expect(data.accuracy?.perClass.map((c) => c.name)).toEqual(['great white shark', 'grey whale']);
@@ -146,7 +146,7 @@ describe('report escaping helpers', () => {
   });
 
   it('the template uses triple-stash only for the three blobs render.ts makes safe', async () => {
-    const t = reportAsset('template.hbs');
+    const t = reportAssets().template;
     expect([...t.matchAll(/\{\{\{\s*([^}\s]+)\s*\}\}\}/g)].map((m) => m[1]).sort()).toEqual(['chartJs', 'clientJs', 'dataJson']);
     // Every attribute value is double-quoted, so an escaped value cannot start a new attribute.
     expect(t).not.toMatch(/=\{\{/);

@@ -12,7 +12,6 @@ import { openDataset } from '../../src/data/dataset.js';
 import { decodeImage, toFloatBatch, type DecodedImage } from '../../src/data/decode.js';
 import { isPatchAtlasError } from '../../src/errors.js';
 import { noisePatch } from '../../src/evaluate/evaluate-patches.js';
-import { preprocessOf } from '../../src/evaluate/predict.js';
 import { initBackend } from '../../src/engine/backend.js';
 import { Classifier } from '../../src/model/classifier.js';
 import { runCli } from '../helpers/cli.js';
@@ -57,7 +56,7 @@ beforeAll(async () => {
   await saveLayersModel(tinyLayersModel(32), weights);
   desc = writeTinyDescriptor(join(project, 'model'), { format: 'layers', size: 32, logits: 'conv_preds', defaultLayer: 'conv_pw_1_relu' });
   c = await Classifier.load({ model: desc, weights, env: { ...readEnv({}), cacheDir: join(root, 'cache') } });
-  const pre = preprocessOf(c);
+  const pre = c.preprocess;
 
   // Candidate images, classified by the model, then saved under the class it predicts.
   const scratch = join(root, 'scratch');

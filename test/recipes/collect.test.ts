@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { collect } from '../../src/recipes/collect.js';
 import { META, RunReader, fromHalf } from '../../src/formats/run/index.js';
 import { buildAtlas } from '../../src/recipes/atlas.js';
-import { renderAtlasIcons } from '../../src/featurevis/atlas-icons.js';
+import { renderIcons } from '../../src/recipes/icons.js';
 import { openDataset } from '../../src/data/dataset.js';
 import type { Classifier } from '../../src/model/classifier.js';
 import { TINY_CLASSES, loadTinyClassifier } from '../helpers/tiny-models.js';
@@ -59,7 +59,7 @@ describe('collect + atlas on a tiny model', () => {
   it('builds a pair atlas with ranked bridges, naming classes by WordNet id', async () => {
     const { path, atlas } = await buildAtlas({ run: join(root, 'run'), classes: ['n02066245', 'n01484850'], grid: 4, minDensity: 2, umap: { seed: 1, nEpochs: 50 } });
     expect(existsSync(path)).toBe(true);
-    expect(JSON.parse(readFileSync(path, 'utf8')).format).toBe('patch-atlas-atlas/1');
+    expect(JSON.parse(readFileSync(path, 'utf8')).format).toBe('patch-atlas-atlas/2');
     expect(atlas.cells.length).toBeGreaterThan(0);
     expect(atlas.bridges).toHaveLength(atlas.cells.length);
     for (const cell of atlas.cells) {
@@ -73,8 +73,8 @@ describe('collect + atlas on a tiny model', () => {
   it('renders icons for the top cells, records them in atlas.json, composes atlas.png, and resumes', async () => {
     const { path } = await buildAtlas({ run: join(root, 'run'), classes: ['n02066245', 'n01484850'], grid: 4, minDensity: 2, umap: { seed: 1, nEpochs: 50 } });
     const before = tf.memory().numTensors;
-    const opts = { atlas: path, cells: 2, size: 32, steps: 4, tries: 1, batch: 2, cossimPower: 2, seed: 0 } as const;
-    const r = await renderAtlasIcons(c, opts);
+    const opts = { cells: 2, iconPx: 32, steps: 4, tries: 1, batch: 2, cossimPower: 2, seed: 0 } as const;
+    const r = await renderIcons(c, path, opts);
     expect(tf.memory().numTensors).toBe(before);
     expect(r).toMatchObject({ rendered: 2, reused: 0 });
     const atlas = JSON.parse(readFileSync(path, 'utf8'));
@@ -86,7 +86,7 @@ describe('collect + atlas on a tiny model', () => {
     for (const cell of withIcons) expect(Number.isFinite(cell.iconObjective)).toBe(true);
     const meta = await sharp(r.picture).metadata();
     expect([meta.width, meta.height]).toEqual([4 * 32, 4 * 32]);
-    const again = await renderAtlasIcons(c, opts);
+    const again = await renderIcons(c, path, opts);
     expect(again).toMatchObject({ rendered: 0, reused: 2 });
   });
 });

@@ -1,16 +1,18 @@
 /**
- * Small synthetic inputs for the report tests, written with the real types and writers
- * (AtlasFile, writeEvaluation + patchMetrics, AccuracyReport) so they stay in sync with the stages.
+ * Small synthetic inputs for the report tests, written with the formats' own writers (atlas,
+ * evaluation + patchMetrics, accuracy, patch sidecars) so they stay in sync with the stages.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import type { BridgeScore } from '../../src/atlas/bridge.js';
-import { ATLAS_FORMAT, type AtlasFile } from '../../src/recipes/atlas.js';
-import type { AccuracyReport } from '../../src/evaluate/accuracy.js';
 import type { EvaluatePatchesResult } from '../../src/evaluate/evaluate-patches.js';
 import { patchMetrics, type SuccessMatrix } from '../../src/evaluate/metrics.js';
-import { writeEvaluation } from '../../src/evaluate/write-results.js';
+import { ACCURACY_FORMAT, writeAccuracy, type AccuracyReport } from '../../src/formats/accuracy.js';
+import { ATLAS_FORMAT, writeAtlas, type AtlasFile } from '../../src/formats/atlas.js';
+import { writeEvaluation } from '../../src/formats/evaluation.js';
+import { writePatch } from '../../src/formats/patch.js';
+import { producer } from '../../src/formats/producer.js';
 import { gridPlacements } from '../../src/patch/placement.js';
 
 export const WHALE = { wnid: 'n02066245', name: 'grey whale', index: 147 };
@@ -70,9 +72,9 @@ export async function writeFixture(dir: string, opts: FixtureOptions = {}): Prom
     const s = 32;
     const buf = Buffer.alloc(s * s * 3);
     for (let y = 0; y < s; y++) for (let x = 0; x < s; x++) buf.set(((x >> 2) + (y >> 2)) % 2 ? [240, 240 - 60 * k, 30] : [20, 60 + 80 * k, 200], (y * s + x) * 3);
-    await sharp(buf, { raw: { width: s, height: s, channels: 3 } }).png().toFile(join(patchDir, `${name}.png`));
-    // Only the field the report reads; `patch-atlas patch` writes the full PatchSidecar.
-    if (opts.sidecar?.includes(name)) await writeFile(join(patchDir, `${name}.json`), JSON.stringify({ name, kind: 'eot' }));
+    // Atlas-made patches get a sidecar, as `patch-atlas patch` writes it; the others are plain photos.
+    if (opts.sidecar?.includes(name)) await writePatch(join(patchDir, `${name}.png`), { rgb: new Uint8Array(buf), px: s }, { name, kind: 'eot', model: 'mobilenet_v1_0.75', target: { wnid: SHARK.wnid, name: SHARK.name }, source: { wnid: WHALE.wnid, name: sourceName } });
+    else await sharp(buf, { raw: { width: s, height: s, channels: 3 } }).png().toFile(join(patchDir, `${name}.png`));
   }
 
   // results.json through the real writer, from success matrices.
@@ -105,13 +107,16 @@ export async function writeFixture(dir: string, opts: FixtureOptions = {}): Prom
   };
   const evalDir = join(dir, 'evaluate');
   const source = opts.universal ? null : { wnid: WHALE.wnid, name: sourceName };
-  const files = await writeEvaluation(evalDir, { model: 'mobilenet_v1_0.75', source, target: { wnid: SHARK.wnid, name: SHARK.name }, sizes: [0.2, 0.3], positions: ['top-left', 'bottom-right', 'centre'], circular: false }, result);
+  // noise: null, as in results.json files from before the control was recorded: the report redraws it with seed 0.
+  const files = await writeEvaluation(evalDir, { model: 'mobilenet_v1_0.75', source, target: { wnid: SHARK.wnid, name: SHARK.name }, sizes: [0.2, 0.3], positions: ['top-left', 'bottom-right', 'centre'], circular: false, noise: null, split: null }, result);
 
   // A pair atlas, 4×4 grid, 6 cells; bridges in the BridgeScore shape.
   const atlasDir = join(dir, 'atlas');
   await mkdir(join(atlasDir, 'icons'), { recursive: true });
   const cellsAt: Array<[number, number]> = [[0, 0], [1, 1], [1, 2], [2, 1], [3, 3], [2, 2]];
+  const icons = opts.icons ?? 2;
   const cells: AtlasFile['cells'] = cellsAt.map(([i, j], k) => ({
+    ...(k < icons ? { icon: join('icons', `cell-${i}-${j}.png`), iconObjective: 1 } : {}),
     i,
     j,
     x: (i + 0.5) / 4,
@@ -147,7 +152,7 @@ export async function writeFixture(dir: string, opts: FixtureOptions = {}): Prom
   }));
   const atlas: AtlasFile = {
     format: ATLAS_FORMAT,
-    version: '0.1.0',
+    producer: producer('mobilenet_v1_0.75'),
     kind: 'pair',
     run: join(dir, 'run'),
     model: 'mobilenet_v1_0.75',
@@ -156,20 +161,22 @@ export async function writeFixture(dir: string, opts: FixtureOptions = {}): Prom
       { wnid: WHALE.wnid, name: sourceName, column: 147 },
       { wnid: SHARK.wnid, name: SHARK.name, column: 2 },
     ],
-    params: { grid: 4, minDensity: 5 },
+    params: { grid: 4, minDensity: 5, margin: 0.1, k: 5, umap: { nNeighbors: 20, minDist: 0.01, metric: 'cosine', seed: 0, nEpochs: null }, topN: 2000, subsample: null, a: 147, b: 2, layout: 'pair-axis' },
     notes: [],
     points: 75,
     layout: { xy: [0.1, 0.2, 0.5, 0.5], point: [0, 1] },
     cells,
     bridges,
   };
-  await writeFile(join(atlasDir, 'atlas.json'), JSON.stringify(atlas));
-  for (let k = 0; k < (opts.icons ?? 2); k++) {
+  await writeAtlas(join(atlasDir, 'atlas.json'), atlas);
+  for (let k = 0; k < icons; k++) {
     const [i, j] = cellsAt[k]!;
     await sharp({ create: { width: 48, height: 48, channels: 3, background: colour(k + 7) } }).png().toFile(join(atlasDir, 'icons', `cell-${i}-${j}.png`));
   }
 
   const accuracy: AccuracyReport = {
+    format: ACCURACY_FORMAT,
+    producer: producer('mobilenet_v1_0.75'),
     model: 'mobilenet_v1_0.75',
     backend: 'wasm',
     source: join(dir, 'images'),
@@ -187,6 +194,6 @@ export async function writeFixture(dir: string, opts: FixtureOptions = {}): Prom
     predictions: [],
   };
   const accPath = join(dir, 'accuracy.json');
-  await writeFile(accPath, JSON.stringify(accuracy));
+  await writeAccuracy(accPath, accuracy);
   return { dir, images, atlas: join(atlasDir, 'atlas.json'), evaluation: files.json, accuracy: accPath, patchDir };
 }

@@ -5,10 +5,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { toHalf } from '../../src/formats/run/half.js';
-import { hashImageList } from '../../src/formats/run/image-list.js';
-import type { ImageRecord, PointChunk, RunIdentity } from '../../src/formats/run/types.js';
-import { PatchAtlasError } from '../../src/errors.js';
+import { toHalf } from '../../../src/formats/run/half.js';
+import { hashImageList } from '../../../src/formats/run/image-list.js';
+import type { ImageRecord, PointChunk, RunIdentity } from '../../../src/formats/run/types.js';
+import { PatchAtlasError } from '../../../src/errors.js';
 
 export interface Synth {
   images: ImageRecord[];

@@ -6,8 +6,8 @@ import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeImage, toFloatBatch } from '../../src/data/decode.js';
-import { evaluatePatches, noisePatch } from '../../src/evaluate/evaluate-patches.js';
-import { preprocessOf } from '../../src/evaluate/predict.js';
+import { noisePatch } from '../../src/evaluate/evaluate-patches.js';
+import { measurePatches } from '../../src/recipes/evaluate.js';
 import type { Classifier } from '../../src/model/classifier.js';
 import { resizePatchRgb } from '../../src/patch/paste.js';
 import { gridPlacements } from '../../src/patch/placement.js';
@@ -54,16 +54,16 @@ function classify(pixels: Float32Array, n: number): { pred: number[]; probs: Flo
   return { pred, probs: data };
 }
 
-describe('evaluatePatches on a tiny model', () => {
+describe('evaluatePatches (through measurePatches) on a tiny model', () => {
   it('gives a placements × images matrix per patch whose clean row equals a direct classifier call', async () => {
     const source = c.labels.resolve('grey_whale');
     const target = c.labels.resolve('baseball');
     const placements = gridPlacements(c.inputSize, [0.25, 0.5], ['top-left', 'centre']);
-    const solid = { name: 'grey', rgb: new Uint8Array(8 * 8 * 3).fill(128), size: 8 };
+    const solid = { name: 'grey', rgb: new Uint8Array(8 * 8 * 3).fill(128), px: 8 };
     const progress: Array<[number, number]> = [];
-    const res = await evaluatePatches({
+    const res = await measurePatches({
       classifier: c,
-      images: paths.map((path) => ({ path })),
+      items: paths.map((path) => ({ path })),
       patches: [noisePatch(16, 1), solid],
       placements,
       source,
@@ -75,7 +75,7 @@ describe('evaluatePatches on a tiny model', () => {
     expect(res.results.map((r) => r.patch)).toEqual(['noise-1', 'grey']);
     expect(progress.at(-1)).toEqual([5 * (1 + 2 * 4), 5 * (1 + 2 * 4)]);
 
-    const decoded = await Promise.all(paths.map((p) => decodeImage(p, preprocessOf(c))));
+    const decoded = await Promise.all(paths.map((p) => decodeImage(p, c.preprocess)));
     const direct = classify(toFloatBatch(decoded), 5);
     for (const { matrix, metrics } of res.results) {
       expect(matrix.placements).toEqual(['top-left@0.25', 'top-left@0.5', 'centre@0.25', 'centre@0.5']);
@@ -100,7 +100,7 @@ describe('evaluatePatches on a tiny model', () => {
     const patch = noisePatch(20, 3); // resized 20 → 32 px by the paste
     const [full] = gridPlacements(c.inputSize, [1], ['top-left']);
     expect(full!.side).toBe(32);
-    const res = await evaluatePatches({ classifier: c, images: paths.map((path) => ({ path })), patches: [patch], placements: [full!], target, batchSize: 4 });
+    const res = await measurePatches({ classifier: c, items: paths.map((path) => ({ path })), patches: [patch], placements: [full!], target, batchSize: 4 });
     const alone = classify(Float32Array.from(resizePatchRgb({ data: patch.rgb, size: 20 }, 32), (v) => v / 255), 1);
     const row = res.results[0]!.matrix.patched[0]!;
     expect(Array.from(row.pred)).toEqual(Array(5).fill(alone.pred[0]));
@@ -116,9 +116,9 @@ describe('evaluatePatches on a tiny model', () => {
     await writeFile(broken, 'not a png');
     const skipped: string[] = [];
     const placements = gridPlacements(c.inputSize, [0.5], ['centre']);
-    const res = await evaluatePatches({
+    const res = await measurePatches({
       classifier: c,
-      images: [{ path: paths[0]! }, { path: broken }, { path: paths[1]! }],
+      items: [{ path: paths[0]! }, { path: broken }, { path: paths[1]! }],
       patches: [noisePatch(8, 1)],
       placements,
       target,
@@ -128,19 +128,19 @@ describe('evaluatePatches on a tiny model', () => {
     expect(res.images).toEqual([paths[0], paths[1]]);
     expect(res.results[0]!.matrix.patched[0]!.pred).toHaveLength(2);
 
-    const base = { classifier: c, images: [{ path: paths[0]! }], patches: [noisePatch(8, 1)], placements, target };
-    await expect(evaluatePatches({ ...base, source: target })).rejects.toThrow(/source and target are the same class \(baseball\)/);
-    await expect(evaluatePatches({ ...base, patches: [{ name: 'x', rgb: new Uint8Array(10), size: 4 }] })).rejects.toThrow(/patch "x" has 10 bytes, expected 4×4×3/);
-    await expect(evaluatePatches({ ...base, placements: gridPlacements([224, 224], [0.5], ['centre']) })).rejects.toThrow(/placement "centre@0.5" \(112 px at 56,56\) does not fit the model's 32×32 input/);
-    await expect(evaluatePatches({ ...base, patches: [noisePatch(8, 1), noisePatch(9, 1)] })).rejects.toThrow(/two patches are named "noise-1"/);
-    await expect(evaluatePatches({ ...base, batchSize: 0 })).rejects.toThrow(/batch size/);
+    const base = { classifier: c, items: [{ path: paths[0]! }], patches: [noisePatch(8, 1)], placements, target };
+    await expect(measurePatches({ ...base, source: target })).rejects.toThrow(/source and target are the same class \(baseball\)/);
+    await expect(measurePatches({ ...base, patches: [{ name: 'x', rgb: new Uint8Array(10), px: 4 }] })).rejects.toThrow(/patch "x" has 10 bytes, expected 4×4×3/);
+    await expect(measurePatches({ ...base, placements: gridPlacements([224, 224], [0.5], ['centre']) })).rejects.toThrow(/placement "centre@0.5" \(112 px at 56,56\) does not fit the model's 32×32 input/);
+    await expect(measurePatches({ ...base, patches: [noisePatch(8, 1), noisePatch(9, 1)] })).rejects.toThrow(/two patches are named "noise-1"/);
+    await expect(measurePatches({ ...base, batchSize: 0 })).rejects.toThrow(/batch size/);
   });
 });
 
 describe('noisePatch', () => {
   it('is uniform random bytes, reproducible from the seed', () => {
     const a = noisePatch(32, 5);
-    expect(a).toMatchObject({ name: 'noise-5', size: 32 });
+    expect(a).toMatchObject({ name: 'noise-5', px: 32 });
     expect(a.rgb).toHaveLength(32 * 32 * 3);
     expect(noisePatch(32, 5).rgb).toEqual(a.rgb);
     expect(noisePatch(32, 6).rgb).not.toEqual(a.rgb);

@@ -9,8 +9,8 @@ import { readEnv } from '../../src/config.js';
 import { openDataset } from '../../src/data/dataset.js';
 import { initBackend } from '../../src/engine/backend.js';
 import { Classifier } from '../../src/model/classifier.js';
-import { readPatch } from '../../src/patch/sidecar.js';
-import { readSplitFile } from '../../src/patch/synthesise.js';
+import { readPatch } from '../../src/formats/patch.js';
+import { readSplit } from '../../src/formats/split.js';
 import { runCli } from '../helpers/cli.js';
 import { removeDir } from '../helpers/images.js';
 import { saveLayersModel, tinyLayersModel, TINY_CLASSES, writeTinyDescriptor } from '../helpers/tiny-models.js';
@@ -53,7 +53,7 @@ describe('patch command', () => {
     const s = JSON.parse(r.out);
     const atlas = JSON.parse(readFileSync(atlasPath, 'utf8'));
     const top = atlas.bridges.slice(0, 2).map((b: { cell: number }) => atlas.cells[b.cell]);
-    const names = top.flatMap((cell: { i: number; j: number }) => [`icon-cell-${cell.i}-${cell.j}`, `eot-cell-${cell.i}-${cell.j}`]);
+    const names = top.flatMap((cell: { i: number; j: number }, k: number) => [`icon-${k + 1}-cell-${cell.i}-${cell.j}`, `eot-${k + 1}-cell-${cell.i}-${cell.j}`]);
     expect(s.patches.map((p: { name: string }) => p.name)).toEqual([...names, 'eot-noise']);
     expect(s.patches.every((p: { kept: boolean }) => !p.kept)).toBe(true);
     expect(s.target).toEqual({ wnid: 'n01484850', name: 'great white shark' });
@@ -68,7 +68,7 @@ describe('patch command', () => {
     for (const p of s.patches) {
       const rp = await readPatch(p.png);
       expect(rp.sidecar, p.name).not.toBeNull();
-      expect(rp.size).toBe(32);
+      expect(rp.px).toBe(32);
       const sc = rp.sidecar! as unknown as Record<string, any>;
       expect(sc.model).toBe('tiny_layers');
       expect(sc.target.wnid).toBe('n01484850');
@@ -83,12 +83,12 @@ describe('patch command', () => {
         expect(Array.isArray(sc.cell.topClasses)).toBe(true);
       }
       if (p.kind === 'eot') {
-        expect(sc.settings).toMatchObject({ side: 32, steps: 2, batchSize: 2, lr: 0.5, sizeRange: [0.2, 0.5], maxRotation: 22.5, seed: 7 });
+        expect(sc.settings).toMatchObject({ patchPx: 32, steps: 2, batchSize: 2, lr: 0.5, sizeRange: [0.2, 0.5], maxRotation: 22.5, seed: 7 });
         expect(sc.trace.steps).toBe(2);
         expect(sc.split).toMatchObject({ file: 'split.json', testFraction: 0.5, seed: 0, train: 6, test: 6 });
         expect(sc.init).toBe(p.name === 'eot-noise' ? 'noise' : p.name.replace('eot-', 'icon-') + '.png');
       } else {
-        expect(sc.settings).toMatchObject({ side: 32, steps: 2 });
+        expect(sc.settings).toMatchObject({ patchPx: 32, steps: 2 });
         expect(Number.isFinite(sc.objective.value)).toBe(true);
       }
     }
@@ -109,7 +109,7 @@ describe('patch command', () => {
   });
 
   it('evaluate --split measures only the held-out images', async () => {
-    const split = readSplitFile(join(out(), 'split.json'));
+    const split = readSplit(join(out(), 'split.json'));
     const evalOut = join(root, 'eval');
     const r = await runCli(['evaluate', '--patches', out(), '--images', images, '--split', join(out(), 'split.json'), '--target', 'great white shark', '--sizes', '0.3', '--positions', 'top-left', '--out', evalOut, '--json', ...tiny()]);
     expect(r.code, r.err).toBe(0);
@@ -119,7 +119,7 @@ describe('patch command', () => {
     // Every held-out image not labelled the target is there.
     const expected = [...split.test].filter((p) => !p.includes('n01484850'));
     expect(res.images.map((p: string) => resolve(p)).sort()).toEqual(expected.sort());
-    expect(res.split).toBe(join(out(), 'split.json'));
+    expect(res.split.file).toBe(join(out(), 'split.json'));
     const missing = await runCli(['evaluate', '--patches', out(), '--images', images, '--split', join(root, 'nope.json'), '--target', 'great white shark', ...tiny()]);
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/--split .*nope\.json does not exist/);

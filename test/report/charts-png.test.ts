@@ -3,10 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildReportData } from '../../src/report/build.js';
-import { writeChartPngs } from '../../src/report/charts-png.js';
+import { buildReportData, writeReport } from '../../src/recipes/report.js';
 import type { ReportData } from '../../src/formats/report.js';
-import { writeFixture } from './report-fixtures.js';
+import { writeFixture } from './fixtures.js';
 
 let dir: string;
 let data: ReportData;
@@ -32,7 +31,7 @@ async function decode(file: string) {
 
 describe('PNG chart export', () => {
   it('writes the flip-rate, static/dynamic, probability and heat-map charts with drawn content', async () => {
-    const files = await writeChartPngs(data, join(dir, 'charts'));
+    const files = (await writeReport(data, dir)).charts;
     expect(files.map((f) => f.slice(dir.length + 1))).toEqual(['charts/flip-rates.png', 'charts/static-dynamic.png', 'charts/p-target.png', 'charts/heatmap.png']);
     const flip = await decode(files[0]!);
     expect([flip.width, flip.height]).toEqual([800, 480]);

@@ -1,12 +1,12 @@
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pct } from '../../src/report/format.js';
-import { checkEvaluation, patchesSection } from '../../src/report/patches.js';
+import { readEvaluation } from '../../src/formats/evaluation.js';
+import { patchesSection } from '../../src/report/patches.js';
 import { summarise } from '../../src/report/summary.js';
-import { writeFixture, type FixtureOptions } from './report-fixtures.js';
+import { writeFixture, type FixtureOptions } from './fixtures.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -18,7 +18,7 @@ async function summaryFor(opts: FixtureOptions) {
   const dir = await mkdtemp(join(tmpdir(), 'pa-report-sum-'));
   dirs.push(dir);
   const f = await writeFixture(dir, { ...opts, icons: 0 });
-  const ev = checkEvaluation(JSON.parse(readFileSync(f.evaluation, 'utf8')), f.evaluation);
+  const ev = readEvaluation(f.evaluation);
   const patches = patchesSection(ev, f.evaluation);
   return { patches, summary: summarise({ patches, accuracy: null, atlas: null }) };
 }

@@ -1,10 +1,10 @@
 import { execFile, spawn } from 'node:child_process';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile, symlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RunReader } from '../../src/formats/run/index.js';
-import { bytes, expected, synth, tempDir } from './store-fixtures.js';
+import { RunReader } from '../../../src/formats/run/index.js';
+import { bytes, expected, synth, tempDir } from './fixtures.js';
 
 /**
  * Real SIGKILLs: a child process collects a run (write chunks, finalize) and is killed at random
@@ -12,7 +12,7 @@ import { bytes, expected, synth, tempDir } from './store-fixtures.js';
  * folder must be either an unfinished run the reader refuses or a complete run with exactly the
  * right bytes, and the run must finally complete with exactly the right bytes.
  */
-const ROOT = resolve(import.meta.dirname, '../..');
+const ROOT = resolve(import.meta.dirname, '../../..');
 const N = 6000;
 const OPTS = { channels: 256, classes: 200, skipped: [5, 999, 4001] };
 
@@ -28,15 +28,17 @@ beforeAll(async () => {
     join(ROOT, 'node_modules/typescript/bin/tsc'),
     '--outDir', build, '--rootDir', ROOT, '--module', 'nodenext', '--moduleResolution', 'nodenext',
     '--target', 'es2022', '--types', 'node', '--skipLibCheck',
-    join(ROOT, 'src/formats/run/index.ts'), join(ROOT, 'test/unit/store-fixtures.ts'),
+    join(ROOT, 'src/formats/run/index.ts'), join(ROOT, 'test/formats/run/fixtures.ts'),
   ]);
+  // The store's packages (zod) resolve from the project's node_modules.
+  await symlink(join(ROOT, 'node_modules'), join(build, 'node_modules'), 'dir');
   // packageVersion() looks for the patch-atlas package.json above the compiled files.
   await writeFile(join(build, 'package.json'), JSON.stringify({ name: 'patch-atlas', version: '0.0.0-test', type: 'module' }));
   child = join(build, 'child.mjs');
   await writeFile(
     child,
     `import { RunWriter } from './src/formats/run/index.js';
-import { synth, chunkFor, groups } from './test/unit/store-fixtures.js';
+import { synth, chunkFor, groups } from './test/formats/run/fixtures.js';
 const s = synth(${N}, ${JSON.stringify(OPTS)});
 const w = await RunWriter.open(process.argv[2], s.identity, s.images, null);
 if (!w.complete) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fromHalf, fromHalfInto, halfBits, halfValue, toHalf, toHalfInto } from '../../src/formats/run/half.js';
+import { fromHalf, fromHalfInto, halfBits, halfValue, toHalf, toHalfInto } from '../../../src/formats/run/half.js';
 
 const f32bits = (x: number) => new Uint32Array(new Float32Array([x]).buffer)[0]!;
 const fromBits = (b: number) => new Float32Array(new Uint32Array([b]).buffer)[0]!;
