@@ -4,8 +4,8 @@ import { AccuracyTally } from '../evaluate/accuracy.js';
 import { ACCURACY_FORMAT, writeAccuracy, type AccuracyReport } from '../formats/accuracy.js';
 import { producer } from '../formats/producer.js';
 import type { Classifier } from '../model/classifier.js';
-import { checkParams, wholeNumber, type ParamSpec } from './params.js';
-import { predictImages } from './predict.js';
+import { checkParams, type ParamSpec } from './params.js';
+import { PREDICT_PARAMS, predictImages } from './predict.js';
 
 /** `accuracy`: clean top-1 / top-5 over the labelled images of a dataset (before any patch), optionally written as accuracy.json. */
 
@@ -14,9 +14,7 @@ export interface AccuracyParams {
   batchSize: number;
 }
 
-export const ACCURACY_PARAMS: ParamSpec<AccuracyParams> = {
-  batchSize: { default: 16, check: wholeNumber(1) },
-};
+export const ACCURACY_PARAMS: ParamSpec<AccuracyParams> = { batchSize: PREDICT_PARAMS.batchSize };
 
 export interface AccuracyOptions {
   params?: Partial<AccuracyParams>;

@@ -6,15 +6,29 @@ import { imageBatches } from '../data/batches.js';
 import type { Dataset, ImageItem } from '../data/dataset.js';
 import { PatchAtlasError } from '../errors.js';
 import type { Classifier } from '../model/classifier.js';
+import { checkParams, wholeNumber, type ParamSpec } from './params.js';
 import { hashImageList, RunWriter, shardOf, toHalf, type ImageRecord, type RunIdentity, type RunManifest, type ShardSpec } from '../formats/run/index.js';
 
-export interface CollectOptions {
+/** What a user chooses about a collection (besides the images, layer and folder). */
+export interface CollectParams {
+  /** Positions sampled per image, or 'all' (non-border) positions. */
+  positions: PositionCount;
+  /** Seed of the position sampling. */
+  seed: number;
+  /** Images per batch (does not change results); default 16, or 4 with every position. */
+  batchSize: number | undefined;
+}
+
+export const COLLECT_PARAMS: ParamSpec<CollectParams> = {
+  positions: { default: 1, check: (v) => (v === 'all' || (Number.isInteger(v) && v >= 1) ? undefined : 'must be a whole number >= 1 or "all"') },
+  seed: { default: 0, check: wholeNumber(0) },
+  batchSize: { default: undefined, check: (v) => (v === undefined ? undefined : wholeNumber(1)(v)) },
+};
+
+export interface CollectOptions extends Partial<CollectParams> {
   layer: string;
   out: string;
-  positions: PositionCount;
-  seed: number;
   shard: ShardSpec | null;
-  batchSize?: number;
   /** Called with the number of images finished (or skipped) after each chunk. */
   onProgress?: (done: number, total: number) => void;
   onSkip?: (s: { path: string; reason: string }) => void;
@@ -38,6 +52,7 @@ export interface CollectResult {
  */
 export async function collect(c: Classifier, ds: Dataset, opts: CollectOptions): Promise<CollectResult> {
   const t0 = Date.now();
+  const p = checkParams(COLLECT_PARAMS, { positions: opts.positions, seed: opts.seed, batchSize: opts.batchSize });
   const layer = c.resolveLayer(opts.layer);
   const shape = c.layerInfo(layer).shape;
   if (!shape || shape.length !== 3 || shape.some((d) => d === null)) {
@@ -49,8 +64,8 @@ export async function collect(c: Classifier, ds: Dataset, opts: CollectOptions):
   const identity: RunIdentity = {
     model: c.descriptor.name,
     layer,
-    seed: opts.seed,
-    positions: opts.positions,
+    seed: p.seed,
+    positions: p.positions,
     labelSet: c.descriptor.labels.set,
     classes: c.labels.classes.map((k) => k.wnid),
     channels: C,
@@ -70,14 +85,14 @@ export async function collect(c: Classifier, ds: Dataset, opts: CollectOptions):
     let skipped: Array<{ image: number; reason: string }> = [];
     for await (const batch of imageBatches(todo.map((i) => items[i]!), {
       pre: c.preprocess,
-      batchSize: opts.batchSize ?? (opts.positions === 'all' ? 4 : 16),
+      batchSize: p.batchSize ?? (p.positions === 'all' ? 4 : 16),
       onSkip: (s) => {
         skipped.push({ image: indexOfPath.get(s.path)!, reason: s.reason });
         opts.onSkip?.(s);
       },
     })) {
       const images = batch.items.map((it) => indexOf.get(it)!);
-      const positions = images.map((i) => samplePositions(H, W, opts.positions, opts.seed, records[i]!.path));
+      const positions = images.map((i) => samplePositions(H, W, p.positions, p.seed, records[i]!.path));
       const x = tf.tensor4d(batch.pixels, batch.shape);
       const r = attributePoints(c, x, layer, positions);
       x.dispose();

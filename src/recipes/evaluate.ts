@@ -10,6 +10,7 @@ import type { Classifier } from '../model/classifier.js';
 import { LabelSet, type ClassRef } from '../model/labels.js';
 import { DEFAULT_SIZES, gridPlacements, POSITIONS, type Placement, type Position } from '../patch/placement.js';
 import { keyedSeed, sampleIndices } from '../util/random.js';
+import { PREDICT_PARAMS } from './predict.js';
 import { anyWholeNumber, checkParams, sizeHint, sizeList, wholeNumber, type ParamFail, type ParamSpec } from './params.js';
 
 /**
@@ -41,7 +42,7 @@ export const EVALUATE_PARAMS: ParamSpec<EvaluateParams> = {
   noise: { default: true },
   noisePx: { default: 64, check: wholeNumber(1, 1024) },
   noiseSeed: { default: 0, check: anyWholeNumber },
-  batchSize: { default: 16, check: wholeNumber(1) },
+  batchSize: PREDICT_PARAMS.batchSize,
 };
 
 export interface EvaluateRequest {

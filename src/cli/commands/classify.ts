@@ -1,10 +1,10 @@
 import type { Argv, CommandModule } from 'yargs';
 import { openDataset } from '../../data/dataset.js';
 import { PatchAtlasError } from '../../errors.js';
-import { predictImages, type ImagePrediction } from '../../recipes/predict.js';
+import { checkParams } from '../../recipes/params.js';
+import { PREDICT_PARAMS, predictImages, type ImagePrediction } from '../../recipes/predict.js';
 import { LabelSet } from '../../model/labels.js';
 import { skipReporter, type CliIO } from '../io.js';
-import { wholeNumber } from '../validate.js';
 import { loadFromArgs, withModel, type ModelArgs } from '../options.js';
 
 export function classifyCommand(io: CliIO): CommandModule {
@@ -14,12 +14,12 @@ export function classifyCommand(io: CliIO): CommandModule {
     builder: (y: Argv) =>
       withModel(y)
         .positional('images', { type: 'string', array: true, describe: 'image files' })
-        .option('top', { type: 'number', default: 5, describe: 'how many classes to show per image' })
+        .option('top', { type: 'number', default: PREDICT_PARAMS.top.default, describe: 'how many classes to show per image' })
         .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
         .example('$0 classify whale.jpg', 'the five most likely ImageNet classes'),
     handler: async (raw) => {
       const a = raw as unknown as ModelArgs & { images: string[]; top: number; json: boolean };
-      wholeNumber('top', a.top);
+      checkParams(PREDICT_PARAMS, { top: a.top });
       const c = await loadFromArgs(a, io, a.json);
       try {
         const ds = await openDataset(a.images, c.labels);

@@ -1,11 +1,11 @@
 import type { Argv, CommandModule } from 'yargs';
-import { collect } from '../../recipes/collect.js';
+import { COLLECT_PARAMS, collect } from '../../recipes/collect.js';
+import { checkParams } from '../../recipes/params.js';
 import { formatShard, mergeRuns, parseShard } from '../../formats/run/index.js';
 import { parsePositions } from '../../attribution/positions.js';
 import { openDataset } from '../../data/dataset.js';
 import { progress } from '../../util/progress.js';
 import { skipReporter, type CliIO } from '../io.js';
-import { wholeNumber } from '../validate.js';
 import { loadFromArgs, withModel, type ModelArgs } from '../options.js';
 
 interface CollectArgs extends ModelArgs {
@@ -28,8 +28,8 @@ export function collectCommand(io: CliIO): CommandModule {
         .option('images', { type: 'string', demandOption: true, describe: 'image folder or CSV manifest' })
         .option('layer', { type: 'string', describe: 'layer name or alias (default: the model\'s atlas layer)' })
         .option('out', { type: 'string', demandOption: true, describe: 'run folder to write (re-run the same command to resume)' })
-        .option('positions', { type: 'string', default: '1', describe: 'positions per image: a number, or "all" (non-border positions)' })
-        .option('seed', { type: 'number', default: 0, describe: 'seed for position sampling' })
+        .option('positions', { type: 'string', default: String(COLLECT_PARAMS.positions.default), describe: 'positions per image: a number, or "all" (non-border positions)' })
+        .option('seed', { type: 'number', default: COLLECT_PARAMS.seed.default, describe: 'seed for position sampling' })
         .option('shard', { type: 'string', describe: 'i/N: process a deterministic 1/N of the images (join with `merge`)' })
         .option('batch-size', { type: 'number', describe: 'images per batch (default 16; 4 with --positions all)' })
         .option('json', { type: 'boolean', default: false, describe: 'print a JSON summary' })
@@ -37,10 +37,8 @@ export function collectCommand(io: CliIO): CommandModule {
         .example('$0 collect --images ./imgs --out runs/s0 --shard 0/2', 'first of two shards; then `merge runs/s0 runs/s1 --out runs/all`'),
     handler: async (raw) => {
       const a = raw as unknown as CollectArgs;
-      const positions = parsePositions(a.positions);
+      const params = checkParams(COLLECT_PARAMS, { positions: parsePositions(a.positions), seed: a.seed, batchSize: a.batchSize });
       const shard = a.shard ? parseShard(a.shard) : null;
-      wholeNumber('seed', a.seed, 0);
-      wholeNumber('batch-size', a.batchSize);
       const c = await loadFromArgs(a, io, a.json);
       const abort = new AbortController();
       const onSigint = () => {
@@ -58,12 +56,10 @@ export function collectCommand(io: CliIO): CommandModule {
         const r = await collect(c, ds, {
           layer: a.layer ?? c.descriptor.layers.default,
           out: a.out,
-          positions,
-          seed: a.seed,
+          ...params,
           shard,
           signal: abort.signal,
           onSkip: skips.onSkip,
-          ...(a.batchSize ? { batchSize: a.batchSize } : {}),
           onProgress: (done, total) => {
             if (!bar) {
               bar = progress(`collect${shard ? ` ${formatShard(shard)}` : ''}`, total, { enabled: !a.json, stream: io.errStream });

@@ -1,29 +1,19 @@
 import type { Argv, CommandModule } from 'yargs';
 import { PatchAtlasError } from '../../errors.js';
 import { checkParams } from '../../recipes/params.js';
-import { BRIDGE_PATCHES, MAKE_PATCH_PARAMS, makePatches } from '../../recipes/patches.js';
+import { BRIDGE_PATCHES, MAKE_PATCH_PARAMS, makePatches, type MakePatchParams } from '../../recipes/patches.js';
 import { progress } from '../../util/progress.js';
 import { skipReporter, type CliIO } from '../io.js';
 import { flagsNamed, loadFromArgs, numberList, withModel, type ModelArgs } from '../options.js';
 
-interface PatchArgs extends ModelArgs {
+/** The patch recipe's parameters as yargs gives them (the objective's exponent is --power, the size range text). */
+interface PatchArgs extends ModelArgs, Omit<MakePatchParams, 'cells' | 'cossimPower' | 'sizeRange' | 'iconTries'> {
   atlas: string;
-  cells: string;
-  out?: string;
   images: string;
-  patchPx: number;
-  steps: number;
-  batchSize: number;
-  lr: number;
-  iconSteps: number;
+  out?: string;
+  cells: string;
   power: number;
   sizesRange: string;
-  maxRotation: number;
-  seed: number;
-  testFraction: number;
-  splitSeed: number;
-  noise: boolean;
-  force: boolean;
   json: boolean;
 }
 

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { buildReportData, writeReport } from '../../recipes/report.js';
+import { shellCommand } from '../../util/shell.js';
 import type { CliIO } from '../io.js';
 
 interface ReportArgs {
@@ -14,9 +15,6 @@ interface ReportArgs {
   examples: boolean;
   png: boolean;
 }
-
-/** POSIX-shell quoting, so the command shown in the report can be pasted back as is. */
-const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 export function reportCommand(io: CliIO): CommandModule {
   return {
@@ -50,7 +48,7 @@ export function reportCommand(io: CliIO): CommandModule {
         ...(a.patches?.length ? { patches: a.patches } : {}),
         ...(a.title !== undefined ? { title: a.title } : {}),
         ...(a.examples ? {} : { examples: false as const }),
-        command: ['patch-atlas', 'report', ...args].map(quote).join(' '),
+        command: shellCommand(['patch-atlas', 'report', ...args]),
         onNote: (n) => io.err(`note: ${n}`),
       });
       const out = a.out ?? join('reports', data.title.replace(/[^\w.-]+/g, '_').replace(/^_+|_+$/g, '') || 'report');

@@ -3,7 +3,7 @@ import { parsePositions } from '../../attribution/positions.js';
 import { readEnv } from '../../config.js';
 import { PatchAtlasError } from '../../errors.js';
 import { articlePhotoPatches, DEMO } from '../../pipeline/demo.js';
-import { RUN_DEFAULTS, type RunOptions } from '../../pipeline/options.js';
+import { RUN_DEFAULTS, type RunBudget, type RunOptions } from '../../pipeline/options.js';
 import type { RunResult } from '../../pipeline/run.js';
 import type { Stage } from '../../pipeline/stage.js';
 import { sampleImages } from '../../data/sample-images.js';
@@ -12,30 +12,17 @@ import type { CliIO } from '../io.js';
 import { numberList, withModel, type ModelArgs } from '../options.js';
 import { parsePair } from '../../recipes/pair.js';
 
-export interface RunArgs extends ModelArgs {
+/** The budget flags as yargs gives them: RunBudget, with lists and counts still as text. */
+export interface RunArgs extends ModelArgs, Omit<RunBudget, 'positions' | 'sizes' | 'placements' | 'evalImages'> {
   images?: string;
   pair?: string;
   patches?: string[];
   out?: string;
   layer?: string;
   positions: string;
-  seed: number;
-  testFraction: number;
-  grid: number;
-  minDensity: number;
-  icons: number;
-  iconPx: number;
-  iconSteps: number;
-  iconPower: number;
-  eotSteps: number;
-  eotCells: number;
   sizes: string;
   placements: string;
   evalImages: string;
-  evalPasses: number;
-  evalMode: RunOptions['evalMode'];
-  batchSize: number;
-  png: boolean;
   title?: string;
 }
 

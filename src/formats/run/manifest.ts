@@ -2,7 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseFormat, parseJson } from '../file.js';
 import { MANIFEST_FILE } from './layout.js';
-import { runManifestFormat, type RunIdentity, type RunManifest } from './types.js';
+import { packageVersion } from '../../util/paths.js';
+import { producer } from '../producer.js';
+import { RUN_FORMAT, runManifestFormat, type RunIdentity, type RunManifest } from './types.js';
 
 /** Keys compared to resume or merge, in the order differences are reported. */
 export const IDENTITY_KEYS: readonly (keyof RunIdentity)[] = [
@@ -29,6 +31,11 @@ export function identityOf(m: RunIdentity): RunIdentity {
     layerShape: m.layerShape,
     imageListHash: m.imageListHash,
   };
+}
+
+/** The fields every manifest of a run with this identity starts with (format, who wrote it, the identity). */
+export function manifestHeader(identity: RunIdentity) {
+  return { format: RUN_FORMAT, tool: 'patch-atlas' as const, version: packageVersion(), producer: producer(identity.model), ...identityOf(identity) };
 }
 
 export interface IdentityDiff {

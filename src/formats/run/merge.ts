@@ -2,14 +2,12 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PatchAtlasError } from '../../errors.js';
 import { writeJsonAtomic } from '../../util/atomic.js';
-import { packageVersion } from '../../util/paths.js';
-import { producer } from '../producer.js';
 import { assembleArrays, Segments, type AssembleSpec } from './assemble.js';
 import { formatShard } from './image-list.js';
 import { ARRAY_FILES, ARRAY_NAMES, IMAGES_FILE, MANIFEST_FILE, TMP_SUFFIX, rowBytes } from './layout.js';
-import { identityDiff, identityOf, readManifest } from './manifest.js';
+import { identityDiff, manifestHeader, readManifest } from './manifest.js';
 import { RunReader } from './reader.js';
-import { META, META_COLUMNS, RUN_FORMAT, type RunManifest } from './types.js';
+import { META, META_COLUMNS, type RunManifest } from './types.js';
 
 const META_ROWS_PER_BLOCK = 1 << 16;
 
@@ -60,11 +58,7 @@ export async function mergeRuns(shardDirs: string[], outDir: string): Promise<Ru
     await writeJsonAtomic(join(outDir, IMAGES_FILE), bySlot[0]!.images);
 
     const manifest: RunManifest = {
-      format: RUN_FORMAT,
-      tool: 'patch-atlas',
-      version: packageVersion(),
-      producer: producer(first.model),
-      ...identityOf(first),
+      ...manifestHeader(first),
       shard: null,
       images: first.images,
       processedImages: bySlot.reduce((s, r) => s + r.manifest.processedImages, 0),

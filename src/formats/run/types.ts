@@ -3,7 +3,7 @@ import type { Format } from '../file.js';
 import { producerSchema } from '../producer.js';
 
 /** On-disk format of a collect run (see layout.ts for the files and README-style notes). */
-export const RUN_FORMAT = 'patch-atlas-run/1';
+export const RUN_FORMAT = 'patch-atlas-run/1' as const;
 
 /** One input image; `label` is a WordNet id, or null for unlabelled images. */
 export interface ImageRecord {

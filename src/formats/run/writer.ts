@@ -2,14 +2,12 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PatchAtlasError } from '../../errors.js';
 import { writeJsonAtomic } from '../../util/atomic.js';
-import { packageVersion } from '../../util/paths.js';
-import { producer } from '../producer.js';
 import { assembleArrays, Segments, type AssembleSpec } from './assemble.js';
 import { chunkOffsets, commitChunk, loadChunks, sortedChunk, type ChunkIndex } from './chunk.js';
 import { formatShard, hashImageList, inShard, shardOf } from './image-list.js';
 import { ARRAY_FILES, ARRAY_NAMES, CHUNKS_DIR, IMAGES_FILE, MANIFEST_FILE, TMP_SUFFIX, arrayInfos, assertLittleEndian, rowBytes } from './layout.js';
-import { identityDiff, identityOf, readManifest } from './manifest.js';
-import { META, META_COLUMNS, RUN_FORMAT, type ImageRecord, type PointChunk, type RunIdentity, type RunManifest, type ShardSpec } from './types.js';
+import { identityDiff, manifestHeader, readManifest } from './manifest.js';
+import { META, META_COLUMNS, type ImageRecord, type PointChunk, type RunIdentity, type RunManifest, type ShardSpec } from './types.js';
 
 /**
  * Writes one collect run (or one shard of it) so it can be killed at any moment and resumed:
@@ -80,11 +78,7 @@ export class RunWriter {
     if (!existing) {
       await claimEmptyDir(dir);
       const manifest: RunManifest = {
-        format: RUN_FORMAT,
-        tool: 'patch-atlas',
-        version: packageVersion(),
-        producer: producer(identity.model),
-        ...identityOf(identity),
+        ...manifestHeader(identity),
         shard: shard ? { index: shard.index, count: shard.count } : null,
         images: images.length,
         processedImages: 0,

@@ -1,9 +1,7 @@
 import { LabelSet } from '../../model/labels.js';
 import { buildReportData, writeReport } from '../../recipes/report.js';
+import { shellCommand } from '../../util/shell.js';
 import type { Stage } from '../stage.js';
-
-/** POSIX-shell quoting, so the command shown in the report can be pasted back as is. */
-const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 /** The self-contained HTML report of the atlas (with icons), the patch evaluation and the clean accuracy. */
 export function reportStage(atlasFrom: string): Stage {
@@ -19,7 +17,7 @@ export function reportStage(atlasFrom: string): Stage {
       const patches = (ctx.outputs('evaluate').inputs ?? []).map((p) => ctx.abs(p));
       const title = ctx.opts.title ?? `${LabelSet.display(ctx.source)} → ${LabelSet.display(ctx.target)} (${ctx.descriptor.name})`;
       const command = ['patch-atlas', 'report', '--atlas', atlas, '--evaluation', evaluation, '--accuracy', accuracy, ...(patches.length ? ['--patches', ...patches] : []), '--title', title, '--out', ctx.stageDir, ...(ctx.opts.png ? [] : ['--no-png'])];
-      const data = await buildReportData({ atlas, evaluation, accuracy, patches, title, command: command.map(quote).join(' '), onNote: ctx.note });
+      const data = await buildReportData({ atlas, evaluation, accuracy, patches, title, command: shellCommand(command), onNote: ctx.note });
       const files = await writeReport(data, ctx.stageDir, { png: ctx.opts.png });
       return { files: { html: ctx.rel(files.html), json: ctx.rel(files.json) }, facts: { charts: files.charts.length }, summary: ctx.rel(files.html) };
     },
