@@ -68,16 +68,17 @@ export async function pairFor(labels: LabelSet, req: PairRequest): Promise<Class
 
 /** The pair the patches' sidecars agree on (patches without a sidecar do not vote); undefined if none has one. */
 async function sidecarPair(paths: readonly string[]): Promise<{ source?: string; target: string; origin: 'sidecars' } | undefined> {
-  const seen = new Map<string, string>();
+  const seen = new Map<string, { source?: string; target: string; label: string; file: string }>();
   for (const f of await listPatchFiles(paths)) {
     const sc = await sidecarOf(f);
-    if (sc) seen.set(`${sc.source?.wnid ?? ''}:${sc.target.wnid}`, f);
+    if (!sc) continue;
+    const key = `${sc.source?.wnid ?? ''}:${sc.target.wnid}`;
+    if (!seen.has(key)) seen.set(key, { ...(sc.source ? { source: sc.source.wnid } : {}), target: sc.target.wnid, label: `${sc.source?.name ?? 'any'} → ${sc.target.name}`, file: f });
   }
-  if (seen.size === 0) return undefined;
   if (seen.size > 1) {
-    const list = [...seen].map(([k, f]) => `${k.replace(/^:/, 'any:').replace(':', ' → ')} (${f})`).join(', ');
+    const list = [...seen.values()].map((p) => `${p.label} (${p.file})`).join(', ');
     throw new PatchAtlasError('BAD_FLAG', `the patches' sidecars name different class pairs: ${list}`, 'evaluate them separately, or give --source and --target');
   }
-  const [source, target] = [...seen.keys()][0]!.split(':') as [string, string];
-  return { ...(source ? { source } : {}), target, origin: 'sidecars' };
+  const only = [...seen.values()][0];
+  return only ? { ...(only.source ? { source: only.source } : {}), target: only.target, origin: 'sidecars' } : undefined;
 }

@@ -23,7 +23,7 @@ export function progress(label: string, total: number, opts: ProgressOptions = {
   const unit = opts.unit ?? 'img';
   const start = Date.now();
   let count = 0;
-  let last = 0;
+  let last = -Infinity;
   let lastTenth = 0;
   const line = (final: boolean) => {
     const secs = (Date.now() - start) / 1000;

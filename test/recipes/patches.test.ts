@@ -9,7 +9,8 @@ import { readEnv } from '../../src/config.js';
 import { openDataset } from '../../src/data/dataset.js';
 import { initBackend } from '../../src/engine/backend.js';
 import { Classifier } from '../../src/model/classifier.js';
-import { readPatch } from '../../src/formats/patch.js';
+import { readEvaluation } from '../../src/formats/evaluation.js';
+import { readPatch, writePatch } from '../../src/formats/patch.js';
 import { readSplit } from '../../src/formats/split.js';
 import { runCli } from '../helpers/cli.js';
 import { removeDir } from '../helpers/images.js';
@@ -123,6 +124,27 @@ describe('patch command', () => {
     const missing = await runCli(['evaluate', '--patches', out(), '--images', images, '--split', join(root, 'nope.json'), '--target', 'great white shark', ...tiny()]);
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/--split .*nope\.json does not exist/);
+  });
+
+  it('evaluate takes the class pair from the patches\' sidecars, and refuses patches for different pairs', async () => {
+    const evalOut = join(root, 'eval-sidecars');
+    const r = await runCli(['evaluate', '--patches', out(), '--images', images, '--sizes', '0.3', '--positions', 'top-left', '--out', evalOut, ...tiny()]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(/classes from the patches' sidecars: grey whale → great white shark/);
+    const res = readEvaluation(evalOut);
+    expect(res.source).toEqual({ wnid: 'n02066245', name: 'grey whale' });
+    expect(res.target).toEqual({ wnid: 'n01484850', name: 'great white shark' });
+    // Targeted: only the grey whales count.
+    expect(res.images.length).toBeGreaterThan(0);
+    for (const im of res.images) expect(im).toMatch(/n02066245_/);
+
+    const other = join(root, 'other-pair');
+    const icon = await readPatch(join(out(), 'eot-noise.png'));
+    await writePatch(join(other, 'to-baseball.png'), { rgb: icon.rgb, px: icon.px }, { name: 'to-baseball', kind: 'eot', model: 'tiny_layers', target: { wnid: 'n02799071', name: 'baseball' } });
+    const mixed = await runCli(['evaluate', '--patches', out(), other, '--images', images, ...tiny()]);
+    expect(mixed.code).toBe(2);
+    expect(mixed.err.trim().split('\n')).toHaveLength(1);
+    expect(mixed.err).toMatch(/sidecars name different class pairs: grey whale → great white shark \(.*\), any → baseball \(.*to-baseball\.png\); evaluate them separately, or give --source and --target/);
   });
 
   it('bad flags give one line naming the flag', async () => {
