@@ -4,7 +4,7 @@ import { Classifier } from '../model/classifier.js';
 import { DEFAULT_MODEL } from '../model/descriptor.js';
 import { PatchAtlasError } from '../errors.js';
 import { flagFail, type ParamFail } from '../recipes/params.js';
-import { progress, type Progress } from '../util/progress.js';
+import { lazyProgress } from '../util/progress.js';
 import type { CliIO } from './io.js';
 
 export interface ModelArgs {
@@ -49,16 +49,9 @@ export function numberList(flag: string, v: string): number[] {
   });
 }
 
-/** A progress bar created on the first update (when the total is known); `update` fits recipes' onProgress. */
+/** A progress bar on the command's stderr, made on the first update; `update` fits recipes' onProgress. */
 export function progressBar(io: CliIO, label: string, enabled: boolean, unit?: string) {
-  let bar: Progress | undefined;
-  return {
-    update: (done: number, total: number) => {
-      bar ??= progress(label, total, { enabled, stream: io.errStream, ...(unit ? { unit } : {}) });
-      bar.update(done, total);
-    },
-    done: () => bar?.done(),
-  };
+  return lazyProgress(label, { enabled, stream: io.errStream, ...(unit ? { unit } : {}) });
 }
 
 /** Flag-named parameter errors where a command's flag is not the recipe's parameter name ({ cossimPower: 'power' }). */

@@ -12,7 +12,7 @@ import { checkPositions } from '../patch/placement.js';
 import { resolvePair } from '../recipes/pair.js';
 import { checkParams } from '../recipes/params.js';
 import { packageVersion } from '../util/paths.js';
-import { progress, type Progress } from '../util/progress.js';
+import { lazyProgress } from '../util/progress.js';
 import { imageListHash, stageKey } from './hash.js';
 import { RUN_PARAMS, type RunBudget, type RunOptions } from './options.js';
 import type { PipelineContext, Stage, StageProgress } from './stage.js';
@@ -201,19 +201,7 @@ function interrupted(stage: string): PatchAtlasError {
 }
 
 function stageBar(label: string, io: PipelineIO, unit?: string): StageProgress {
-  let bar: Progress | undefined;
-  let last = 0;
-  return {
-    update(done, total) {
-      bar ??= progress(label, total, { ...(io.errStream ? { stream: io.errStream } : { enabled: false }), ...(unit ? { unit } : {}) });
-      if (done > last) bar.tick(done - last);
-      last = done;
-    },
-    done() {
-      bar?.done();
-      bar = undefined;
-    },
-  };
+  return lazyProgress(label, { ...(io.errStream ? { stream: io.errStream } : { enabled: false }), ...(unit ? { unit } : {}) });
 }
 
 /** A finished stage whose key matches and whose files are all still there. */

@@ -4,7 +4,7 @@ import { classFilter, pairFilter } from '../atlas/filter.js';
 import { PatchAtlasError } from '../errors.js';
 import { ATLAS_FILE, ATLAS_FORMAT, writeAtlas, type AtlasFile } from '../formats/atlas.js';
 import { producer } from '../formats/producer.js';
-import { META, RunReader } from '../formats/run/index.js';
+import { META, RunReader, type RunManifest } from '../formats/run/index.js';
 import { loadDescriptor, loadLabels } from '../model/descriptor.js';
 import { LabelSet, type ClassRef } from '../model/labels.js';
 import { sampleIndices } from '../util/random.js';
@@ -82,7 +82,7 @@ export async function buildAtlas(req: AtlasRequest): Promise<{ path: string; atl
   const reader = await RunReader.open(req.run);
   try {
     const m = reader.manifest;
-    const labels = runLabels(m.model, m.classes);
+    const labels = runLabels(m);
     const refs = req.classes.map((q, i) => labels.resolve(q, req.classes.length === 2 ? `class ${i === 0 ? 'A' : 'B'}` : 'class'));
     const col = (c: ClassRef) => c.index - labels.offset;
     const [winner, label, image, pred] = await reader.columns('meta', [META.winClass, META.trueClass, META.image, META.predClass]);
@@ -161,18 +161,19 @@ export async function buildAtlas(req: AtlasRequest): Promise<{ path: string; atl
   }
 }
 
-/** The run's label set, checked against the class list it was collected with. */
-function runLabels(model: string, classes: string[]): LabelSet {
-  let labels: LabelSet;
+/**
+ * The run's label set: its model's, when the descriptor is known here and lists the same classes; else
+ * the class names the run recorded (runs collected with a descriptor file); else WordNet ids alone.
+ */
+function runLabels(m: RunManifest): LabelSet {
+  const { classes } = m;
+  let labels: LabelSet | undefined;
   try {
-    labels = loadLabels(loadDescriptor(model));
+    labels = loadLabels(loadDescriptor(m.model));
   } catch {
-    // A run from a descriptor that is not installed here still names its classes by WordNet id.
-    labels = new LabelSet({ name: 'run', classes: classes.map((w) => [w, w, w]) });
+    labels = undefined;
   }
-  if (labels.classes.length !== classes.length || labels.classes.some((c, i) => c.wnid !== classes[i])) {
-    labels = new LabelSet({ name: 'run', classes: classes.map((w) => [w, labels.tryResolve(w)?.name ?? w, labels.tryResolve(w)?.long ?? w]) });
-  }
-  return labels;
+  if (labels && labels.classes.length === classes.length && labels.classes.every((c, i) => c.wnid === classes[i])) return labels;
+  const names = m.classNames?.length === classes.length ? m.classNames : undefined;
+  return new LabelSet({ name: 'run', classes: classes.map((w, i) => [w, labels?.tryResolve(w)?.name ?? names?.[i] ?? w, labels?.tryResolve(w)?.long ?? names?.[i] ?? w]) });
 }
-

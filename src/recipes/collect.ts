@@ -6,6 +6,7 @@ import { imageBatches } from '../data/batches.js';
 import type { Dataset, ImageItem } from '../data/dataset.js';
 import { PatchAtlasError } from '../errors.js';
 import type { Classifier } from '../model/classifier.js';
+import { LabelSet } from '../model/labels.js';
 import { checkParams, wholeNumber, type ParamSpec } from './params.js';
 import { hashImageList, RunWriter, shardOf, toHalf, type ImageRecord, type RunIdentity, type RunManifest, type ShardSpec } from '../formats/run/index.js';
 
@@ -72,7 +73,7 @@ export async function collect(c: Classifier, ds: Dataset, opts: CollectOptions):
     layerShape: [H, W, C],
     imageListHash: hashImageList(records),
   };
-  const writer = await RunWriter.open(opts.out, identity, records, opts.shard);
+  const writer = await RunWriter.open(opts.out, identity, records, opts.shard, c.labels.classes.map((k) => LabelSet.display(k)));
   const inShard = opts.shard ? shardOf(records.length, opts.shard) : records.map((_, i) => i);
   const resumed = inShard.filter((i) => writer.doneImages.has(i)).length;
   const todo = inShard.filter((i) => !writer.doneImages.has(i));

@@ -15,7 +15,7 @@ import type { PatchPixels } from '../patch/paste.js';
 import { atlasSection } from './atlas.js';
 import { patchExamples } from './examples.js';
 import { quotedList } from './format.js';
-import { isNoiseName, patchesSection } from './patches.js';
+import { patchesSection } from './patches.js';
 import { summarise } from './summary.js';
 
 export interface ReportInputs {
@@ -102,7 +102,7 @@ async function patchGallery(ev: EvaluationFile, path: string, inputs: ReportInpu
     : 'unknown' in inputs.model ? (note(`no before/after examples: ${inputs.model.unknown}`), new Map<string, PatchExample>())
     : await patchExamples(ev, pixels, inputs.model, media, note);
   for (const p of section.patches) p.example = examples.get(p.name) ?? null;
-  if (!section.patches.some((p) => isNoiseName(p.name) || p.name === ev.noise?.name)) note('no noise control in the evaluation (evaluate --noise)');
+  if (!section.patches.some((p) => p.kind === 'noise')) note('no noise control in the evaluation (evaluate --noise)');
   return section;
 }
 

@@ -35,7 +35,8 @@ export interface PatchFileInfo {
  * anything else made from the atlas); a file without a sidecar is a photo.
  */
 export function patchKind(name: string, file: PatchFileInfo | null, noiseControl?: string | null): PatchKind {
-  if (name === noiseControl || isNoiseName(name) || file?.sidecar === 'noise') return 'noise';
+  // The evaluation names its generated control; files that do not are read by the usual names.
+  if ((noiseControl ? name === noiseControl : isNoiseName(name)) || file?.sidecar === 'noise') return 'noise';
   if (!file) return 'unknown';
   return file.sidecar === null || file.sidecar === 'photo' ? 'photo' : 'atlas';
 }

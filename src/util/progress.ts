@@ -14,6 +14,8 @@ export interface ProgressOptions {
   enabled?: boolean;
   stream?: NodeJS.WriteStream;
   unit?: string;
+  /** When the work started (Date.now()), if before the bar was made; rates count from here. */
+  start?: number;
 }
 
 export function progress(label: string, total: number, opts: ProgressOptions = {}): Progress {
@@ -21,7 +23,7 @@ export function progress(label: string, total: number, opts: ProgressOptions = {
   const enabled = opts.enabled ?? true;
   const tty = Boolean(stream.isTTY);
   const unit = opts.unit ?? 'img';
-  const start = Date.now();
+  const start = opts.start ?? Date.now();
   let count = 0;
   let last = -Infinity;
   let lastTenth = 0;
@@ -69,4 +71,23 @@ function clock(s: number): string {
   const m = Math.floor(s / 60);
   const r = Math.round(s % 60);
   return `${m}:${String(r).padStart(2, '0')}`;
+}
+
+/**
+ * A bar made on the first update, when the total is known (recipes report `onProgress(done, total)`),
+ * timed from when this was called. `update` fits any recipe's onProgress.
+ */
+export function lazyProgress(label: string, opts: Omit<ProgressOptions, 'start'> = {}) {
+  const start = Date.now();
+  let bar: Progress | undefined;
+  return {
+    update: (done: number, total: number) => {
+      bar ??= progress(label, total, { ...opts, start });
+      bar.update(done, total);
+    },
+    done: () => {
+      bar?.done();
+      bar = undefined;
+    },
+  };
 }

@@ -4,9 +4,8 @@ import { auditSummary, runAudit } from '../../audit/run.js';
 import { PatchAtlasError } from '../../errors.js';
 import { BACKENDS, type BackendName } from '../../engine/index.js';
 import { DEFAULT_MODEL } from '../../model/descriptor.js';
-import { progress } from '../../util/progress.js';
 import { skipReporter, type CliIO } from '../io.js';
-import { loadFromArgs } from '../options.js';
+import { loadFromArgs, progressBar } from '../options.js';
 
 interface AuditArgs {
   config: string;
@@ -32,24 +31,18 @@ export function auditCommand(io: CliIO): CommandModule {
       const c = await loadFromArgs({ model: cfg.model ?? DEFAULT_MODEL, backend: a.backend, offline: a.offline, ...(cfg.weights ? { weights: cfg.weights } : {}) }, io, a.json);
       try {
         const skips = skipReporter(io, a.json);
-        let bar: ReturnType<typeof progress> | undefined;
-        let last = 0;
+        let bar = progressBar(io, 'evaluate', !a.json);
         const r = await runAudit(cfg, c, {
           onSkip: skips.onSkip,
           onNote: (n) => !a.json && io.err(n),
           onCheck: (check, i, n) => {
-            bar?.done();
-            bar = undefined;
-            last = 0;
+            bar.done();
+            bar = progressBar(io, 'evaluate', !a.json);
             if (!a.json) io.err(`check ${i + 1}/${n}: ${check.name}`);
           },
-          onProgress: (done, total) => {
-            bar ??= progress('evaluate', total, { enabled: !a.json, stream: io.errStream });
-            bar.tick(done - last);
-            last = done;
-          },
+          onProgress: (done, total) => bar.update(done, total),
         });
-        bar?.done();
+        bar.done();
         if (a.json) io.out(JSON.stringify(r, null, 2));
         else for (const line of auditSummary(r, a.config)) io.out(line);
         if (!r.passed) {

@@ -4,9 +4,8 @@ import { checkParams } from '../../recipes/params.js';
 import { formatShard, mergeRuns, parseShard } from '../../formats/run/index.js';
 import { parsePositions } from '../../attribution/positions.js';
 import { openDataset } from '../../data/dataset.js';
-import { progress } from '../../util/progress.js';
 import { skipReporter, type CliIO } from '../io.js';
-import { loadFromArgs, withModel, type ModelArgs } from '../options.js';
+import { loadFromArgs, progressBar, withModel, type ModelArgs } from '../options.js';
 
 interface CollectArgs extends ModelArgs {
   images: string;
@@ -51,8 +50,8 @@ export function collectCommand(io: CliIO): CommandModule {
         const ds = await openDataset(a.images, c.labels);
         const skips = skipReporter(io, a.json);
         for (const s of ds.skipped) skips.onSkip(s);
-        let bar: ReturnType<typeof progress> | undefined;
-        let last = 0;
+        const bar = progressBar(io, `collect${shard ? ` ${formatShard(shard)}` : ''}`, !a.json);
+        let started = false;
         const r = await collect(c, ds, {
           layer: a.layer ?? c.descriptor.layers.default,
           out: a.out,
@@ -61,15 +60,12 @@ export function collectCommand(io: CliIO): CommandModule {
           signal: abort.signal,
           onSkip: skips.onSkip,
           onProgress: (done, total) => {
-            if (!bar) {
-              bar = progress(`collect${shard ? ` ${formatShard(shard)}` : ''}`, total, { enabled: !a.json, stream: io.errStream });
-              if (done > 0 && !a.json) io.err(`resuming: ${done} of ${total} images already done`);
-            }
-            bar.tick(done - last);
-            last = done;
+            if (!started && done > 0 && !a.json) io.err(`resuming: ${done} of ${total} images already done`);
+            started = true;
+            bar.update(done, total);
           },
         });
-        bar?.done();
+        bar.done();
         const m = r.manifest;
         if (a.json) return io.out(JSON.stringify({ run: a.out, complete: r.complete, points: m.points, processed: r.processed, resumed: r.resumed, skipped: m.skippedImages.length, method: r.method, seconds: r.seconds, layer: m.layer, positions: m.positions }, null, 2));
         if (!r.complete) return io.out(`${a.out}: partial (${r.resumed + r.processed} images done); re-run the same command to resume`);

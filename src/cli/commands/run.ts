@@ -7,9 +7,8 @@ import { RUN_DEFAULTS, type RunBudget, type RunOptions } from '../../pipeline/op
 import type { RunResult } from '../../pipeline/run.js';
 import type { Stage } from '../../pipeline/stage.js';
 import { sampleImages } from '../../data/sample-images.js';
-import { progress } from '../../util/progress.js';
 import type { CliIO } from '../io.js';
-import { numberList, withModel, type ModelArgs } from '../options.js';
+import { numberList, progressBar, withModel, type ModelArgs } from '../options.js';
 import { parsePair } from '../../recipes/pair.js';
 
 /** The budget flags as yargs gives them: RunBudget, with lists and counts still as text. */
@@ -147,18 +146,13 @@ export function demoCommand(io: CliIO): CommandModule {
     handler: async (raw) => {
       const a = raw as unknown as RunArgs;
       const env = readEnv();
-      let bar: ReturnType<typeof progress> | undefined;
-      let last = 0;
+      const bar = progressBar(io, 'download', true, 'file');
       const sample = await sampleImages(env, {
         offline: a.offline,
         onStart: (url, dest, missing) => io.err(`downloading ${missing} ImageNet sample images from ${url} into ${dest} ...`),
-        onProgress: (done, total) => {
-          bar ??= progress('download', total, { stream: io.errStream, unit: 'file' });
-          bar.tick(done - last);
-          last = done;
-        },
+        onProgress: bar.update,
       });
-      bar?.done();
+      bar.done();
       const patches = a.patches ?? (await articlePhotoPatches(env));
       io.err(`demo: ${sample.dir} (${sample.source === 'data' ? 'PATCH_ATLAS_DATA' : sample.source === 'cache' ? 'downloaded earlier' : 'downloaded now'})${patches.length ? `, ${patches.length} photo patches as controls` : ''}`);
       await runWithSignals(runOptions(a, sample.dir, [...DEMO.pair], patches, DEMO.out), io);

@@ -59,6 +59,7 @@ export async function mergeRuns(shardDirs: string[], outDir: string): Promise<Ru
 
     const manifest: RunManifest = {
       ...manifestHeader(first),
+      ...(bySlot[0]!.manifest.classNames ? { classNames: bySlot[0]!.manifest.classNames } : {}),
       shard: null,
       images: first.images,
       processedImages: bySlot.reduce((s, r) => s + r.manifest.processedImages, 0),

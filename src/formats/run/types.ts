@@ -45,6 +45,8 @@ const manifestSchema = identity.extend({
   version: z.string(),
   /** Who wrote (or last resumed, or merged) the run; absent in runs from before it was recorded. */
   producer: producerSchema.optional(),
+  /** Class names in `classes` order, so a run names its classes without its model's descriptor (absent in older runs). */
+  classNames: z.array(z.string()).optional(),
   shard: z.object({ index: z.number().int(), count: z.number().int() }).nullable(),
   /** Images in the full list (not just this shard). */
   images: z.number().int(),

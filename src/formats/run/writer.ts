@@ -64,7 +64,7 @@ export class RunWriter {
    * Create the run in `dir`, or resume the run already there if it was started with the same
    * identity and shard. `images` is the full, unsharded list.
    */
-  static async open(dir: string, identity: RunIdentity, images: ImageRecord[], shard: ShardSpec | null): Promise<RunWriter> {
+  static async open(dir: string, identity: RunIdentity, images: ImageRecord[], shard: ShardSpec | null, classNames?: string[]): Promise<RunWriter> {
     assertLittleEndian();
     if (identity.imageListHash !== hashImageList(images)) throw new Error('RunWriter.open: identity.imageListHash is not hashImageList(images)');
     if (shard && !(Number.isInteger(shard.count) && shard.count >= 1 && Number.isInteger(shard.index) && shard.index >= 0 && shard.index < shard.count)) {
@@ -79,6 +79,7 @@ export class RunWriter {
       await claimEmptyDir(dir);
       const manifest: RunManifest = {
         ...manifestHeader(identity),
+        ...(classNames ? { classNames } : {}),
         shard: shard ? { index: shard.index, count: shard.count } : null,
         images: images.length,
         processedImages: 0,
