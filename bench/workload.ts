@@ -121,7 +121,7 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     // bare: the peer's step (Adam on raw pixels, no transforms); else lucid's (Fourier, decorrelation, sigmoid,
     // the article's transforms).
     const bare = a.bare === 1 || a.bare === '1';
-    const param = (seed: number) => (bare ? image(batch, size, size, { seed, fft: false, decorrelate: false, sigmoid: false }) : image(batch, size, size, { seed }));
+    const param = (seed: number | readonly number[]) => (bare ? image(batch, size, size, { seed, fft: false, decorrelate: false, sigmoid: false }) : image(batch, size, size, { seed }));
     const opts = { classifier: c, objective, param, transforms: bare ? [] : standardTransforms() };
     await render({ ...opts, steps: 2 }); // warm-up: kernels, DFT matrices
     const t0 = performance.now();

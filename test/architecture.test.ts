@@ -15,7 +15,7 @@ const LAYER_OF: Record<string, Layer> = {
   engine: 'engine',
   'errors.ts': 'bottom', 'config.ts': 'bottom', util: 'bottom',
   model: 'platform', data: 'platform', formats: 'platform',
-  atlas: 'blocks', featurevis: 'blocks', patch: 'blocks', evaluate: 'blocks', attribution: 'blocks', report: 'blocks',
+  atlas: 'blocks', featurevis: 'blocks', patch: 'blocks', evaluate: 'blocks', attribution: 'blocks', report: 'blocks', screen: 'blocks',
   recipes: 'recipes',
   cli: 'faces', pipeline: 'faces', audit: 'faces',
 };

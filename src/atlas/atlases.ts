@@ -56,6 +56,8 @@ export interface PairAtlasInput extends CommonInput {
    * columns to read only these points' activations); absent: filtered here.
    */
   points?: Int32Array;
+  /** Where the bridge score's "from A" comes from (see bridgeScores; default the images' labels). */
+  fromA?: 'images' | 'attribution';
   /** 'pair-axis': x = pairAxis, y = 1-D cosine UMAP (the article's comparison); 'umap': 2-D UMAP. */
   layout?: 'pair-axis' | 'umap';
   names?: { a: string; b: string };
@@ -116,7 +118,7 @@ export async function pairAtlas(input: PairAtlasInput): Promise<PairAtlasResult>
 
   const cells = binGrid(layoutXY, p.grid, p.minDensity);
   const stats = await allCellStats(cells, points, { acts, C, classes: [a, b], attr: [attrA, attrB], label: input.label, image: input.image, ...(input.pred ? { pred: input.pred } : {}) }, { k: p.k, ...(input.attrRows ? { attrRows: input.attrRows } : {}) });
-  const bridges = bridgeScores({ cells: stats, axis, acts, C, points, winner, a, b, ...(input.names ? { names: input.names } : {}) });
+  const bridges = bridgeScores({ cells: stats, axis, acts, C, points, winner, a, b, ...(input.names ? { names: input.names } : {}), ...(input.fromA === 'attribution' ? { fromA: 'attribution' as const, attrA, attrB } : {}) });
   return { kind: 'pair', params: { ...p, a, b, topN, layout }, points, layoutXY, axis, cells: stats, bridges, notes };
 }
 

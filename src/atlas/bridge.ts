@@ -46,6 +46,15 @@ export interface BridgeInputs {
   b: number;
   /** For the reason sentence; default "class <column>". */
   names?: { a: string; b: string };
+  /**
+   * Where "from A" comes from: the images' labels (or predictions), or, where no other image of A may be
+   * used (the screen holds the tested image out), the points' own attribution: the share of the cell's
+   * points whose attribution to A exceeds their attribution to B (needs `attrA`, `attrB`).
+   */
+  fromA?: 'images' | 'attribution';
+  /** Attribution to A and to B by global point index (for fromA: 'attribution'). */
+  attrA?: Float32Array;
+  attrB?: Float32Array;
 }
 
 export interface BridgeScore {
@@ -60,7 +69,7 @@ export interface BridgeScore {
   towardB: number;
   /** null when no point in the cell has a label or prediction. */
   fromA: number | null;
-  fromASource: 'label' | 'prediction' | 'none';
+  fromASource: 'label' | 'prediction' | 'attribution' | 'none';
   /** null when the atlas has no A-typical or no B-typical points, or they coincide. */
   between: number | null;
   /** Position on the A→B axis (0 = A-typical centroid, 1 = B-typical); null like `between`. */
@@ -81,7 +90,7 @@ export function bridgeScores(input: BridgeInputs): BridgeScore[] {
     let sx = 0;
     for (const r of cell.rows) sx += axis[r]!;
     const towardB = cell.count > 0 ? sx / cell.count : 0;
-    const { fromA, source } = fromClass(cell, a);
+    const { fromA, source } = input.fromA === 'attribution' ? fromAttribution(cell, input) : fromClass(cell, a);
     const t = axisPos(cell.rows);
     const between = t === null ? null : Math.max(0, Math.min(1, 1 - Math.abs(2 * t - 1)));
     const evidence = 1 - (1 - (fromA ?? 0)) * (1 - (between ?? 0));
@@ -99,6 +108,16 @@ export function bridgeScores(input: BridgeInputs): BridgeScore[] {
   scored.sort((u, v) => v.score - u.score || v.towardB - u.towardB || v.count - u.count || u.cell - v.cell);
   scored.forEach((s, k) => (s.rank = k + 1));
   return scored;
+}
+
+/** fromA as the share of the cell's points that favour A by attribution (attr[A] > attr[B]). */
+function fromAttribution(cell: CellStats, input: BridgeInputs): { fromA: number | null; source: BridgeScore['fromASource'] } {
+  const { attrA, attrB } = input;
+  if (!attrA || !attrB) throw new Error("bridgeScores: fromA 'attribution' needs attrA and attrB");
+  if (cell.count === 0) return { fromA: null, source: 'none' };
+  let k = 0;
+  for (const p of cell.points) if (attrA[p]! > attrB[p]!) k++;
+  return { fromA: k / cell.count, source: 'attribution' };
 }
 
 /** fromA among the points whose image has a class; labels win over predictions when the cell has any. */
@@ -177,6 +196,7 @@ function pushPhrase(towardB: number, nameA: string, nameB: string): string {
 function fromPhrase(fromA: number | null, source: BridgeScore['fromASource'], nameA: string): string {
   if (fromA === null) return 'no labelled images';
   const pct = `${Math.round(fromA * 100)} %`;
+  if (source === 'attribution') return `${pct} of points favour ${nameA} by attribution`;
   return source === 'label' ? `${pct} of points from ${nameA} images` : `${pct} of points from images predicted ${nameA}`;
 }
 

@@ -11,6 +11,7 @@ import { iconsCommand } from './commands/icons.js';
 import { modelsCommand } from './commands/models.js';
 import { patchCommand } from './commands/patch.js';
 import { reportCommand } from './commands/report.js';
+import { screenCommand } from './commands/screen.js';
 import { demoCommand, runCommand } from './commands/run.js';
 import { processIO, type CliIO } from './io.js';
 
@@ -34,6 +35,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     .command(iconsCommand(io))
     .command(patchCommand(io))
     .command(evaluateCommand(io))
+    .command(screenCommand(io))
     .command(auditCommand(io))
     .command(reportCommand(io))
     .command(runCommand(io))

@@ -1,9 +1,7 @@
-import { createHash } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import sharp from 'sharp';
 import { PatchAtlasError } from '../errors.js';
-import { mapLimit } from '../util/concurrency.js';
 
 /** A square patch image: `px`×`px`×3 bytes, row-major RGB. */
 export interface PatchImage {
@@ -60,9 +58,3 @@ export async function loadPatches(paths: readonly string[]): Promise<PatchImage[
   }
   return out;
 }
-
-/** Name and content hash of each file (photo patches): the key follows the pixels, not where the files live. */
-export async function fileDigests(files: readonly string[]): Promise<Array<{ name: string; sha256: string }>> {
-  return mapLimit(files, 8, async (f) => ({ name: basename(f), sha256: createHash('sha256').update(await readFile(f)).digest('hex') }));
-}
-

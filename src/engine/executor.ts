@@ -21,6 +21,8 @@ export interface Executor {
   readonly outputName: string;
   has(name: string): boolean;
   run(feeds: ReadonlyMap<string, tf.Tensor>, outputs: readonly string[]): tf.Tensor[];
+  /** A layer's weight tensors (kernel first), as plain arrays with their shapes; absent where the executor cannot tell. */
+  weightsOf?(layer: string): Array<{ values: Float32Array; shape: number[] }> | undefined;
   /** Forward-mode product from layer `from` (see LayersExecutor.jvp); absent or undefined where unsupported. */
   jvp?(feeds: ReadonlyMap<string, tf.Tensor>, from: string, tangent: tf.Tensor, groups: number, outputs: readonly string[]): JvpResult | undefined;
   dispose(): void;

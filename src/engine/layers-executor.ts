@@ -28,6 +28,11 @@ export class LayersExecutor implements Executor {
   /** How many conv → batch-norm → activation chains run as one fused kernel. */
   readonly fusedChains: number;
 
+  weightsOf(layer: string): Array<{ values: Float32Array; shape: number[] }> | undefined {
+    const l = this.model.layers.find((x) => x.name === layer);
+    return l?.getWeights().map((w) => ({ values: Float32Array.from(w.dataSync() as Float32Array), shape: [...w.shape] }));
+  }
+
   constructor(private readonly model: tf.LayersModel) {
     if (model.inputs.length !== 1) throw new Error('patch-atlas supports image models with exactly one input');
     this.inputId = (model.inputs[0] as unknown as SymbolicLike).id;

@@ -30,17 +30,26 @@ export function iconObjectiveName(layer: string, cossimPower: number): string {
   return `dot(h, v')·max(0.1, cos(h, v'))^${cossimPower} at the centre of ${layer}, v' = (S + λI)⁻¹·(cell mean activation), S the run's uncentred second moment`;
 }
 
-/** One batched render: one icon per mean activation. */
+/** One batched render: one icon per mean activation, all whitened by `w`. */
 export async function renderCellIcons(c: Classifier, layer: string, w: Whitening, meanActs: ReadonlyArray<ArrayLike<number>>, s: CellIconSettings): Promise<RenderResult> {
-  const vecs = meanActs.map((v) => whiten(w, v));
+  return renderDirections(c, layer, meanActs.map((v) => whiten(w, v)), s);
+}
+
+/**
+ * Icons of already whitened directions (each may come from its own whitening), as one batch. With
+ * `itemSeeds` each icon has its own random stream (render's `itemSeeds`): it comes out the same whatever
+ * it is batched with, and `s.seed` is not used.
+ */
+export async function renderDirections(c: Classifier, layer: string, dirs: ReadonlyArray<ArrayLike<number>>, s: CellIconSettings, itemSeeds?: readonly number[]): Promise<RenderResult> {
   return render({
     classifier: c,
-    objective: directionCossimBatch(layer, vecs, s.cossimPower),
-    param: (seed) => image(meanActs.length, s.iconPx, s.iconPx, { seed }),
+    objective: directionCossimBatch(layer, dirs, s.cossimPower),
+    param: (seed) => image(dirs.length, s.iconPx, s.iconPx, { seed }),
     transforms: standardTransforms(),
     steps: s.steps,
     tries: s.tries,
     seed: s.seed,
+    ...(itemSeeds ? { itemSeeds } : {}),
   });
 }
 

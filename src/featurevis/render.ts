@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../model/classifier.js';
 import { withMaxPoolGrad } from '../engine/index.js';
-import { mulberry32 } from '../util/random.js';
+import { keyedSeed, mulberry32 } from '../util/random.js';
 import type { Activations, Objective } from './objectives.js';
 import type { Param } from './param/param.js';
 import { compose, type Transform } from './transforms.js';
@@ -22,8 +22,11 @@ export interface RenderStep {
 export interface RenderOptions {
   classifier: Classifier;
   objective: Objective;
-  /** A fresh parameterisation per try, e.g. `(seed) => image(b, 128, 128, { seed })`. */
-  param: (seed: number) => Param;
+  /**
+   * A fresh parameterisation per try, e.g. `(seed) => image(b, 128, 128, { seed })`; with `itemSeeds`
+   * the seed is a list, one per item.
+   */
+  param: (seed: number | readonly number[]) => Param;
   /** One transform or a list applied in order (default none). */
   transforms?: Transform | readonly Transform[];
   /** Optimisation steps per try (default 512, the notebooks' count). */
@@ -33,6 +36,12 @@ export interface RenderOptions {
   /** Independent tries; the best per item is kept (default 1). */
   tries?: number;
   seed?: number;
+  /**
+   * One seed per item instead of `seed`: each item gets its own initialisation and its own random
+   * transforms (applied item by item), so an item renders the same whatever it is batched with, and a
+   * batch of icons from many cells (or pairs) can be cut, resumed or sharded without changing any image.
+   */
+  itemSeeds?: readonly number[];
   onStep?: (s: RenderStep) => void;
 }
 
@@ -100,7 +109,15 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
   for (let t = 0; t < tries; t++) {
     const initSeed = Math.floor(master() * 2 ** 31);
     const rng = mulberry32(Math.floor(master() * 2 ** 32));
-    const param = opts.param(initSeed);
+    const items = opts.itemSeeds;
+    const param = opts.param(items ? items.map((s) => keyedSeed(s, `init/${t}`)) : initSeed);
+    const itemRngs = items?.map((s) => mulberry32(keyedSeed(s, `transforms/${t}`)));
+    // Per-item streams: each item through the transforms on its own (one draw per item, not per batch).
+    const apply = (x: tf.Tensor4D): tf.Tensor4D => {
+      if (!itemRngs) return transform(x, rng);
+      const each = itemRngs.map((r, i) => transform(tf.slice(x, [i, 0, 0, 0], [1, -1, -1, -1]), r));
+      return each.length === 1 ? each[0]! : tf.concat(each, 0);
+    };
     const optimizer = tf.train.adam(lr);
     const steps_: Float32Array[] = [];
     try {
@@ -110,7 +127,7 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
         // 'exact' max-pool gradients: the optimiser needs the true gradient, not attribution's relaxation.
         const { value, grads } = withMaxPoolGrad('exact', () =>
           tf.variableGrads(() => {
-            const x = transform(param.image(), rng);
+            const x = apply(param.image());
             per = tf.keep(objective.perItem(runActs(classifier, objective, x)));
             return tf.neg(tf.sum(per)) as tf.Scalar;
           }, param.variables),

@@ -51,7 +51,7 @@ const bridge = z.object({
   score: num,
   towardB: num,
   fromA: num,
-  fromASource: z.enum(['label', 'prediction', 'none']),
+  fromASource: z.enum(['label', 'prediction', 'attribution', 'none']),
   between: num,
   t: num,
   support: num,

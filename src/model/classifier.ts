@@ -205,6 +205,24 @@ export class Classifier {
     return { activation, grad };
   }
 
+  /**
+   * The final layer's weight vector into each class's logit: [classes × D] row-major, in label-column
+   * order (background slot dropped). Undefined when the executor cannot read the logits layer's kernel
+   * (graph models).
+   */
+  logitWeights(): { weights: Float32Array; classes: number; dim: number } | undefined {
+    const layer = this.descriptor.output.logits ?? this.exec.outputName;
+    const kernel = this.exec.weightsOf?.(layer)?.[0];
+    const K = this.labels.outputs;
+    if (!kernel || kernel.shape.at(-1) !== K) return undefined;
+    const D = kernel.values.length / K;
+    const classes = K - this.labels.offset;
+    const weights = new Float32Array(classes * D);
+    // The kernel is [..., D, K] (a dense layer or a 1×1 convolution): column k holds class k's weights.
+    for (let k = 0; k < classes; k++) for (let d = 0; d < D; d++) weights[k * D + d] = kernel.values[d * K + k + this.labels.offset]!;
+    return { weights, classes, dim: D };
+  }
+
   /** Top-k classes per image from a [N, outputs] probability matrix (background slot excluded). */
   topK(probs: tf.Tensor2D, k: number): Prediction[][] {
     const [n, m] = probs.shape;

@@ -17,7 +17,8 @@ import { imageListHash, stageKey } from './hash.js';
 import { RUN_PARAMS, type RunBudget, type RunOptions } from './options.js';
 import type { PipelineContext, Stage, StageProgress } from './stage.js';
 import { pipelineStages } from './stages/index.js';
-import { fileDigests, listPatchFiles } from '../data/patches.js';
+import { fileDigests } from '../data/digest.js';
+import { listPatchFiles } from '../data/patches.js';
 import { PIPELINE_FORMAT, readPipelineState, STATE_FILE, writePipelineState, type PipelineState, type StageOutputs, type StageRecord } from '../formats/pipeline.js';
 import { producer } from '../formats/producer.js';
 

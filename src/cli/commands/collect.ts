@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { COLLECT_PARAMS, collect } from '../../recipes/collect.js';
 import { checkParams } from '../../recipes/params.js';
@@ -81,14 +83,20 @@ export function collectCommand(io: CliIO): CommandModule {
 export function mergeCommand(io: CliIO): CommandModule {
   return {
     command: 'merge <shards...>',
-    describe: 'join shard runs from `collect --shard i/N` into one run',
+    describe: 'join shard folders of `collect --shard i/N` (runs) or `screen --shard i/N` (screens) into one',
     builder: (y: Argv) =>
       y
-        .positional('shards', { type: 'string', array: true, describe: 'shard run folders' })
-        .option('out', { type: 'string', demandOption: true, describe: 'merged run folder' })
-        .example('$0 merge runs/s0 runs/s1 --out runs/all', 'identical to an unsharded run'),
+        .positional('shards', { type: 'string', array: true, describe: 'shard folders (all runs, or all screens)' })
+        .option('out', { type: 'string', demandOption: true, describe: 'merged folder' })
+        .example('$0 merge runs/s0 runs/s1 --out runs/all', 'identical to an unsharded run')
+        .example('$0 merge screens/s0 screens/s1 --out screens/all', 'identical to an unsharded screen'),
     handler: async (raw) => {
       const a = raw as unknown as { shards: string[]; out: string };
+      if (a.shards.every((s) => existsSync(join(s, 'screen-plan.json')))) {
+        const { mergeScreens } = await import('../../recipes/screen.js');
+        const r = await mergeScreens(a.shards, a.out);
+        return io.out(`${r.files.json}: ${r.file.sets.map((s) => `${s.pairs.length} ${s.name} pairs`).join(', ')} from ${a.shards.length} shards`);
+      }
       const m = await mergeRuns(a.shards, a.out);
       io.out(`${a.out}: ${m.points} points from ${a.shards.length} shards`);
     },

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { matMulConst, transposed } from '../sampling.js';
-import { variableFrom, type InitOptions, type Param } from './param.js';
+import { initialValues, variableFrom, type InitOptions, type Param } from './param.js';
 
 /**
  * Fourier-space image (Feature Visualization; lucid's fft_image): the variables are the coefficients
@@ -136,7 +136,7 @@ export function fourier(b: number, h: number, w: number, opts: FourierOptions = 
   const kx = rfftWidth(w);
   const dft = dftTensors(h, w, fourierNorm(h, w));
   const scale = tf.tensor2d(spectrumScale(h, w, opts.decay ?? 1), [kx, 2 * h]);
-  const spectrum = variableFrom(tf.randomNormal([b, 3, kx, 2 * h], 0, opts.sd ?? 0.01, 'float32', opts.seed));
+  const spectrum = variableFrom(initialValues([b, 3, kx, 2 * h], opts.sd ?? 0.01, opts.seed));
   return {
     variables: [spectrum],
     shape: [b, h, w],

@@ -177,6 +177,14 @@ export class RunReader {
     }
   }
 
+  /** A whole array in memory ([points × rowLength]), for runs small enough to hold (the screen reads each many times). */
+  async all<A extends ArrayName>(array: A): Promise<Decoded<A>> {
+    const rl = this.info(array).rowLength;
+    const out = alloc(array, this.points * rl);
+    for await (const b of this.blocks(array, Math.max(1, Math.floor((16 << 20) / (rl * 4))))) (out as Float32Array | Int32Array).set(b.data, b.start * rl);
+    return out;
+  }
+
   /** One column of an array, for every point (streamed in blocks). */
   async column<A extends ArrayName>(array: A, col: number): Promise<Decoded<A>> {
     return (await this.columns(array, [col]))[0]!;
