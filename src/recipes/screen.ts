@@ -69,7 +69,8 @@ export const SCREEN_PARAMS: ParamSpec<ScreenParams> = {
   cossimPower: { default: 2, check: atLeast(0) },
   grid: { default: 8, check: wholeNumber(2) },
   minDensity: { default: 5, check: wholeNumber(1) },
-  topN: { default: 2000, check: wholeNumber(1) },
+  // The article keeps the top 2000 of a million points (0.2 %); a screen's run holds thousands, so fewer are kept per class.
+  topN: { default: 500, check: wholeNumber(1) },
   iconBatch: { default: 12, check: wholeNumber(1) },
   batchSize: { default: 16, check: wholeNumber(1) },
 };

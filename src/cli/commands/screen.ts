@@ -14,6 +14,8 @@ interface ScreenArgs extends ModelArgs {
   seed: number;
   patchPx: number;
   iconSteps: number;
+  grid: number;
+  topN: number;
   out: string;
   shard?: string;
   batchSize: number;
@@ -35,6 +37,8 @@ export function screenCommand(io: CliIO): CommandModule {
         .option('seed', { type: 'number', default: d.seed.default, describe: 'seed of the pair sample, the icons, the noise patches and the random cells' })
         .option('patch-px', { type: 'number', default: d.patchPx.default, describe: 'side of the icon, noise and flat patches in pixels' })
         .option('icon-steps', { type: 'number', default: d.iconSteps.default, describe: 'optimisation steps per icon' })
+        .option('grid', { type: 'number', default: d.grid.default, describe: 'pair atlas grid size G (G×G cells)' })
+        .option('top-n', { type: 'number', default: d.topN.default, describe: 'points kept per class by attribution in each pair atlas' })
         .option('out', { type: 'string', demandOption: true, describe: 'screen folder (re-run the same command to resume)' })
         .option('shard', { type: 'string', describe: 'i/N: measure every N-th pair (join the shard folders with `merge`)' })
         .option('batch-size', { type: 'number', default: d.batchSize.default, describe: 'images per forward pass' })
@@ -42,7 +46,7 @@ export function screenCommand(io: CliIO): CommandModule {
         .example('$0 screen --run runs/pw11 --images ../shared/data/imagenet-sample --max-pairs 300 --out screens/auto', '300 runner-up pairs and their sensitivity twins'),
     handler: async (raw) => {
       const a = raw as unknown as ScreenArgs;
-      const params = checkParams(SCREEN_PARAMS, { pairs: a.pairs, maxPairs: a.maxPairs, sensitivity: a.sensitivity, seed: a.seed, patchPx: a.patchPx, iconSteps: a.iconSteps, batchSize: a.batchSize });
+      const params = checkParams(SCREEN_PARAMS, { pairs: a.pairs, maxPairs: a.maxPairs, sensitivity: a.sensitivity, seed: a.seed, patchPx: a.patchPx, iconSteps: a.iconSteps, grid: a.grid, topN: a.topN, batchSize: a.batchSize });
       const shard = a.shard ? parseShard(a.shard) : null;
       const c = await loadFromArgs(a, io, a.json);
       try {
