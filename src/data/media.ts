@@ -23,6 +23,8 @@ export interface Media {
   rgb(rgb: Uint8Array, width: number, height: number, opts: { format: 'png' | 'jpeg'; max?: number }): Promise<DataUri>;
   /** An image decoded as a model sees it; null when it cannot be read. */
   decode(path: string, pre: Preprocess): Promise<DecodedImage | null>;
+  /** A file's own pixels, 8-bit RGB at its own size (a patch PNG); null when it cannot be read. */
+  raw(path: string): Promise<{ data: Uint8Array; width: number; height: number } | null>;
 }
 
 const uri = (mime: 'image/png' | 'image/jpeg', buf: Buffer): DataUri => `data:${mime};base64,${buf.toString('base64')}`;
@@ -58,4 +60,12 @@ export const diskMedia: Media = {
     return opts.format === 'png' ? uri('image/png', await img.png().toBuffer()) : uri('image/jpeg', await img.jpeg({ quality: 85 }).toBuffer());
   },
   decode: (path, pre) => decodeImage(path, pre).catch(() => null),
+  async raw(path) {
+    try {
+      const { data, info } = await sharp(path, { failOn: 'error' }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+      return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
+    } catch {
+      return null;
+    }
+  },
 };

@@ -58,6 +58,42 @@ export interface ReportData {
   accuracy: ReportAccuracy | null;
   atlas: ReportAtlas | null;
   patches: ReportPatches | null;
+  /** The screen over many class pairs, when one was given. */
+  screen: ReportScreen | null;
+}
+
+/** A median with its interval (null: nothing to summarise). */
+export interface ReportMedian {
+  n: number;
+  median: number | null;
+  lo: number | null;
+  hi: number | null;
+}
+
+export interface ReportScreen {
+  file: string;
+  model: string;
+  layer: string;
+  /** The static placement and the primary comparison, as declared before any result. */
+  staticPlacement: string;
+  primary: { kind: string; control: string };
+  sets: ReportScreenSet[];
+}
+
+export interface ReportScreenSet {
+  name: string;
+  pairs: number;
+  withBridge: number;
+  noBridge: number;
+  distinctB: number;
+  kinds: Array<{ kind: string; description: string; control: boolean; n: number; flipDynamic: Rate; flipStatic: Rate; deltaDynamic: ReportMedian; deltaStatic: ReportMedian }>;
+  primary: { sentence: string; n: number; p: number | null; median: ReportMedian | null; detectable: number | null };
+  onePerB: { n: number; p: number | null; median: ReportMedian | null };
+  /** Every secondary test, lowest Holm-adjusted p first. */
+  secondary: Array<{ kind: string; control: string; outcome: string; test: string; n: number; p: number | null; pHolm: number | null; effect: string }>;
+  strata: Array<{ name: string; pB: [number, number]; n: number; icon: Rate; noise: Rate; primaryP: number | null }>;
+  /** The pairs whose bridge patches moved p(B) the most, with pictures. */
+  vulnerable: Array<{ id: string; source: string; target: string; pB: number | null; flippedBy: string[]; icon: DataUri | null; exemplar: DataUri | null; before: DataUri | null; after: DataUri | null; afterKind: string; afterPlacement: string; afterLabel: string }>;
 }
 
 export interface ReportSummary {
@@ -212,6 +248,7 @@ const reportSchema = z.object({
   accuracy: section,
   atlas: section,
   patches: section,
+  screen: section.optional(),
 });
 
 export const reportFormat: Format<ReportData> = {

@@ -9,6 +9,10 @@ export const DEMO = {
   model: DEFAULT_MODEL,
   pair: ['grey whale', 'great white shark'] as [string, string],
   out: join('reports', 'demo'),
+  // 15 auto pairs and their 15 sensitivity twins: ~3 min on 2 cores, so the whole demo stays under 10.
+  screenPairs: 15,
+  // An icon in every cell of the atlas picture, as an activation atlas should have.
+  iconCells: 'all' as const,
 } as const;
 
 /**

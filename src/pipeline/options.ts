@@ -58,6 +58,10 @@ export interface RunBudget {
   /** targeted: only source-class images count; universal: every image not of the target; auto: targeted when the held-out half has enough source images. */
   evalMode: 'auto' | 'targeted' | 'universal';
   batchSize: number;
+  /** Icons for the top `icons` bridge cells only, or for every atlas cell (the top `icons` are still the patches). */
+  iconCells: 'bridges' | 'all';
+  /** Auto class pairs of the screen (each with its sensitivity twin); 0 leaves the screen out. */
+  screenPairs: number;
   /** Also write the report's charts as PNG. */
   png: boolean;
 }
@@ -92,6 +96,9 @@ export const RUN_PARAMS: ParamSpec<RunBudget> = {
   evalPasses: { default: 5000, check: wholeNumber(1) },
   evalMode: { default: 'auto' },
   batchSize: EVALUATE_PARAMS.batchSize,
+  iconCells: { default: 'bridges' },
+  // Opt-in for `run` (minutes per dozen pairs on 2 cores); `demo` turns it on (pipeline/demo.ts).
+  screenPairs: { default: 0, check: wholeNumber(0) },
   png: { default: true },
 };
 

@@ -6,6 +6,7 @@ import { ATLAS_FILE, readAtlas } from '../formats/atlas.js';
 import { EVALUATION_FILE, readEvaluation } from '../formats/evaluation.js';
 import { inFolder } from '../formats/file.js';
 import { sidecarOf } from '../formats/patch.js';
+import { readScreen, SCREEN_FILE } from '../formats/screen.js';
 import { producer } from '../formats/producer.js';
 import { REPORT_FORMAT, reportAssets, writeReportFiles, type PatchExample, type ReportData, type WrittenReport } from '../formats/report.js';
 import { loadDescriptor, loadLabels } from '../model/descriptor.js';
@@ -25,6 +26,8 @@ export interface ReportRequest {
   evaluation?: string;
   /** accuracy.json (`accuracy --json`), or the folder holding it. */
   accuracy?: string;
+  /** screen.json from `screen`, or its folder. */
+  screen?: string;
   /** The patch files or folders given to `evaluate`, for the gallery, the kind of each patch and the examples. */
   patches?: string[];
   /** The model (name or descriptor .json) whose labels name the examples' predictions (default: the evaluation's). */
@@ -41,8 +44,8 @@ export interface ReportRequest {
 
 /** The report's data model from the files named (read through the formats, rendered nowhere yet). */
 export async function buildReportData(req: ReportRequest): Promise<ReportData> {
-  if (!req.atlas && !req.evaluation && !req.accuracy) {
-    throw new PatchAtlasError('BAD_FLAG', 'nothing to report', 'give at least one of --atlas, --evaluation, --accuracy');
+  if (!req.atlas && !req.evaluation && !req.accuracy && !req.screen) {
+    throw new PatchAtlasError('BAD_FLAG', 'nothing to report', 'give at least one of --atlas, --evaluation, --accuracy, --screen');
   }
   const atlasPath = req.atlas ? inFolder(req.atlas, ATLAS_FILE) : null;
   const evalPath = req.evaluation ? inFolder(req.evaluation, EVALUATION_FILE) : null;
@@ -50,17 +53,20 @@ export async function buildReportData(req: ReportRequest): Promise<ReportData> {
   const atlas = atlasPath ? { file: readAtlas(atlasPath, { label: '--atlas' }), path: atlasPath } : null;
   const evaluation = evalPath ? { file: readEvaluation(evalPath, { label: '--evaluation' }), path: evalPath } : null;
   const accuracy = accPath ? { file: readAccuracy(accPath, { label: '--accuracy' }), path: accPath } : null;
+  const screenPath = req.screen ? inFolder(req.screen, SCREEN_FILE) : null;
+  const screen = screenPath ? { file: readScreen(screenPath, { label: '--screen' }), path: screenPath } : null;
 
   // loadPatches names files exactly as `evaluate` did for the same list, so names match results.json.
   const files = req.patches?.length ? await listPatchFiles(req.patches) : [];
   const images = files.length ? await loadPatches(files) : [];
   const patches = await Promise.all(images.map(async (image, k) => ({ image, path: files[k]!, sidecarKind: (await sidecarOf(files[k]!))?.kind ?? null })));
 
-  const modelName = req.model ?? evaluation?.file.model ?? atlas?.file.model ?? null;
+  const modelName = req.model ?? evaluation?.file.model ?? screen?.file.model ?? atlas?.file.model ?? null;
   const inputs: ReportInputs = {
     atlas,
     evaluation,
     accuracy,
+    screen,
     patches,
     patchArgs: req.patches ?? [],
     model: modelInfo(modelName),
@@ -88,7 +94,7 @@ function modelInfo(model: string | null): ReportInputs['model'] {
   if (!model) return { unknown: 'no model is named by the evaluation' };
   try {
     const d = loadDescriptor(model);
-    return { labels: loadLabels(d), pre: { size: d.input.size, resizeShorter: d.input.resizeShorter } };
+    return { labels: loadLabels(d), pre: { size: d.input.size, resizeShorter: d.input.resizeShorter }, inputSize: d.input.size };
   } catch (e) {
     return { unknown: `model ${model} is not known here (${(e as Error).message}); pass --model with its descriptor` };
   }

@@ -9,11 +9,13 @@ import type { Preprocess } from '../data/pixels.js';
 import type { AccuracyReport } from '../formats/accuracy.js';
 import type { AtlasFile } from '../formats/atlas.js';
 import type { EvaluationFile } from '../formats/evaluation.js';
+import type { ScreenFile } from '../formats/screen.js';
 import type { PatchExample, ReportAccuracy, ReportAtlas, ReportData, ReportPatches, ReportSettings } from '../formats/report.js';
 import type { LabelSet } from '../model/labels.js';
 import type { PatchPixels } from '../patch/paste.js';
 import { atlasSection } from './atlas.js';
 import { patchExamples } from './examples.js';
+import { screenSection } from './screen.js';
 import { quotedList } from './format.js';
 import { patchesSection } from './patches.js';
 import { summarise } from './summary.js';
@@ -22,12 +24,13 @@ export interface ReportInputs {
   atlas: { file: AtlasFile; path: string } | null;
   evaluation: { file: EvaluationFile; path: string } | null;
   accuracy: { file: AccuracyReport; path: string } | null;
+  screen: { file: ScreenFile; path: string } | null;
   /** The patch images given (in `loadPatches` order, so names match results.json), each with its file and its sidecar's kind (null: none). */
   patches: Array<{ image: PatchImage; path: string; sidecarKind: string | null }>;
   /** The --patches arguments as given, for the settings table. */
   patchArgs: string[];
   /** The evaluation's model, for before/after examples: its labels and preprocessing, or why it is unknown. */
-  model: { labels: LabelSet; pre: Preprocess } | { unknown: string };
+  model: { labels: LabelSet; pre: Preprocess; inputSize: [number, number] } | { unknown: string };
   /** Before/after examples by patch name when computed elsewhere; `false` skips them; absent: drawn here. */
   examples?: Record<string, PatchExample> | false;
   /** Seed of the `noise` control when results.json does not record it (evaluate's default: 0). */
@@ -59,16 +62,19 @@ export async function reportData(inputs: ReportInputs, media: Media): Promise<Re
   if (inputs.accuracy) accuracy = accuracySection(inputs.accuracy.file);
   else note('no accuracy report given (--accuracy)');
 
+  const screen = inputs.screen ? await screenSection(inputs.screen.file, inputs.screen.path, media, { model: 'unknown' in inputs.model ? null : inputs.model }) : null;
+
   const title = inputs.title?.trim() || defaultTitle(atlas, patches);
   return {
     created: new Date().toISOString(),
     title,
-    summary: summarise({ patches, accuracy, atlas }),
+    summary: summarise({ patches, accuracy, atlas, screen }),
     settings: settings(inputs, { atlas: inputs.atlas?.path ?? null, evaluation: inputs.evaluation?.path ?? null, accuracy: inputs.accuracy?.path ?? null }, atlas, patches, accuracy),
     notes,
     accuracy,
     atlas,
     patches,
+    screen,
   };
 }
 

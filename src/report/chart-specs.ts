@@ -2,7 +2,7 @@
  * The numbers behind each chart, as plain JSON: the same spec is drawn by chart.js in the page
  * (client.js, embedded as JSON) and in Node for the PNG exports (charts-png.ts), so both agree.
  */
-import type { ReportPatch, ReportPatches } from '../formats/report.js';
+import type { ReportData, ReportPatch, ReportPatches, ReportScreen } from '../formats/report.js';
 import { frac, signed } from './format.js';
 
 export interface ChartSeries {
@@ -18,7 +18,7 @@ export interface ChartSeries {
 }
 
 export interface ChartSpec {
-  id: 'flip-rates' | 'static-dynamic' | 'p-target';
+  id: 'flip-rates' | 'static-dynamic' | 'p-target' | 'screen-flips';
   type: 'bar' | 'line';
   title: string;
   xLabel: string;
@@ -39,6 +39,35 @@ export function patchColours(list: ReportPatch[]): Map<string, string> {
   let o = 0;
   for (const p of list) out.set(p.name, p.control ? CONTROLS[c++ % CONTROLS.length]! : PALETTE[o++ % PALETTE.length]!);
   return out;
+}
+
+/** Every chart of a report: the patch evaluation's, then the screen's. */
+export function reportCharts(d: Pick<ReportData, 'patches' | 'screen'>): ChartSpec[] {
+  return [...(d.patches ? chartSpecs(d.patches) : []), ...(d.screen?.sets.length ? [screenChart(d.screen)] : [])];
+}
+
+/** The screen's main set: per patch kind, the share of pairs flipped to B (dynamic and static), with Wilson intervals. */
+export function screenChart(s: ReportScreen): ChartSpec {
+  const set = s.sets.find((x) => x.name === 'auto') ?? s.sets[0]!;
+  const series = (label: string, colour: string, pick: (k: (typeof set.kinds)[number]) => { k: number; n: number; p: number | null; lo: number; hi: number }) => ({
+    label,
+    colour,
+    control: false,
+    values: set.kinds.map((k) => pick(k).p),
+    lo: set.kinds.map((k) => (pick(k).n ? pick(k).lo : null)),
+    hi: set.kinds.map((k) => (pick(k).n ? pick(k).hi : null)),
+    notes: set.kinds.map((k) => `${frac(pick(k))} pairs`),
+  });
+  return {
+    id: 'screen-flips',
+    type: 'bar',
+    title: `Screen (${set.name}, ${set.withBridge} pairs with a bridge): pairs flipped to B per patch kind, 95 % Wilson CI`,
+    xLabel: 'patch kind',
+    yLabel: '% of pairs flipped to B',
+    percent: true,
+    labels: set.kinds.map((k) => k.kind),
+    series: [series('dynamic (best placement)', PALETTE[0]!, (k) => k.flipDynamic), series(`static (${s.staticPlacement})`, PALETTE[4]!, (k) => k.flipStatic)],
+  };
 }
 
 export function chartSpecs(r: ReportPatches): ChartSpec[] {

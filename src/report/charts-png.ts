@@ -5,7 +5,7 @@
  */
 import { Canvas, type SKRSContext2D } from '@napi-rs/canvas';
 import { Chart, registerables, type ChartConfiguration } from 'chart.js';
-import { chartSpecs, type ChartSpec } from './chart-specs.js';
+import { reportCharts, type ChartSpec } from './chart-specs.js';
 import type { ReportData, ReportPatches } from '../formats/report.js';
 import { heatColour, pct } from './format.js';
 
@@ -97,15 +97,14 @@ function drawHeat(ctx: SKRSContext2D, name: string, heat: NonNullable<ReportPatc
 
 /** Every chart as PNG bytes, named <id>.png, and heatmap.png. */
 export async function chartPngs(data: ReportData, clientJs: string): Promise<Array<{ name: string; png: Buffer }>> {
-  if (!data.patches) return [];
   const out: Array<{ name: string; png: Buffer }> = [];
-  const bars = Math.max(1, data.patches.patches.length);
-  for (const spec of chartSpecs(data.patches)) {
+  const bars = Math.max(1, data.patches?.patches.length ?? 1);
+  for (const spec of reportCharts(data)) {
     const groups = spec.labels.length * (spec.id === 'flip-rates' ? bars : 2);
     const width = Math.min(1600, Math.max(800, 120 + groups * 45));
     out.push({ name: `${spec.id}.png`, png: await chartPng(spec, width, 480, clientJs) });
   }
-  const heat = await heatmapPng(data.patches);
+  const heat = data.patches ? await heatmapPng(data.patches) : null;
   if (heat) out.push({ name: 'heatmap.png', png: heat });
   return out;
 }

@@ -10,7 +10,7 @@
  */
 import Handlebars from 'handlebars';
 import type { ReportAssets, ReportData } from '../formats/report.js';
-import { chartSpecs } from './chart-specs.js';
+import { reportCharts } from './chart-specs.js';
 import { reportView } from './view.js';
 
 /** JSON for a `<script type="application/json">` element: parses to `value`, cannot close the element. */
@@ -30,7 +30,7 @@ export function renderReport(data: ReportData, assets: ReportAssets): string {
   // An isolated instance: helpers or partials registered elsewhere cannot change the escaping.
   let template = templates.get(assets.template);
   if (!template) templates.set(assets.template, (template = Handlebars.create().compile(assets.template)));
-  const charts = data.patches ? chartSpecs(data.patches) : [];
+  const charts = reportCharts(data);
   return template({
     ...reportView(data),
     dataJson: scriptJson({ format: data.format, title: data.title, charts }),

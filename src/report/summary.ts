@@ -3,18 +3,28 @@
  * hand), so it changes whenever the results do. Sentences name the rate's denominator, since "42 %"
  * means little without "of which images".
  */
-import type { ReportAccuracy, ReportAtlas, ReportPatch, ReportPatches, ReportSummary } from '../formats/report.js';
+import type { ReportAccuracy, ReportAtlas, ReportPatch, ReportPatches, ReportScreen, ReportScreenSet, ReportSummary } from '../formats/report.js';
 import { ci, fixed, frac, parsePlacement, pct, prob, where } from './format.js';
 
-export function summarise(parts: { patches: ReportPatches | null; accuracy: ReportAccuracy | null; atlas: ReportAtlas | null }): ReportSummary {
+export function summarise(parts: { patches: ReportPatches | null; accuracy: ReportAccuracy | null; atlas: ReportAtlas | null; screen?: ReportScreen | null }): ReportSummary {
   const details: string[] = [];
   let headline: string | undefined;
-  const { patches, accuracy, atlas } = parts;
+  const { patches, accuracy, atlas, screen } = parts;
+
+  // A screen answers the report's question over many pairs: it heads the summary when there is one.
+  if (screen && screen.sets.length) {
+    const s = screenSentences(screen);
+    headline = s.headline;
+    details.push(...s.details);
+  }
 
   if (patches && patches.patches.length) {
     const s = patchSentences(patches);
-    headline = s.headline;
-    details.push(...s.details);
+    if (headline) details.push(s.headline, ...s.details);
+    else {
+      headline = s.headline;
+      details.push(...s.details);
+    }
   }
   if (accuracy) {
     const s = accuracySentence(accuracy, patches);
@@ -27,6 +37,19 @@ export function summarise(parts: { patches: ReportPatches | null; accuracy: Repo
     else headline = s;
   }
   return { headline: headline ?? 'No results were given: pass an atlas, an evaluation or an accuracy report.', details };
+}
+
+/** The screen's main set (auto, else the first) in a headline; the other sets as details. */
+function screenSentences(s: ReportScreen): { headline: string; details: string[] } {
+  const main = s.sets.find((x) => x.name === 'auto') ?? s.sets[0]!;
+  const kind = (set: ReportScreenSet, k: string) => set.kinds.find((x) => x.kind === k);
+  const rate = (set: ReportScreenSet, k: string) => {
+    const r = kind(set, k)?.flipDynamic;
+    return r && r.n ? `${pct(r.p)} ${ci(r)} (${r.k} of ${r.n})` : 'n/a';
+  };
+  const line = (set: ReportScreenSet) =>
+    `${set.name === 'auto' ? 'Across' : `In the ${set.name} set, across`} ${set.withBridge} class pairs with a bridge (of ${set.pairs}; ${set.distinctB} target classes), each tested on an image held out of its atlas, bridge icons flipped ${rate(set, 'icon')} of them to B at some placement, exemplar crops ${rate(set, 'exemplar')}, icons of random cells ${rate(set, 'icon-random')} and noise ${rate(set, 'noise')}. Primary test: ${set.primary.sentence}.`;
+  return { headline: line(main), details: s.sets.filter((x) => x !== main).map(line) };
 }
 
 /** Highest static rate; rates without trials rank last; the first wins ties. */

@@ -2,7 +2,7 @@
  * ReportData → what template.hbs shows: every number already formatted and every colour computed,
  * so the template only places strings (all through Handlebars' escaping `{{ }}`).
  */
-import type { CellExample, Rate, ReportAtlas, ReportCell, ReportData, ReportPatch, ReportPatches } from '../formats/report.js';
+import type { CellExample, Rate, ReportAtlas, ReportCell, ReportData, ReportMedian, ReportPatch, ReportPatches, ReportScreen } from '../formats/report.js';
 import { ci, fixed, frac, heatColour, pct, prob, signed } from './format.js';
 
 const rateText = (r: Rate) => ({ pct: pct(r.p), ci: ci(r), frac: frac(r) });
@@ -34,6 +34,29 @@ export function reportView(d: ReportData) {
     },
     atlas: d.atlas && atlasView(d.atlas),
     patches: d.patches && patchesView(d.patches),
+    screen: d.screen && screenView(d.screen),
+  };
+}
+
+const median = (m: ReportMedian | null) => (m && m.median !== null ? `${fixed(m.median)}${m.lo !== null ? ` [${fixed(m.lo)}, ${fixed(m.hi)}]` : ''}` : 'n/a');
+const pValue = (p: number | null) => (p === null ? 'n/a' : p < 0.001 ? p.toExponential(1) : p.toFixed(3));
+
+function screenView(s: ReportScreen) {
+  return {
+    file: s.file,
+    model: s.model,
+    layer: s.layer,
+    staticPlacement: s.staticPlacement,
+    primaryName: `${s.primary.kind} vs ${s.primary.control}`,
+    sets: s.sets.map((set) => ({
+      ...set,
+      kinds: set.kinds.map((k) => ({ ...k, dynamic: rateText(k.flipDynamic), static: rateText(k.flipStatic), deltaDynamic: median(k.deltaDynamic), deltaStatic: median(k.deltaStatic) })),
+      primaryText: set.primary.sentence,
+      onePerBText: `${set.onePerB.n} pairs: median difference ${median(set.onePerB.median)}, p = ${pValue(set.onePerB.p)}`,
+      secondary: set.secondary.map((t) => ({ ...t, pText: pValue(t.p), pHolmText: pValue(t.pHolm), strong: t.pHolm !== null && t.pHolm < 0.05 })),
+      strata: set.strata.map((st) => ({ ...st, range: `${prob(st.pB[0])}–${prob(st.pB[1])}`, icon: rateText(st.icon), noise: rateText(st.noise), primaryP: pValue(st.primaryP) })),
+      vulnerable: set.vulnerable.map((v) => ({ ...v, pBText: prob(v.pB), flipped: v.flippedBy.join(', ') || 'none' })),
+    })),
   };
 }
 

@@ -8,6 +8,7 @@ interface ReportArgs {
   atlas?: string;
   evaluation?: string;
   accuracy?: string;
+  screen?: string;
   model?: string;
   patches?: string[];
   out?: string;
@@ -25,6 +26,7 @@ export function reportCommand(io: CliIO): CommandModule {
         .option('atlas', { type: 'string', describe: 'atlas.json from `atlas` (or its folder); icons/ and atlas.png beside it are used when present' })
         .option('evaluation', { type: 'string', describe: 'results.json from `evaluate` (or its folder)' })
         .option('accuracy', { type: 'string', describe: 'JSON from `accuracy --json`' })
+        .option('screen', { type: 'string', describe: 'screen.json from `screen` (or its folder): the pooled result heads the report' })
         .option('model', { alias: 'm', type: 'string', describe: 'model (name or descriptor .json) whose class names label the examples (default: the evaluation\'s)' })
         .option('patches', { type: 'string', array: true, describe: 'the patch files or folders given to `evaluate`: shows them and draws before/after examples' })
         .option('out', { type: 'string', describe: 'report folder (default: reports/<title>)' })
@@ -35,7 +37,7 @@ export function reportCommand(io: CliIO): CommandModule {
     handler: async (raw) => {
       const a = raw as unknown as ReportArgs;
       const args = [
-        ...(['atlas', 'evaluation', 'accuracy', 'model', 'title', 'out'] as const).flatMap((k) => (a[k] !== undefined ? [`--${k}`, a[k]!] : [])),
+        ...(['atlas', 'evaluation', 'accuracy', 'screen', 'model', 'title', 'out'] as const).flatMap((k) => (a[k] !== undefined ? [`--${k}`, a[k]!] : [])),
         ...(a.patches?.length ? ['--patches', ...a.patches] : []),
         ...(a.examples ? [] : ['--no-examples']),
         ...(a.png ? [] : ['--no-png']),
@@ -45,6 +47,7 @@ export function reportCommand(io: CliIO): CommandModule {
         ...(a.evaluation !== undefined ? { evaluation: a.evaluation } : {}),
         ...(a.accuracy !== undefined ? { accuracy: a.accuracy } : {}),
         ...(a.model !== undefined ? { model: a.model } : {}),
+        ...(a.screen !== undefined ? { screen: a.screen } : {}),
         ...(a.patches?.length ? { patches: a.patches } : {}),
         ...(a.title !== undefined ? { title: a.title } : {}),
         ...(a.examples ? {} : { examples: false as const }),

@@ -49,6 +49,8 @@ export function withRunOptions<T>(y: Argv<T>) {
     .option('eval-passes', { type: 'number', default: d.evalPasses, describe: 'forward-pass budget of --eval-images auto: images × (1 + patches × placements)' })
     .option('eval-mode', { choices: ['auto', 'targeted', 'universal'] as const, default: d.evalMode, describe: 'targeted: source-class images only; universal: every image not of the target; auto: targeted with ≥10 held-out source images' })
     .option('batch-size', { type: 'number', default: d.batchSize, describe: 'images per forward pass' })
+    .option('icon-cells', { choices: ['bridges', 'all'] as const, default: d.iconCells, describe: 'icons for the top --icons bridge cells only, or for every atlas cell (a full atlas picture; the top --icons still become patches)' })
+    .option('screen-pairs', { type: 'number', default: d.screenPairs, describe: 'also screen this many auto class pairs (and their sensitivity twins), each tested on an image held out of its atlas; 0 skips the screen' })
     .option('png', { type: 'boolean', default: d.png, describe: 'also write the report charts as PNG (--no-png to skip)' })
     .option('title', { type: 'string', describe: 'report title (default: the classes and model)' });
 }
@@ -86,6 +88,8 @@ export function runOptions(a: RunArgs, images: string, pair: [string, string], p
     evalPasses: a.evalPasses,
     evalMode: a.evalMode,
     batchSize: a.batchSize,
+    screenPairs: a.screenPairs,
+    iconCells: a.iconCells,
     png: a.png,
     ...(a.title ? { title: a.title } : {}),
   };
@@ -142,7 +146,10 @@ export function demoCommand(io: CliIO): CommandModule {
     command: 'demo',
     describe: `the built-in default: \`run\` with ${DEMO.model} on the ImageNet sample images, ${DEMO.pair[0]} → ${DEMO.pair[1]}; prints the report path`,
     builder: (y: Argv) =>
-      withRunOptions(y).example('PATCH_ATLAS_MODELS=../shared/models PATCH_ATLAS_DATA=../shared/data $0 demo', 'weights and images from ../shared; without them both are downloaded into ~/.cache/patch-atlas'),
+      withRunOptions(y)
+        .option('screen-pairs', { type: 'number', default: DEMO.screenPairs, describe: 'screen this many auto class pairs (and their sensitivity twins); 0 skips the screen' })
+        .option('icon-cells', { choices: ['bridges', 'all'] as const, default: DEMO.iconCells, describe: 'icons for the top bridge cells only, or for every atlas cell (the atlas picture)' })
+        .example('PATCH_ATLAS_MODELS=../shared/models PATCH_ATLAS_DATA=../shared/data $0 demo', 'weights and images from ../shared; without them both are downloaded into ~/.cache/patch-atlas'),
     handler: async (raw) => {
       const a = raw as unknown as RunArgs;
       const env = readEnv();

@@ -6,8 +6,8 @@ import { renderIcons } from '../../recipes/icons.js';
 import { saveIconPatches } from '../../recipes/patches.js';
 import type { Stage } from '../stage.js';
 
-/** Icons optimised together; fixed by the icon count so the same settings always give the same icons. */
-const batchFor = (icons: number) => Math.min(icons, 8);
+/** Icons optimised together; fixed by the settings so the same settings always give the same icons. */
+const batchFor = (icons: number, cells: 'bridges' | 'all') => (cells === 'all' ? 8 : Math.min(icons, 8));
 
 /**
  * Feature-visualisation icons of the top bridge cells, rendered into a copy of the atlas (the atlas
@@ -18,8 +18,9 @@ export const iconsStage: Stage = {
   name: 'icons',
   deps: ['atlas'],
   makesPatches: true,
-  settings: (ctx) => ({ cells: ctx.opts.icons, size: ctx.opts.iconPx, steps: ctx.opts.iconSteps, tries: 1, batch: batchFor(ctx.opts.icons), power: ctx.opts.iconPower, seed: ctx.opts.seed }),
-  budget: (ctx) => `icons: the top ${ctx.opts.icons} bridge cells, ${ctx.opts.iconSteps} steps at ${ctx.opts.iconPx} px`,
+  // `all` is keyed apart; the bridges-only key is the one earlier versions wrote.
+  settings: (ctx) => ({ cells: ctx.opts.icons, size: ctx.opts.iconPx, steps: ctx.opts.iconSteps, tries: 1, batch: batchFor(ctx.opts.icons, ctx.opts.iconCells), power: ctx.opts.iconPower, seed: ctx.opts.seed, ...(ctx.opts.iconCells === 'all' ? { atlasCells: 'all' } : {}) }),
+  budget: (ctx) => `icons: ${ctx.opts.iconCells === 'all' ? 'every atlas cell' : `the top ${ctx.opts.icons} bridge cells`}, ${ctx.opts.iconSteps} steps at ${ctx.opts.iconPx} px; the top ${ctx.opts.icons} become patches`,
   async run(ctx) {
     const atlasPath = join(ctx.stageDir, ATLAS_FILE);
     // A resumed stage keeps the icons its copy already records (renderIcons skips those cells).
@@ -29,7 +30,7 @@ export const iconsStage: Stage = {
     }
     const c = await ctx.classifier();
     const bar = ctx.progress('icon');
-    const r = await renderIcons(c, atlasPath, { cells: ctx.opts.icons, iconPx: ctx.opts.iconPx, steps: ctx.opts.iconSteps, tries: 1, batch: batchFor(ctx.opts.icons), cossimPower: ctx.opts.iconPower, seed: ctx.opts.seed }, { onBatch: bar.update });
+    const r = await renderIcons(c, atlasPath, { cells: ctx.opts.iconCells === 'all' ? 'all' : ctx.opts.icons, iconPx: ctx.opts.iconPx, steps: ctx.opts.iconSteps, tries: 1, batch: batchFor(ctx.opts.icons, ctx.opts.iconCells), cossimPower: ctx.opts.iconPower, seed: ctx.opts.seed }, { onBatch: bar.update });
     bar.done();
     const patches = await saveIconPatches(c, atlasPath, ctx.opts.icons, join(ctx.stageDir, 'patches'));
     return {

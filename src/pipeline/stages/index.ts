@@ -7,6 +7,7 @@ import { evaluateStage } from './evaluate.js';
 import { iconsStage } from './icons.js';
 import { patchStage } from './patch.js';
 import { reportStage } from './report.js';
+import { screenStage } from './screen.js';
 
 /**
  * The stages of `run`, in order. Patch-making stages (`makesPatches`) sit between the atlas and the
@@ -14,7 +15,8 @@ import { reportStage } from './report.js';
  * entry in `makers`, with `deps: ['atlas']` or `['icons']`. EOT patches (`patch`) cost minutes per
  * hundred steps on 2 cores, so they are opt-in: `--eot-steps N`.
  */
-export function pipelineStages(opts: Pick<RunOptions, 'eotSteps'> = { eotSteps: 0 }): Stage[] {
+export function pipelineStages(opts: Pick<RunOptions, 'eotSteps' | 'screenPairs'> = { eotSteps: 0, screenPairs: 0 }): Stage[] {
   const makers: Stage[] = [iconsStage, ...(opts.eotSteps > 0 ? [patchStage] : [])];
-  return [accuracyStage, collectStage, atlasStage, ...makers, evaluateStage(makers.map((s) => s.name)), reportStage(iconsStage.name)];
+  const screen = opts.screenPairs > 0 ? [screenStage] : [];
+  return [accuracyStage, collectStage, atlasStage, ...makers, evaluateStage(makers.map((s) => s.name)), ...screen, reportStage(iconsStage.name, screen.length > 0)];
 }
