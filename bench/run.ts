@@ -17,7 +17,7 @@ const flag = (name: string, def: string) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] ? args[i + 1]! : def;
 };
-const only = new Set(flag('only', 'forward,collect,gradient,featvis,atlas,demo').split(','));
+const only = new Set(flag('only', 'forward,collect,evaluate,gradient,featvis,atlas,demo').split(','));
 const usePeers = !args.includes('--no-peers');
 const here = dirname(fileURLToPath(import.meta.url));
 const env = readEnv();
@@ -81,6 +81,11 @@ if (only.has('collect')) {
   const p = torch?.mobilenet_v1_075_attribution_b8_img_per_s as number | undefined;
   table.push([`collect: decode + activation + attribution to all 1000 classes, images/s (${n} images)`, fmt(c.images_per_s), fmt(p), ratio(c.images_per_s as number, p, true), fmt(c.max_rss_mb, 0)]);
   table.push(['  … vs plain forward in this run', fmt(c.images_per_s), fmt(forward?.images_per_s), ratio(c.images_per_s as number, forward?.images_per_s as number, true), '']);
+}
+if (only.has('evaluate')) {
+  // The evaluation block (paste a patch at a placement, classify) against plain forward passes of the same batch, same process.
+  const e = workload('evaluate', { images: 32, batch: 16, patches: 4 });
+  table.push([`evaluate: paste + score, images/s (batch ${String(e.batch)}, ${String(e.passes)} passes) vs plain forward, same process`, fmt(e.images_per_s), fmt(e.forward_images_per_s), ratio(e.images_per_s as number, e.forward_images_per_s as number, true), fmt(e.max_rss_mb, 0)]);
 }
 if (only.has('gradient')) {
   // Peer: PyTorch forward + backward to a hidden layer (block 12 ≈ conv_pw_11), batch 8 — the same work as the

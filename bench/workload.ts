@@ -7,6 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { collect } from '../src/recipes/collect.js';
+import { decodedBatches, type DecodedBatch } from '../src/data/batches.js';
+import { toFloatBatch } from '../src/data/pixels.js';
+import { evaluatePatches, noisePatch } from '../src/evaluate/evaluate-patches.js';
+import { gridPlacements } from '../src/patch/placement.js';
 import { hashImageList, RunWriter, toHalf, type ImageRecord } from '../src/formats/run/index.js';
 import { buildAtlas } from '../src/recipes/atlas.js';
 import { umapLayout } from '../src/atlas/layout.js';
@@ -36,6 +40,48 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     };
     const s = timeIt(run, Number(a.reps ?? 5));
     return { images_per_s: b / s, batch: b, threads: wasmThreads() };
+  },
+  /**
+   * Pasting and scoring (the evaluation block) against plain forward passes of the same model, batch and
+   * images, interleaved in one process: sample images decoded once, `patches` noise patches at 4 corners ×
+   * 3 sizes. Images through the model per second, clean and patched.
+   */
+  async evaluate(a) {
+    const env = readEnv();
+    if (!env.dataDir) throw new Error('set PATCH_ATLAS_DATA (e.g. ../shared/data)');
+    const c = await Classifier.load();
+    const all = await openDataset(join(env.dataDir, 'imagenet-sample'), c.labels);
+    const n = Number(a.images ?? 32);
+    const b = Number(a.batch ?? 16);
+    const items = all.items.slice(0, n);
+    const decoded: DecodedBatch[] = [];
+    for await (const d of decodedBatches(items, { pre: c.preprocess, batchSize: b })) decoded.push(d);
+    const patches = Array.from({ length: Number(a.patches ?? 4) }, (_, k) => ({ ...noisePatch(64, k), name: `p${k}` }));
+    const placements = gridPlacements(c.inputSize, [0.2, 0.3, 0.4], ['top-left', 'top-right', 'bottom-left', 'bottom-right']);
+    const target = c.labels.resolve('baseball'); // not among the first sample images' classes
+    const passes = n * (1 + patches.length * placements.length);
+    const evalRun = async () => {
+      await evaluatePatches({ classifier: c, images: (async function* () { yield* decoded; })(), count: n, patches, placements, target });
+    };
+    const x = tf.tensor4d(toFloatBatch(decoded.flatMap((d) => d.images).slice(0, b)), [b, ...c.inputSize, 3]);
+    const fwd = () => {
+      const l = c.logits(x);
+      l.dataSync();
+      l.dispose();
+    };
+    const reps = Number(a.reps ?? 3);
+    const evalTimes: number[] = [];
+    const fwdTimes: number[] = [];
+    await evalRun(); // warm up
+    for (let r = 0; r < reps; r++) {
+      const t0 = performance.now();
+      await evalRun();
+      evalTimes.push((performance.now() - t0) / 1000);
+      fwdTimes.push(timeIt(fwd, Math.max(1, Math.round(passes / b / 4))));
+    }
+    const med = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
+    x.dispose();
+    return { images_per_s: passes / med(evalTimes), forward_images_per_s: b / med(fwdTimes), passes, batch: b };
   },
   /** `collect` end to end (decode + forward + attribution to all classes + store) on sample images. */
   async collect(a) {

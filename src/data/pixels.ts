@@ -28,11 +28,12 @@ export interface DecodedImage {
  * Pack decoded images (all of one size) into one contiguous N×H×W×3 Float32Array in [0,1].
  * The model engine maps [0,1] to its own input range.
  */
-export function toFloatBatch(images: readonly DecodedImage[]): Float32Array {
+export function toFloatBatch(images: readonly DecodedImage[], into?: Float32Array): Float32Array {
   if (images.length === 0) return new Float32Array(0);
   const { height, width } = images[0]!;
   const per = height * width * 3;
-  const out = new Float32Array(images.length * per);
+  // A caller's buffer (reused across batches, so large batches do not churn the heap), or a new one.
+  const out = into && into.length >= images.length * per ? into.subarray(0, images.length * per) : new Float32Array(images.length * per);
   images.forEach((img, i) => {
     if (img.height !== height || img.width !== width || img.data.length !== per) {
       throw new Error(`toFloatBatch: image ${i} is ${img.width}×${img.height}, expected ${width}×${height}`);

@@ -23,6 +23,8 @@ export interface EvaluatePatchesOptions {
   /** Every image is taken to be of this class; without it, each image's own label is its source (unlabelled images never count as correct). */
   source?: ClassRef;
   target: ClassRef;
+  /** Images per forward pass (default 16); every pass is full but the last. */
+  batchSize?: number;
   /** Images passed through the model so far, of `total` = count × (1 + patches × placements). */
   onProgress?: (done: number, total: number) => void;
 }
@@ -68,33 +70,64 @@ export async function evaluatePatches(opts: EvaluatePatchesOptions): Promise<Eva
   const patched = patches.map(() => placements.map(() => ({ pred: [] as number[], pTarget: [] as number[] })));
   const pixels: PatchPixels[] = patches.map((p) => ({ data: p.rgb, size: p.px }));
 
+  // Clean images and every (patch, placement) variant go through the model in full batches of
+  // `batchSize`, whichever image or placement they belong to: a last small batch of images does not
+  // cost a small forward pass per placement.
+  const forwardBatch = opts.batchSize ?? 16;
+  const buffers: DecodedImage[] = [];
+  let floats: Float32Array | undefined;
   for await (const batch of opts.images) {
     skipped.push(...batch.skipped);
     // Unreadable images still count as done so progress reaches its total.
     progress(batch.skipped.length * perImage);
     if (batch.images.length === 0) continue;
     const images = batch.images;
-    const cleanOut = predict(c, images, target.index);
+    const n = images.length;
+    // Job k: k < n is clean image k; then variant (p, j) of image i at n + (p·J + j)·n + i.
+    const J = placements.length;
+    const jobs = n * perImage;
+    const pred = new Int32Array(jobs);
+    const pT = new Float32Array(jobs);
+    for (let start = 0; start < jobs; start += forwardBatch) {
+      const end = Math.min(jobs, start + forwardBatch);
+      const chunk: DecodedImage[] = [];
+      for (let k = start; k < end; k++) {
+        if (k < n) {
+          chunk.push(images[k]!);
+          continue;
+        }
+        const v = k - n;
+        const i = v % n;
+        const pj = (v - i) / n;
+        const im = images[i]!;
+        // One buffer per slot of the batch, refilled from the clean bytes for each paste.
+        const slot = (buffers[k - start] ??= { ...im, data: new Uint8Array(im.data.length) });
+        if (slot.data.length !== im.data.length) slot.data = new Uint8Array(im.data.length);
+        pasteRgb(im, pixels[Math.floor(pj / J)]!, placements[pj % J]!, slot.data);
+        chunk.push(slot);
+      }
+      floats = floats && floats.length >= chunk.length * chunk[0]!.data.length ? floats : new Float32Array(forwardBatch * chunk[0]!.data.length);
+      const out = predict(c, chunk, target.index, floats);
+      pred.set(out.pred, start);
+      pT.set(out.pTarget, start);
+      progress(end - start);
+    }
     batch.items.forEach((item, i) => {
       paths.push(item.path);
       const l = source ? source.index : (item.label?.index ?? -1);
       label.push(l);
-      clean.pred.push(cleanOut.pred[i]!);
-      clean.pTarget.push(cleanOut.pTarget[i]!);
-      clean.correct.push(l >= 0 && cleanOut.pred[i] === l ? 1 : 0);
+      clean.pred.push(pred[i]!);
+      clean.pTarget.push(pT[i]!);
+      clean.correct.push(l >= 0 && pred[i] === l ? 1 : 0);
     });
-    progress(images.length);
-
-    // One buffer per image, refilled from the clean bytes for each paste.
-    const work = images.map((im) => ({ data: new Uint8Array(im.data.length), height: im.height, width: im.width, sourceWidth: im.sourceWidth, sourceHeight: im.sourceHeight }));
     for (let p = 0; p < patches.length; p++) {
-      for (let j = 0; j < placements.length; j++) {
-        images.forEach((im, i) => pasteRgb(im, pixels[p]!, placements[j]!, work[i]!.data));
-        const out = predict(c, work, target.index);
+      for (let j = 0; j < J; j++) {
+        const at = n + (p * J + j) * n;
         const row = patched[p]![j]!;
-        row.pred.push(...out.pred);
-        row.pTarget.push(...out.pTarget);
-        progress(images.length);
+        for (let i = 0; i < n; i++) {
+          row.pred.push(pred[at + i]!);
+          row.pTarget.push(pT[at + i]!);
+        }
       }
     }
   }
@@ -129,20 +162,26 @@ export function noisePatch(px: number, seed: number): PatchImage {
   return { name: `noise-${seed}`, rgb, px };
 }
 
-/** Argmax over classes (background slots excluded) and the target's probability, per image. */
-function predict(c: Classifier, images: readonly DecodedImage[], target: number): { pred: Int32Array; pTarget: Float32Array } {
+/** Argmax over classes (background slots excluded) and the target's probability (softmax of the logits), per image. */
+function predict(c: Classifier, images: readonly DecodedImage[], target: number, floats?: Float32Array): { pred: Int32Array; pTarget: Float32Array } {
   const [h, w] = c.inputSize;
-  const probs = tf.tidy(() => c.probabilities(tf.tensor4d(toFloatBatch(images), [images.length, h, w, 3])));
-  const data = probs.dataSync();
-  probs.dispose();
+  // The input tensor is disposed when tidy ends, so `floats` can be refilled for the next batch.
+  const logits = tf.tidy(() => c.logits(tf.tensor4d(toFloatBatch(images, floats), [images.length, h, w, 3])));
+  const data = logits.dataSync();
+  logits.dispose();
   const m = c.labels.outputs;
   const pred = new Int32Array(images.length);
   const pTarget = new Float32Array(images.length);
   for (let i = 0; i < images.length; i++) {
+    const o = i * m;
     let best = c.labels.offset;
-    for (let j = best + 1; j < m; j++) if (data[i * m + j]! > data[i * m + best]!) best = j;
+    let max = -Infinity;
+    for (let j = 0; j < m; j++) if (data[o + j]! > max) max = data[o + j]!;
+    for (let j = best + 1; j < m; j++) if (data[o + j]! > data[o + best]!) best = j;
+    let sum = 0;
+    for (let j = 0; j < m; j++) sum += Math.exp(data[o + j]! - max);
     pred[i] = best;
-    pTarget[i] = data[i * m + target]!;
+    pTarget[i] = Math.exp(data[o + target]! - max) / sum;
   }
   return { pred, pTarget };
 }
@@ -151,6 +190,7 @@ function predict(c: Classifier, images: readonly DecodedImage[], target: number)
 function checkOptions(opts: EvaluatePatchesOptions, h: number, w: number): void {
   const bad = (msg: string, hint?: string) => new PatchAtlasError('BAD_FLAG', msg, hint);
   if (opts.count === 0) throw new PatchAtlasError('NO_IMAGES', 'no images to evaluate the patches on');
+  if (opts.batchSize !== undefined && !(Number.isInteger(opts.batchSize) && opts.batchSize >= 1)) throw bad(`batch size must be a whole number ≥ 1, got ${opts.batchSize}`);
   if (opts.patches.length === 0) throw bad('no patches to evaluate');
   if (opts.placements.length === 0) throw bad('no patch placements given', 'e.g. corners and centre at sizes 0.2,0.3,0.4');
   if (opts.source && opts.source.index === opts.target.index) {

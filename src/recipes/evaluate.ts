@@ -131,6 +131,7 @@ export async function measurePatches(o: MeasureOptions): Promise<EvaluatePatches
     patches: o.patches,
     placements: o.placements,
     target: o.target,
+    batchSize,
     ...(o.source ? { source: o.source } : {}),
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
   });
