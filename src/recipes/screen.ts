@@ -25,6 +25,7 @@ import { screenCells, type ScreenCells } from '../screen/cells.js';
 import { MIN_A_POINTS, PRIMARY, SCREEN_KINDS, SCREEN_POSITIONS, SCREEN_SIZES, STATIC_PLACEMENT, type ScreenKind } from '../screen/design.js';
 import { cropRgb, flatPatch, nearestRow, windowAt, type Window } from '../screen/exemplar.js';
 import { autoPairs, listPairs, nearestByWeights, type Candidate, type PlannedPair } from '../screen/pairs.js';
+import { stableJson } from '../util/json.js';
 import { keyedSeed } from '../util/random.js';
 import { z } from 'zod';
 import { anyWholeNumber, atLeast, checkParams, wholeNumber, type ParamFail, type ParamSpec } from './params.js';
@@ -45,6 +46,8 @@ export interface ScreenParams {
   maxPairs: number;
   /** With auto pairs: also the sensitivity set (B nearest A by final-layer weights). */
   sensitivity: boolean;
+  /** The patch kinds measured (default all; the tests need their kinds). */
+  kinds: ScreenKind[];
   seed: number;
   /** Patch side of icons, noise and flat patches (crops are cut at the pasted size). */
   patchPx: number;
@@ -63,6 +66,7 @@ export const SCREEN_PARAMS: ParamSpec<ScreenParams> = {
   pairs: { default: 'auto' },
   maxPairs: { default: 100, check: wholeNumber(1) },
   sensitivity: { default: true },
+  kinds: { default: [...SCREEN_KINDS], check: (v) => (v.length && v.every((k) => (SCREEN_KINDS as readonly string[]).includes(k)) ? undefined : `must be patch kinds from ${SCREEN_KINDS.join(', ')}`) },
   seed: { default: 0, check: anyWholeNumber },
   patchPx: { default: 80, check: wholeNumber(32, 256) },
   iconSteps: { default: 128, check: wholeNumber(0) },
@@ -76,7 +80,7 @@ export const SCREEN_PARAMS: ParamSpec<ScreenParams> = {
 };
 
 /** The settings that decide a screen's result: a folder resumed with other settings is refused. */
-type Design = Omit<ScreenParams, 'iconBatch' | 'batchSize'> & { kinds: readonly string[]; sizes: readonly number[]; positions: readonly string[]; static: string; primary: typeof PRIMARY; minAPoints: number; layer: string; model: string };
+type Design = Omit<ScreenParams, 'iconBatch' | 'batchSize'> & { sizes: readonly number[]; positions: readonly string[]; static: string; primary: typeof PRIMARY; minAPoints: number; layer: string; model: string };
 
 export type ScreenEvent =
   | { kind: 'plan'; pairs: number; done: number; todo: number; tests: number; passes: number }
@@ -116,7 +120,7 @@ export async function screen(req: ScreenRequest): Promise<ScreenResult> {
   const pairs = await planPairs(c, ds.items, p, req.onSkip);
   if (pairs.length === 0) throw new PatchAtlasError('NO_IMAGES', `no testable pairs in ${req.images}: the model classifies none of its labelled images correctly`, 'check --images and --model');
 
-  const design: Design & { run: string; images: string } = { ...omit(p, 'iconBatch', 'batchSize'), run: resolve(req.run), images: resolve(req.images), kinds: SCREEN_KINDS, sizes: SCREEN_SIZES, positions: SCREEN_POSITIONS, static: STATIC_PLACEMENT, primary: PRIMARY, minAPoints: MIN_A_POINTS, layer: ctx.m.layer, model: c.descriptor.name };
+  const design: Design & { run: string; images: string } = { ...omit(p, 'iconBatch', 'batchSize'), run: resolve(req.run), images: resolve(req.images), sizes: SCREEN_SIZES, positions: SCREEN_POSITIONS, static: STATIC_PLACEMENT, primary: PRIMARY, minAPoints: MIN_A_POINTS, layer: ctx.m.layer, model: c.descriptor.name };
   const col = (k: number) => c.labels.atOutput(k + c.labels.offset)!;
   const plan: Plan = { format: PLAN_FORMAT, design, pairs: pairs.map((q) => ({ id: q.id, set: q.set, a: col(q.a).wnid, b: col(q.b).wnid, images: q.images.map((i) => ds.items[i]!.path) })) };
   await claimFolder(req.out, plan);
@@ -176,9 +180,9 @@ export async function assembleScreen(dir: string): Promise<{ file: ScreenFile; f
  */
 export async function mergeScreens(shards: readonly string[], out: string): Promise<{ file: ScreenFile; files: { json: string; csv: string } }> {
   const plans = shards.map((s) => readFormat(planFormat, join(s, 'screen-plan.json'), { label: 'shard' }));
-  const first = JSON.stringify(plans[0]);
+  const first = stableJson(plans[0]);
   plans.forEach((pl, k) => {
-    if (JSON.stringify(pl) !== first) throw new PatchAtlasError('RUN_MISMATCH', `shard ${shards[k]} was planned with other settings or pairs than ${shards[0]}`, 'merge shards of one `screen` command only');
+    if (stableJson(pl) !== first) throw new PatchAtlasError('RUN_MISMATCH', `shard ${shards[k]} was planned with other settings or pairs than ${shards[0]}`, 'merge shards of one `screen` command only');
   });
   await claimFolder(out, plans[0]!);
   const { copyFile, mkdir, readdir } = await import('node:fs/promises');
@@ -410,7 +414,7 @@ async function renderIcons(c: Classifier, ctx: RunData, tests: PreparedTest[], p
     if (!t.cells.hasBridge || !t.whitening) continue;
     for (const [kind, cell] of ICON_KINDS) {
       const r = t.refs.get(cell);
-      if (r) jobs.push({ id: `${t.key}/${kind}`, vec: r.meanAct, w: t.whitening });
+      if (r && p.kinds.includes(kind)) jobs.push({ id: `${t.key}/${kind}`, vec: r.meanAct, w: t.whitening });
     }
   }
   const out = new Map<string, Uint8Array>();
@@ -465,6 +469,7 @@ async function measureTest(c: Classifier, ctx: RunData, t: PreparedTest, icons: 
     kinds.push({ kind, pixels: (size) => ({ data: cropRgb(src, win(sideOf(size))), size: sideOf(size) }), cell, crop: { image: ctx.paths[im]!, label: ctx.labelOf[im]! >= 0 ? ctx.m.classes[ctx.labelOf[im]!]! : null, y: ctx.y[row]!, x: ctx.x[row]!, window: win(staticSide) } });
   }
   kinds.sort((u, v) => SCREEN_KINDS.indexOf(u.kind) - SCREEN_KINDS.indexOf(v.kind));
+  for (let k = kinds.length - 1; k >= 0; k--) if (!p.kinds.includes(kinds[k]!.kind)) kinds.splice(k, 1);
 
   // Every kind × placement pasted on s; one forward pass per batch.
   const pasted: DecodedImage[] = [];
@@ -532,7 +537,7 @@ async function claimFolder(dir: string, plan: Plan): Promise<void> {
   const file = join(dir, 'screen-plan.json');
   if (existsSync(file)) {
     const old = readFormat(planFormat, file);
-    if (JSON.stringify(old) !== JSON.stringify(plan)) throw new PatchAtlasError('BAD_FLAG', `--out ${dir} holds a screen planned with other settings or pairs`, 'use another --out, or the same flags to resume it');
+    if (stableJson(old) !== stableJson(plan)) throw new PatchAtlasError('BAD_FLAG', `--out ${dir} holds a screen planned with other settings or pairs`, 'use another --out, or the same flags to resume it');
     return;
   }
   await writeFormat(planFormat, file, plan);

@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { parseShard } from '../../formats/run/index.js';
 import { checkParams } from '../../recipes/params.js';
-import { SCREEN_PARAMS, screen } from '../../recipes/screen.js';
+import { SCREEN_PARAMS, screen, type ScreenParams } from '../../recipes/screen.js';
 import { skipReporter, type CliIO } from '../io.js';
 import { loadFromArgs, progressBar, withModel, type ModelArgs } from '../options.js';
 
@@ -11,6 +11,7 @@ interface ScreenArgs extends ModelArgs {
   pairs: string;
   maxPairs: number;
   sensitivity: boolean;
+  kinds?: string;
   seed: number;
   patchPx: number;
   iconSteps: number;
@@ -34,6 +35,7 @@ export function screenCommand(io: CliIO): CommandModule {
         .option('pairs', { type: 'string', default: d.pairs.default, describe: '"auto" (B = the runner-up on each tested image), "A:B,C:D", or a file with one pair per line' })
         .option('max-pairs', { type: 'number', default: d.maxPairs.default, describe: 'auto: pairs to draw (a seeded sample of the correctly classified images)' })
         .option('sensitivity', { type: 'boolean', default: d.sensitivity.default, describe: 'auto: also the sensitivity set (B = the class nearest A by final-layer weights); --no-sensitivity to skip' })
+        .option('kinds', { type: 'string', describe: `patch kinds to measure, comma-separated (default all: ${d.kinds.default.join(', ')})` })
         .option('seed', { type: 'number', default: d.seed.default, describe: 'seed of the pair sample, the icons, the noise patches and the random cells' })
         .option('patch-px', { type: 'number', default: d.patchPx.default, describe: 'side of the icon, noise and flat patches in pixels' })
         .option('icon-steps', { type: 'number', default: d.iconSteps.default, describe: 'optimisation steps per icon' })
@@ -46,7 +48,8 @@ export function screenCommand(io: CliIO): CommandModule {
         .example('$0 screen --run runs/pw11 --images ../shared/data/imagenet-sample --max-pairs 300 --out screens/auto', '300 runner-up pairs and their sensitivity twins'),
     handler: async (raw) => {
       const a = raw as unknown as ScreenArgs;
-      const params = checkParams(SCREEN_PARAMS, { pairs: a.pairs, maxPairs: a.maxPairs, sensitivity: a.sensitivity, seed: a.seed, patchPx: a.patchPx, iconSteps: a.iconSteps, grid: a.grid, topN: a.topN, batchSize: a.batchSize });
+      const kinds = a.kinds?.split(',').map((k) => k.trim()) as ScreenParams['kinds'] | undefined;
+      const params = checkParams(SCREEN_PARAMS, { ...(kinds ? { kinds } : {}), pairs: a.pairs, maxPairs: a.maxPairs, sensitivity: a.sensitivity, seed: a.seed, patchPx: a.patchPx, iconSteps: a.iconSteps, grid: a.grid, topN: a.topN, batchSize: a.batchSize });
       const shard = a.shard ? parseShard(a.shard) : null;
       const c = await loadFromArgs(a, io, a.json);
       try {
