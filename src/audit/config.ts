@@ -1,7 +1,9 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { PatchAtlasError, isPatchAtlasError } from '../errors.js';
-import { AUDIT_METRICS, type AuditMetric } from '../formats/audit.js';
+import { AUDIT_METRICS, SCREEN_METRICS, type AuditMetric, type ScreenMetric } from '../formats/audit.js';
+import { SCREEN_PARAMS, type ScreenParams } from '../recipes/screen.js';
+import { BRIDGE_KINDS, SCREEN_KINDS } from '../screen/design.js';
 import { checkPositions, POSITIONS, type Position } from '../patch/placement.js';
 import { EVALUATE_PARAMS } from '../recipes/evaluate.js';
 import { BRIDGE_PATCHES, MAKE_PATCH_PARAMS, type MakePatchParams } from '../recipes/patches.js';
@@ -23,7 +25,7 @@ export const METRICS = AUDIT_METRICS;
 export type { AuditMetric };
 
 export interface AuditThreshold {
-  metric: AuditMetric;
+  metric: AuditMetric | ScreenMetric;
   /** Fails when the best non-control patch's rate is above this. */
   max?: number;
   /** Fails when the best non-control patch's rate is more than this above the noise control's. */
@@ -58,6 +60,17 @@ export interface AuditCheck {
   thresholds: AuditThreshold[];
 }
 
+/** A screen run by the audit: pairs screened on `images` with a collect `run`, judged on its pooled flip rates. */
+export interface ScreenCheck {
+  name: string;
+  slug: string;
+  key: string;
+  run: string;
+  images: string;
+  params: ScreenParams;
+  thresholds: AuditThreshold[];
+}
+
 export interface AuditConfig {
   /** The config path as given (for messages) and absolute. */
   label: string;
@@ -69,6 +82,7 @@ export interface AuditConfig {
   output: string;
   junit: string;
   checks: AuditCheck[];
+  screens: ScreenCheck[];
 }
 
 /**
@@ -81,7 +95,8 @@ export const AUDIT_DEFAULTS = {
   atlas: { cells: BRIDGE_PATCHES, iconSteps: 64, steps: 0 },
 } as const;
 
-const TOP_KEYS = ['$comment', 'model', 'weights', 'images', 'maxImages', 'output', 'junit', 'batchSize', 'checks'];
+const TOP_KEYS = ['$comment', 'model', 'weights', 'images', 'maxImages', 'output', 'junit', 'batchSize', 'checks', 'screens'];
+const SCREEN_KEYS = ['$comment', 'name', 'run', 'images', 'pairs', 'maxPairs', 'sensitivity', 'kinds', 'seed', 'iconSteps', 'patchPx', 'grid', 'minDensity', 'topN', 'batchSize', 'thresholds'];
 const CHECK_KEYS = ['$comment', 'name', 'source', 'target', 'images', 'maxImages', 'split', 'patches', 'placements', 'noise', 'batchSize', 'thresholds'];
 const PLACEMENT_KEYS = ['$comment', 'sizes', 'positions', 'circular'];
 const NOISE_KEYS = ['$comment', 'seed', 'patchPx', 'side'];
@@ -140,8 +155,8 @@ export function parseAuditConfig(text: string, label: string, opts: { checkInput
   const batchSize = v.optInt(raw, 'batchSize', '', 1) ?? EVALUATE_PARAMS.batchSize.default;
   const maxImages = v.optInt(raw, 'maxImages', '', 1);
 
-  const checksRaw = raw.checks;
-  if (!Array.isArray(checksRaw) || checksRaw.length === 0) throw fail('checks', checksRaw === undefined ? 'is missing' : 'must be a non-empty list of checks', 'each check: { "target": ..., "patches": [...], "thresholds": [...] }');
+  const checksRaw = raw.checks ?? (raw.screens !== undefined ? [] : undefined);
+  if (!Array.isArray(checksRaw) || (checksRaw.length === 0 && raw.screens === undefined)) throw fail('checks', checksRaw === undefined ? 'is missing (give "checks", "screens" or both)' : 'must be a non-empty list of checks', 'each check: { "target": ..., "patches": [...], "thresholds": [...] }');
   const names = new Map<string, string>();
   const slugs = new Set<string>();
   const checks = checksRaw.map((cr, ci): AuditCheck => {
@@ -233,24 +248,10 @@ export function parseAuditConfig(text: string, label: string, opts: { checkInput
       noise = { seed: v.optInt(cr.noise, 'seed', nk, Number.MIN_SAFE_INTEGER) ?? noise.seed, patchPx: v.optInt(cr.noise, pxKey, nk, 1) ?? noise.patchPx };
     }
 
-    const tr = cr.thresholds;
-    if (!Array.isArray(tr) || tr.length === 0) throw fail(`${ck}.thresholds`, tr === undefined ? 'is missing' : 'must be a non-empty list', 'e.g. [{ "metric": "dynamic", "max": 0.2 }]');
-    const thresholds = tr.map((t, ti): AuditThreshold => {
-      const tk = `${ck}.thresholds[${ti}]`;
-      if (!isObj(t)) throw fail(tk, 'must be an object', '{ "metric": "dynamic", "max": 0.2 }');
-      v.keys(t, tk, THRESHOLD_KEYS);
-      const metric = v.string(t, 'metric', tk, `one of ${METRICS.join(', ')}`);
-      if (!(METRICS as readonly string[]).includes(metric)) {
-        const near = closest(metric, METRICS, 1);
-        throw fail(`${tk}.metric`, `"${metric}" is not a metric${near.length ? ` (did you mean "${near[0]}"?)` : ''}`, `one of ${METRICS.join(', ')}`);
-      }
+    const thresholds = parseThresholds(cr, ck, METRICS, (metric, tk) => {
       if (!source && (metric === 'dynamic' || metric === 'static')) {
         throw fail(`${tk}.metric`, `"${metric}" measures flips of source-class images, but ${ck} has no "source"`, `add "source", or use "universal-${metric}"`);
       }
-      const max = v.optFraction(t, 'max', tk);
-      const maxOverNoise = v.optFraction(t, 'maxOverNoise', tk);
-      if (max === undefined && maxOverNoise === undefined) throw fail(`${tk}.max`, 'is missing (give "max", "maxOverNoise" or both)', 'e.g. "max": 0.2 fails the check when the best patch flips more than 20 % of images');
-      return { metric: metric as AuditMetric, ...(max !== undefined ? { max } : {}), ...(maxOverNoise !== undefined ? { maxOverNoise } : {}), key: tk };
     });
 
     return {
@@ -272,6 +273,56 @@ export function parseAuditConfig(text: string, label: string, opts: { checkInput
     };
   });
 
+  const screensRaw = raw.screens ?? [];
+  if (!Array.isArray(screensRaw)) throw fail('screens', 'must be a list of screens', 'each: { "run": "runs/pw11", "maxPairs": 20, "thresholds": [{ "metric": "screen-dynamic", "max": 0.1 }] }');
+  const screens = screensRaw.map((sr, si): ScreenCheck => {
+    const sk = `screens[${si}]`;
+    if (!isObj(sr)) throw fail(sk, 'must be an object');
+    v.keys(sr, sk, SCREEN_KEYS);
+    const name = v.optString(sr, 'name', sk) ?? `screen ${si + 1}`;
+    if (names.has(name)) throw fail(`${sk}.name`, `"${name}" is also the name of ${names.get(name)}`, 'give each check its own "name"');
+    names.set(name, sk);
+    let slug = slugify(name);
+    for (let k = 2; slugs.has(slug.toLowerCase()); k++) slug = `${slugify(name)}-${k}`;
+    slugs.add(slug.toLowerCase());
+    const run = input(`${sk}.run`, v.string(sr, 'run', sk, 'a collect run of the atlas layer'));
+    const imagesGiven = v.optString(sr, 'images', sk);
+    const images = imagesGiven !== undefined ? input(`${sk}.images`, imagesGiven) : imagesResolved;
+    if (images === undefined) throw fail(`${sk}.images`, 'is missing, and there is no top-level "images"', 'the labelled images to screen');
+    let pairs: string | undefined;
+    if (sr.pairs !== undefined) {
+      const ok = Array.isArray(sr.pairs) && sr.pairs.length > 0 && sr.pairs.every((x) => typeof x === 'string' && /^[^:]+:[^:]+$/.test(x));
+      if (!ok) throw fail(`${sk}.pairs`, 'must be a non-empty list of "source:target" class pairs', 'e.g. ["grey whale:great white shark"]; leave it out for the automatic (runner-up) pairs');
+      pairs = (sr.pairs as string[]).join(',');
+    }
+    let kinds: string[] | undefined;
+    if (sr.kinds !== undefined) {
+      if (!Array.isArray(sr.kinds) || !sr.kinds.every((x) => typeof x === 'string')) throw fail(`${sk}.kinds`, 'must be a list of patch kinds', `of ${SCREEN_KINDS.join(', ')}`);
+      kinds = sr.kinds as string[];
+      if (!kinds.includes('noise') || !kinds.some((k) => (BRIDGE_KINDS as readonly string[]).includes(k))) throw fail(`${sk}.kinds`, 'must include "noise" (the control) and at least one bridge kind', `e.g. ["icon", "exemplar", "noise"]`);
+    }
+    const given: Partial<ScreenParams> = {
+      // CI budget: the bridge kinds and their noise control, and no sensitivity set unless asked for.
+      kinds: (kinds ?? [...BRIDGE_KINDS, 'noise']) as ScreenParams['kinds'],
+      sensitivity: v.optBool(sr, 'sensitivity', sk) ?? false,
+      ...defined({
+        pairs,
+        maxPairs: v.optInt(sr, 'maxPairs', sk, Number.MIN_SAFE_INTEGER),
+        seed: v.optInt(sr, 'seed', sk, Number.MIN_SAFE_INTEGER),
+        iconSteps: v.optInt(sr, 'iconSteps', sk, Number.MIN_SAFE_INTEGER),
+        patchPx: v.optInt(sr, 'patchPx', sk, Number.MIN_SAFE_INTEGER),
+        grid: v.optInt(sr, 'grid', sk, Number.MIN_SAFE_INTEGER),
+        minDensity: v.optInt(sr, 'minDensity', sk, Number.MIN_SAFE_INTEGER),
+        topN: v.optInt(sr, 'topN', sk, Number.MIN_SAFE_INTEGER),
+        batchSize: v.optInt(sr, 'batchSize', sk, Number.MIN_SAFE_INTEGER) ?? batchSize,
+      }),
+    };
+    // Ranges are the screen recipe's, checked here so the error names the config key.
+    const params = checkParams(SCREEN_PARAMS, given, (key, value, problem, hint) => fail(`${sk}.${key}`, `${problem}, not ${JSON.stringify(value)}`, hint));
+    return { name, slug, key: sk, run, images, params, thresholds: parseThresholds(sr, sk, SCREEN_METRICS) };
+  });
+  if (checks.length === 0 && screens.length === 0) throw fail('checks', 'and "screens" are both empty', 'give at least one check or screen');
+
   // Never write into an input: the output may neither contain an input nor lie inside one.
   for (const i of inputs) {
     if (isInside(i.path, output) || isInside(output, i.path)) {
@@ -288,8 +339,32 @@ export function parseAuditConfig(text: string, label: string, opts: { checkInput
     output,
     junit,
     checks,
+    screens,
   };
+
+  /** A check's thresholds: each a known metric of its kind, with max, maxOverNoise or both. */
+  function parseThresholds(o: Obj, ck: string, metrics: readonly string[], extra?: (metric: string, key: string) => void): AuditThreshold[] {
+    const tr = o.thresholds;
+    if (!Array.isArray(tr) || tr.length === 0) throw fail(`${ck}.thresholds`, tr === undefined ? 'is missing' : 'must be a non-empty list', `e.g. [{ "metric": "${metrics[0]}", "max": 0.2 }]`);
+    return tr.map((t, ti): AuditThreshold => {
+      const tk = `${ck}.thresholds[${ti}]`;
+      if (!isObj(t)) throw fail(tk, 'must be an object', `{ "metric": "${metrics[0]}", "max": 0.2 }`);
+      v.keys(t, tk, THRESHOLD_KEYS);
+      const metric = v.string(t, 'metric', tk, `one of ${metrics.join(', ')}`);
+      if (!metrics.includes(metric)) {
+        const near = closest(metric, metrics, 1);
+        throw fail(`${tk}.metric`, `"${metric}" is not a metric${near.length ? ` (did you mean "${near[0]}"?)` : ''}`, `one of ${metrics.join(', ')}`);
+      }
+      extra?.(metric, tk);
+      const max = v.optFraction(t, 'max', tk);
+      const maxOverNoise = v.optFraction(t, 'maxOverNoise', tk);
+      if (max === undefined && maxOverNoise === undefined) throw fail(`${tk}.max`, 'is missing (give "max", "maxOverNoise" or both)', 'e.g. "max": 0.2 fails the check when the best patch flips more than 20 % of images');
+      return { metric: metric as AuditThreshold['metric'], ...(max !== undefined ? { max } : {}), ...(maxOverNoise !== undefined ? { maxOverNoise } : {}), key: tk };
+    });
+  }
 }
+
+const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as Partial<T>;
 
 /**
  * The absolute path of `p` (relative to `root`, or absolute) when it lies strictly inside `root`, both as

@@ -4,7 +4,7 @@ import { loadPatches, type PatchImage } from '../data/patches.js';
 import { PatchAtlasError, isPatchAtlasError } from '../errors.js';
 import type { PatchMetrics, Proportion } from '../evaluate/metrics.js';
 import { readAtlas } from '../formats/atlas.js';
-import { AUDIT_FORMAT, writeAuditResult, type AuditMetric, type AuditResult, type CheckResult, type RateSummary, type ThresholdResult } from '../formats/audit.js';
+import { AUDIT_FORMAT, writeAuditResult, type AuditMetric, type AuditResult, type CheckResult, type RateSummary, type ScreenCheckResult, type ScreenMetric, type ThresholdResult } from '../formats/audit.js';
 import type { ClassName } from '../formats/file.js';
 import { producer } from '../formats/producer.js';
 import { readSplit } from '../formats/split.js';
@@ -12,23 +12,29 @@ import type { Classifier } from '../model/classifier.js';
 import { LabelSet, type ClassRef } from '../model/labels.js';
 import { eligibleImages, evaluate, sampleImages } from '../recipes/evaluate.js';
 import { makePatches } from '../recipes/patches.js';
+import { screen } from '../recipes/screen.js';
+import { BRIDGE_KINDS } from '../screen/design.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { outputFile, type AuditCheck, type AuditConfig, type AuditThreshold } from './config.js';
+import { outputFile, type AuditCheck, type AuditConfig, type AuditThreshold, type ScreenCheck } from './config.js';
 
 /**
  * `audit`: each check of a config evaluates its patches (with a noise control in the same run) on its
  * images, and compares the best non-control patch's success rate with the check's thresholds. Results:
  * audit.json, a JUnit XML file (one testcase per check × threshold) and each check's results.json/csv,
  * all inside the config's output folder (see config.ts for how that is enforced). Patches and the
- * evaluation come from the same recipes as the `patch` and `evaluate` commands.
+ * evaluation come from the same recipes as the `patch` and `evaluate` commands. A screen check runs the
+ * `screen` recipe and judges the pooled flip rates of its bridge patches (icon, exemplar) against its
+ * noise patches, pair by pair.
  */
 
 export const NOISE_CONTROL = 'noise-control';
 export type { AuditResult, CheckResult, RateSummary, ThresholdResult };
 
 export interface AuditRunOptions {
-  /** Before each check is evaluated. */
-  onCheck?: (check: AuditCheck, index: number, total: number) => void;
+  /** Before each check (then each screen) is run. */
+  onCheck?: (check: AuditCheck | ScreenCheck, index: number, total: number) => void;
+  /** Pairs screened so far for the current screen check. */
+  onPair?: (done: number, total: number, line: string) => void;
   /** Images through the model so far for the current check. */
   onProgress?: (done: number, total: number) => void;
   onSkip?: (s: Skipped) => void;
@@ -66,13 +72,19 @@ export async function runAudit(cfg: AuditConfig, c: Classifier, opts: AuditRunOp
     return { target, source };
   });
 
+  const total = cfg.checks.length + cfg.screens.length;
   const checks: CheckResult[] = [];
   for (const [ci, check] of cfg.checks.entries()) {
-    opts.onCheck?.(check, ci, cfg.checks.length);
+    opts.onCheck?.(check, ci, total);
     checks.push(await runCheck(cfg, c, check, classes[ci]!.target, classes[ci]!.source, opts, configError));
   }
+  const screens: ScreenCheckResult[] = [];
+  for (const [si, check] of cfg.screens.entries()) {
+    opts.onCheck?.(check, cfg.checks.length + si, total);
+    screens.push(await runScreenCheck(cfg, c, check, opts, configError));
+  }
 
-  const all = checks.flatMap((ch) => ch.thresholds);
+  const all = [...checks, ...screens].flatMap((ch) => ch.thresholds);
   const failed = all.filter((t) => !t.passed).length;
   const jsonPath = outputFile(cfg.output, 'audit.json');
   const junitPath = outputFile(cfg.output, relative(cfg.output, cfg.junit));
@@ -82,11 +94,12 @@ export async function runAudit(cfg: AuditConfig, c: Classifier, opts: AuditRunOp
     config: cfg.path,
     model: c.descriptor.name,
     passed: failed === 0,
-    counts: { checks: checks.length, thresholds: all.length, passed: all.length - failed, failed },
+    counts: { checks: checks.length + screens.length, thresholds: all.length, passed: all.length - failed, failed },
     files: { json: jsonPath, junit: junitPath },
     createdAt,
     seconds: (Date.now() - t0) / 1000,
     checks,
+    screens,
   };
   await writeFileAtomic(junitPath, junitXml(result));
   await writeAuditResult(jsonPath, result);
@@ -169,7 +182,53 @@ async function runCheck(cfg: AuditConfig, c: Classifier, check: AuditCheck, targ
     split: split ?? null,
     seconds: (Date.now() - t0) / 1000,
     patches: rates,
-    thresholds: check.thresholds.map((t) => judge(t, candidates, controlRates, { images: r.images.length, correctBefore: first.correctBefore })),
+    thresholds: check.thresholds.map((t) => {
+      const nothing = t.metric === 'dynamic' || t.metric === 'static' ? `none of the ${r.images.length} source images was classified correctly before the patch` : `all ${r.images.length} images were already the target class`;
+      return judge(t as AuditThreshold & { metric: AuditMetric }, candidates, controlRates, nothing);
+    }),
+  };
+}
+
+async function runScreenCheck(cfg: AuditConfig, c: Classifier, check: ScreenCheck, opts: AuditRunOptions, configError: ConfigError): Promise<ScreenCheckResult> {
+  const t0 = Date.now();
+  const out = outputFile(cfg.output, `screens/${check.slug}`);
+  const r = await (async () => {
+    try {
+      return await screen({
+        classifier: c,
+        run: check.run,
+        images: check.images,
+        out,
+        params: check.params,
+        onEvent: (e) => (e.kind === 'pair' ? opts.onPair?.(e.done, e.total, e.line) : undefined),
+        ...(opts.onSkip ? { onSkip: opts.onSkip } : {}),
+      });
+    } catch (e) {
+      throw configError(check.key, e);
+    }
+  })();
+  // The auto set is the screen's population; the sensitivity set (when asked for) is reported beside it, not judged.
+  const set = r.file!.sets[0]!;
+  const a = set.analysis;
+  const rates = (kind: string) => {
+    const k = a.kinds.find((x) => x.kind === kind);
+    const none: RateSummary = { k: 0, n: 0, p: null, lo: 0, hi: 1 };
+    return { 'screen-dynamic': k ? { ...k.flipDynamic } : none, 'screen-static': k ? { ...k.flipStatic } : none };
+  };
+  const kinds = [...check.params.kinds.filter((k) => k !== 'noise'), 'noise'].map((name) => ({ name, control: name === 'noise', ...rates(name) }));
+  const candidates = kinds.filter((k) => BRIDGE_KINDS.includes(k.name as (typeof BRIDGE_KINDS)[number]));
+  const control = kinds.find((k) => k.control)!;
+  const nothing = `none of the ${a.pairs} screened pairs had a bridge cell (${a.noBridge} without)`;
+  return {
+    name: check.name,
+    key: check.key,
+    screen: relative(cfg.output, r.files!.json).split('\\').join('/'),
+    set: set.name,
+    pairs: a.pairs,
+    withBridge: a.withBridge,
+    kinds,
+    seconds: (Date.now() - t0) / 1000,
+    thresholds: check.thresholds.map((t) => judge(t as AuditThreshold & { metric: ScreenMetric }, candidates, control, nothing)),
   };
 }
 
@@ -207,26 +266,22 @@ function thresholdName(t: AuditThreshold): string {
   return `${t.metric} ${parts.join(' ')}`;
 }
 
-function judge(
-  t: AuditThreshold,
-  candidates: Array<{ name: string } & Record<AuditMetric, RateSummary>>,
-  control: Record<AuditMetric, RateSummary>,
-  counts: { images: number; correctBefore: number },
+/** A threshold against the best candidate's rate of its metric (a patch of a check, a bridge kind of a screen) and the noise control's. */
+function judge<M extends AuditMetric | ScreenMetric>(
+  t: AuditThreshold & { metric: M },
+  candidates: ReadonlyArray<{ name: string } & Record<M, RateSummary>>,
+  control: Record<M, RateSummary>,
+  nothing: string,
 ): ThresholdResult {
   const noise = control[t.metric];
   let best: ({ patch: string } & RateSummary) | null = null;
   for (const p of candidates) {
-    const r = p[t.metric];
+    const r: RateSummary = p[t.metric];
     if (r.p === null) continue;
     if (!best || r.p > best.p!) best = { patch: p.name, ...r };
   }
   const base = { key: t.key, name: thresholdName(t), metric: t.metric, ...(t.max !== undefined ? { max: t.max } : {}), ...(t.maxOverNoise !== undefined ? { maxOverNoise: t.maxOverNoise } : {}), best, noise };
-  if (!best) {
-    const why = t.metric === 'dynamic' || t.metric === 'static'
-      ? `none of the ${counts.images} source images was classified correctly before the patch`
-      : `all ${counts.images} images were already the target class`;
-    return { ...base, passed: false, message: `${t.metric}: nothing to measure: ${why}` };
-  }
+  if (!best) return { ...base, passed: false, message: `${t.metric}: nothing to measure: ${nothing}` };
   const broken: string[] = [];
   const held: string[] = [];
   const measured = `${t.metric} ${formatRate(best)} of "${best.patch}"`;
@@ -260,23 +315,15 @@ export function junitXml(r: AuditResult): string {
   const secs = (s: number) => s.toFixed(3);
   const lines = ['<?xml version="1.0" encoding="UTF-8"?>'];
   lines.push(`<testsuites name="patch-atlas audit" tests="${r.counts.thresholds}" failures="${r.counts.failed}" errors="0" time="${secs(r.seconds)}">`);
-  for (const ch of r.checks) {
-    const failures = ch.thresholds.filter((t) => !t.passed).length;
-    lines.push(`  <testsuite name="${a(ch.name)}" tests="${ch.thresholds.length}" failures="${failures}" errors="0" skipped="0" time="${secs(ch.seconds)}" timestamp="${a(r.createdAt.replace(/\.\d+Z$/, ''))}">`);
+  const suite = (name: string, seconds: number, thresholds: readonly ThresholdResult[], props: Array<[string, string | number]>, rows: ReadonlyArray<{ name: string; control: boolean; rate: (m: ThresholdResult['metric']) => RateSummary | undefined }>) => {
+    const failures = thresholds.filter((t) => !t.passed).length;
+    lines.push(`  <testsuite name="${a(name)}" tests="${thresholds.length}" failures="${failures}" errors="0" skipped="0" time="${secs(seconds)}" timestamp="${a(r.createdAt.replace(/\.\d+Z$/, ''))}">`);
     lines.push('    <properties>');
-    const props: Array<[string, string | number]> = [
-      ['model', r.model],
-      ['source', ch.source ? `${ch.source.name} (${ch.source.wnid})` : 'any (universal)'],
-      ['target', `${ch.target.name} (${ch.target.wnid})`],
-      ['images', ch.images],
-      ['correctBefore', ch.correctBefore],
-      ['results', ch.results.json],
-    ];
-    for (const [k, v] of props) lines.push(`      <property name="${a(k)}" value="${a(v)}"/>`);
+    for (const [k, v] of [['model', r.model] as [string, string], ...props]) lines.push(`      <property name="${a(k)}" value="${a(v)}"/>`);
     lines.push('    </properties>');
-    const each = ch.thresholds.length ? ch.seconds / ch.thresholds.length : 0;
-    for (const t of ch.thresholds) {
-      const open = `    <testcase classname="${a(`patch-atlas.audit.${ch.name}`)}" name="${a(t.name)}" time="${secs(each)}"`;
+    const each = thresholds.length ? seconds / thresholds.length : 0;
+    for (const t of thresholds) {
+      const open = `    <testcase classname="${a(`patch-atlas.audit.${name}`)}" name="${a(t.name)}" time="${secs(each)}"`;
       if (t.passed) {
         lines.push(`${open}/>`);
         continue;
@@ -285,7 +332,7 @@ export function junitXml(r: AuditResult): string {
         t.message,
         `best patch: ${t.best ? `${t.best.patch} ${formatRate(t.best)}` : 'none measured'}`,
         `noise control: ${formatRate(t.noise)}`,
-        ...ch.patches.map((p) => `  ${p.name}${p.control ? ' (control)' : ''}: ${formatRate(p[t.metric])}`),
+        ...rows.map((p) => `  ${p.name}${p.control ? ' (control)' : ''}: ${formatRate(p.rate(t.metric) ?? { k: 0, n: 0, p: null, lo: 0, hi: 1 })}`),
         `config key: ${t.key}`,
       ].join('\n');
       lines.push(`${open}>`);
@@ -293,6 +340,23 @@ export function junitXml(r: AuditResult): string {
       lines.push('    </testcase>');
     }
     lines.push('  </testsuite>');
+  };
+  for (const ch of r.checks) {
+    suite(ch.name, ch.seconds, ch.thresholds, [
+      ['source', ch.source ? `${ch.source.name} (${ch.source.wnid})` : 'any (universal)'],
+      ['target', `${ch.target.name} (${ch.target.wnid})`],
+      ['images', ch.images],
+      ['correctBefore', ch.correctBefore],
+      ['results', ch.results.json],
+    ], ch.patches.map((p) => ({ name: p.name, control: p.control, rate: (m) => (m in p ? p[m as AuditMetric] : undefined) })));
+  }
+  for (const sc of r.screens) {
+    suite(sc.name, sc.seconds, sc.thresholds, [
+      ['set', sc.set],
+      ['pairs', sc.pairs],
+      ['withBridge', sc.withBridge],
+      ['results', sc.screen],
+    ], sc.kinds.map((k) => ({ name: k.name, control: k.control, rate: (m) => (m in k ? k[m as ScreenMetric] : undefined) })));
   }
   lines.push('</testsuites>');
   return lines.join('\n') + '\n';
@@ -310,6 +374,10 @@ export function auditSummary(r: AuditResult, configLabel: string): string[] {
     const who = ch.source ? `${cls(ch.source)} → ${cls(ch.target)}, ${imgs}, ${ch.correctBefore} correct before` : `any → ${cls(ch.target)}, ${imgs}, ${ch.notTargetBefore} not the target before`;
     lines.push(`${ch.name} (${who}; ${plural(ch.patches.length - 1, 'patch')} + noise control)`);
     for (const t of ch.thresholds) lines.push(`  ${t.passed ? 'PASS' : 'FAIL'}  ${t.message}`);
+  }
+  for (const sc of r.screens) {
+    lines.push(`${sc.name} (screen, ${sc.set} pairs: ${sc.withBridge} of ${sc.pairs} with a bridge; ${sc.kinds.filter((k) => !k.control).map((k) => k.name).join(', ')} + noise control)`);
+    for (const t of sc.thresholds) lines.push(`  ${t.passed ? 'PASS' : 'FAIL'}  ${t.message}`);
   }
   lines.push(`results: ${r.files.json}, ${r.files.junit}`);
   return lines;

@@ -13,6 +13,9 @@ export const AUDIT_FILE = 'audit.json';
 
 export const AUDIT_METRICS = ['dynamic', 'static', 'universal-dynamic', 'universal-static'] as const;
 export type AuditMetric = (typeof AUDIT_METRICS)[number];
+/** A screen check's metrics: the share of screened pairs a bridge patch flips (best placement, or the declared one). */
+export const SCREEN_METRICS = ['screen-dynamic', 'screen-static'] as const;
+export type ScreenMetric = (typeof SCREEN_METRICS)[number];
 
 const rate = z.object({ k: z.number(), n: z.number(), p: z.number().nullable(), lo: z.number(), hi: z.number() });
 /** A rate as audit reports it: `p` is null when nothing could be counted (n = 0). */
@@ -23,7 +26,7 @@ const threshold = z.object({
   key: z.string(),
   /** The testcase name, e.g. "dynamic max 0.2". */
   name: z.string(),
-  metric: z.enum(AUDIT_METRICS),
+  metric: z.enum([...AUDIT_METRICS, ...SCREEN_METRICS]),
   max: z.number().optional(),
   maxOverNoise: z.number().optional(),
   passed: z.boolean(),
@@ -59,6 +62,21 @@ const check = z.object({
 });
 export type CheckResult = z.infer<typeof check>;
 
+/** A screen check: the pooled flip rates of the bridge patches (icon, exemplar) against the noise control, over the screened pairs. */
+const screenCheck = z.object({
+  name: z.string(),
+  key: z.string(),
+  /** screen.json, relative to the output folder, and the set judged. */
+  screen: z.string(),
+  set: z.string(),
+  pairs: z.number(),
+  withBridge: z.number(),
+  kinds: z.array(z.object({ name: z.string(), control: z.boolean(), 'screen-dynamic': rate, 'screen-static': rate })),
+  seconds: z.number(),
+  thresholds: z.array(threshold),
+});
+export type ScreenCheckResult = z.infer<typeof screenCheck>;
+
 const auditSchema = z.object({
   format: z.literal(AUDIT_FORMAT),
   producer: producerSchema,
@@ -70,6 +88,7 @@ const auditSchema = z.object({
   createdAt: z.string(),
   seconds: z.number(),
   checks: z.array(check),
+  screens: z.array(screenCheck),
 });
 export type AuditResult = z.infer<typeof auditSchema>;
 

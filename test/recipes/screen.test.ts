@@ -3,51 +3,26 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDataset } from '../../src/data/dataset.js';
 import { decodeImage } from '../../src/data/decode.js';
 import { readScreen } from '../../src/formats/screen.js';
 import { fromHalf, toHalf } from '../../src/formats/run/index.js';
 import type { Classifier } from '../../src/model/classifier.js';
-import { collect } from '../../src/recipes/collect.js';
-import { mergeScreens, screen, type ScreenParams } from '../../src/recipes/screen.js';
+import { mergeScreens, screen } from '../../src/recipes/screen.js';
 import { cropRgb } from '../../src/screen/exemplar.js';
 import { removeDir } from '../helpers/images.js';
-import { loadTinyClassifier } from '../helpers/tiny-models.js';
+import { TINY_SCREEN_PARAMS, screenFixture } from '../helpers/screen-fixture.js';
 
-/**
- * The screen on the tiny model (32 px input, an 8×8×16 atlas layer), with images labelled by the model's
- * own answer so that every image can be tested. Small budgets: a handful of icon steps.
- */
+/** The screen on the tiny model; see the fixture for its images, run and pairs. */
 const root = mkdtempSync(join(tmpdir(), 'pa-screen-'));
-const images = join(root, 'images');
 let c: Classifier;
+let images: string;
 let pairs: string;
-const params: Partial<ScreenParams> = { iconSteps: 3, patchPx: 32, grid: 3, minDensity: 1, iconBatch: 6, batchSize: 32 };
+const params = TINY_SCREEN_PARAMS;
 
 beforeAll(async () => {
-  c = await loadTinyClassifier(root);
-  mkdirSync(images);
-  // Random images, each named after the class the model gives it (so each is "correctly classified").
-  const byClass = new Map<string, number>();
-  for (let i = 0; [...byClass.values()].filter((n) => n >= 2).length < 2; i++) {
-    if (i > 400) throw new Error(`the tiny model gives too few classes: ${[...byClass.entries()]}`);
-    const px = Buffer.from(Array.from({ length: 32 * 32 * 3 }, (_, k) => ((k * (i + 7) * 2654435761 + i * 40503) >>> 24) & 255));
-    const file = join(root, 'probe.png');
-    await sharp(px, { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(file);
-    const probs = tf.tidy(() => c.probabilities(tf.div(tf.tensor4d(px, [1, 32, 32, 3], 'int32').toFloat(), 255) as tf.Tensor4D));
-    const top = c.topK(probs, 1)[0]![0]!.class;
-    probs.dispose();
-    if ((byClass.get(top.wnid) ?? 0) >= 3) continue;
-    byClass.set(top.wnid, (byClass.get(top.wnid) ?? 0) + 1);
-    await sharp(px, { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(join(images, `${top.wnid}_${i}.png`));
-  }
-  const classes = [...byClass.keys()].filter((w) => byClass.get(w)! >= 2);
-  pairs = `${classes[0]}:${classes[1]},${classes[1]}:${classes[0]}`;
-  const ds = await openDataset(images, c.labels);
-  await collect(c, ds, { layer: 'conv_pw_1_relu', out: join(root, 'run'), positions: 'all', seed: 1, shard: null });
+  ({ c, images, pairs } = await screenFixture(root));
 }, 120_000);
 
 afterAll(async () => {

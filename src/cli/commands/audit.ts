@@ -17,7 +17,7 @@ interface AuditArgs {
 export function auditCommand(io: CliIO): CommandModule {
   return {
     command: 'audit',
-    describe: 'run the patch checks of a config file; exit 1 when a threshold is broken (JUnit XML for CI)',
+    describe: 'run the patch checks and screens of a config file; exit 1 when a threshold is broken (JUnit XML for CI)',
     builder: (y: Argv) =>
       y
         .option('config', { type: 'string', demandOption: true, describe: 'audit config (JSON; see docs/audit.md); its paths are relative to its folder' })
@@ -37,10 +37,11 @@ export function auditCommand(io: CliIO): CommandModule {
           onNote: (n) => !a.json && io.err(n),
           onCheck: (check, i, n) => {
             bar.done();
-            bar = progressBar(io, 'evaluate', !a.json);
+            bar = progressBar(io, 'run' in check ? 'screen' : 'evaluate', !a.json);
             if (!a.json) io.err(`check ${i + 1}/${n}: ${check.name}`);
           },
           onProgress: (done, total) => bar.update(done, total),
+          onPair: (done, total) => bar.update(done, total),
         });
         bar.done();
         if (a.json) io.out(JSON.stringify(r, null, 2));
