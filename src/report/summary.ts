@@ -45,7 +45,7 @@ function screenSentences(s: ReportScreen): { headline: string; details: string[]
   const kind = (set: ReportScreenSet, k: string) => set.kinds.find((x) => x.kind === k);
   const rate = (set: ReportScreenSet, k: string) => {
     const r = kind(set, k)?.flipDynamic;
-    return r && r.n ? `${pct(r.p)} ${ci(r)} (${r.k} of ${r.n})` : 'n/a';
+    return r && r.n ? `${pct(r.p)} (${frac(r)}; 95 % CI ${ci(r)})` : 'n/a';
   };
   const line = (set: ReportScreenSet) =>
     `${set.name === 'auto' ? 'Across' : `In the ${set.name} set, across`} ${set.withBridge} class pairs with a bridge (of ${set.pairs}; ${set.distinctB} target classes), each tested on an image held out of its atlas, bridge icons flipped ${rate(set, 'icon')} of them to B at some placement, exemplar crops ${rate(set, 'exemplar')}, icons of random cells ${rate(set, 'icon-random')} and noise ${rate(set, 'noise')}. Primary test: ${set.primary.sentence}.`;

@@ -6,8 +6,12 @@ import { pathToFileURL } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readEnv } from '../../src/config.js';
+import { readScreen } from '../../src/formats/screen.js';
 import { buildReportData, writeReport } from '../../src/recipes/report.js';
+import { screen } from '../../src/recipes/screen.js';
+import { pct } from '../../src/report/format.js';
 import { runCli } from '../helpers/cli.js';
+import { TINY_SCREEN_PARAMS, screenFixture } from '../helpers/screen-fixture.js';
 import { writeFixture } from './fixtures.js';
 
 /**
@@ -66,7 +70,7 @@ const canvasColours = (page: Page, id: string) =>
   afterAll(async () => {
     await context?.close();
     // The screenshot and the report stay (the path is printed); the profile and inputs go.
-    for (const d of ['profile', 'inputs', 'hostile', 'hostile-report']) await rm(join(root, d), { recursive: true, force: true });
+    for (const d of ['profile', 'inputs', 'hostile', 'hostile-report', 'screen-inputs']) await rm(join(root, d), { recursive: true, force: true });
   });
 
   it('renders every section, the atlas grid and non-blank charts, offline and without errors', async () => {
@@ -139,4 +143,39 @@ const canvasColours = (page: Page, id: string) =>
     expect(dialogs).toEqual([]);
     await page.close();
   });
+
+  it('renders a screen: headline from its pooled rates, the kinds table, the chart and before/after pictures', async () => {
+    const fx = await screenFixture(join(root, 'screen-inputs'));
+    const out = join(root, 'screen-inputs', 'screen');
+    try {
+      await screen({ classifier: fx.c, run: fx.run, images: fx.images, out, params: { ...TINY_SCREEN_PARAMS, pairs: fx.pairs } });
+    } finally {
+      fx.c.dispose();
+    }
+    const set = readScreen(join(out, 'screen.json')).sets[0]!;
+    const data = await buildReportData({ screen: out, model: join(root, 'screen-inputs', 'desc', 'tiny_layers.json') });
+    const { html } = await writeReport(data, join(root, 'screen-report'));
+    const { page, problems, dialogs } = await open(html);
+    expect(await page.$('section#screen')).not.toBeNull();
+
+    const icon = set.analysis.kinds.find((k) => k.kind === 'icon')!.flipDynamic;
+    const headline = (await page.textContent('#summary .headline'))!;
+    expect(headline).toMatch(new RegExp(`^In the list set, across ${set.analysis.withBridge} class pairs with a bridge \\(of ${set.analysis.pairs};`));
+    expect(headline).toContain(`bridge icons flipped ${pct(icon.p)} (${icon.k} of ${icon.n}; 95 % CI `);
+    expect(headline).toContain('Primary test:');
+
+    // One row per kind; the rows' counts are the analysis's.
+    const rows = await page.$$eval('#screen table.screen-kinds tr', (trs) => trs.slice(1).map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+    expect(rows.map((r) => r[0])).toEqual(set.analysis.kinds.map((k) => k.kind));
+    expect(rows.map((r) => Number(r[1]))).toEqual(set.analysis.kinds.map((k) => k.n));
+    const c = await canvasColours(page, 'chart-screen-flips');
+    expect(c.colours).toBeGreaterThan(5);
+    // The most vulnerable pairs: the tested image before and after, redrawn with the model's preprocessing.
+    expect(await page.$$eval('#screen .vulnerable figure.pair', (els) => els.length)).toBeGreaterThan(0);
+    expect(await page.$$eval('#screen .vulnerable img[alt="before"]', (els) => els.length)).toBeGreaterThan(0);
+    expect(await page.$$eval('#screen .vulnerable img[alt="after"]', (els) => els.length)).toBeGreaterThan(0);
+    expect(problems).toEqual([]);
+    expect(dialogs).toEqual([]);
+    await page.close();
+  }, 120_000);
 });
