@@ -3,7 +3,7 @@ import { decodedBatches } from '../data/batches.js';
 import type { ImageItem, Skipped } from '../data/dataset.js';
 import { loadPatches, type PatchImage } from '../data/patches.js';
 import { PatchAtlasError } from '../errors.js';
-import { evaluatePatches, noisePatch, type EvaluatePatchesResult } from '../evaluate/evaluate-patches.js';
+import { evaluatePatches, noisePatch, type EvaluatePatchesOptions, type EvaluatePatchesResult } from '../evaluate/evaluate-patches.js';
 import { writeEvaluation, type EvaluationMeta } from '../formats/evaluation.js';
 import type { Split } from '../formats/split.js';
 import type { Classifier } from '../model/classifier.js';
@@ -107,34 +107,16 @@ export async function evaluate(req: EvaluateRequest): Promise<EvaluateOutcome> {
   return { ...r, files, noise, placements, params: p };
 }
 
-export interface MeasureOptions {
-  classifier: Classifier;
-  items: ImageItem[];
-  patches: PatchImage[];
-  placements: Placement[];
-  source?: ClassRef;
-  target: ClassRef;
-  batchSize?: number;
-  onProgress?: (done: number, total: number) => void;
-  onSkip?: (s: Skipped) => void;
-}
+/** The evaluation block's options, with image files (`items`) in place of decoded batches. */
+export type MeasureOptions = Omit<EvaluatePatchesOptions, 'images' | 'count'> & { items: ImageItem[]; onSkip?: (s: Skipped) => void };
 
 /** The evaluation block on image files: decoded batch by batch for the classifier, unreadable files skipped. */
 export async function measurePatches(o: MeasureOptions): Promise<EvaluatePatchesResult> {
   const batchSize = o.batchSize ?? EVALUATE_PARAMS.batchSize.default;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new PatchAtlasError('BAD_FLAG', `batch size must be a whole number ≥ 1, got ${batchSize}`);
   const images = decodedBatches(o.items, { pre: o.classifier.preprocess, batchSize, ...(o.onSkip ? { onSkip: o.onSkip } : {}) });
-  return evaluatePatches({
-    classifier: o.classifier,
-    images,
-    count: o.items.length,
-    patches: o.patches,
-    placements: o.placements,
-    target: o.target,
-    batchSize,
-    ...(o.source ? { source: o.source } : {}),
-    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
-  });
+  const { items, onSkip: _, ...rest } = o;
+  return evaluatePatches({ ...rest, images, count: items.length, batchSize });
 }
 
 /**
