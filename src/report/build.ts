@@ -10,7 +10,7 @@ import type { AccuracyReport } from '../formats/accuracy.js';
 import type { AtlasFile } from '../formats/atlas.js';
 import type { EvaluationFile } from '../formats/evaluation.js';
 import type { ScreenFile } from '../formats/screen.js';
-import type { PatchExample, ReportAccuracy, ReportAtlas, ReportData, ReportPatches, ReportSettings } from '../formats/report.js';
+import type { PatchExample, ReportAccuracy, ReportAtlas, ReportData, ReportPatches, ReportScreen, ReportSettings } from '../formats/report.js';
 import type { LabelSet } from '../model/labels.js';
 import type { PatchPixels } from '../patch/paste.js';
 import { atlasSection } from './atlas.js';
@@ -64,7 +64,7 @@ export async function reportData(inputs: ReportInputs, media: Media): Promise<Re
 
   const screen = inputs.screen ? await screenSection(inputs.screen.file, inputs.screen.path, media, { model: 'unknown' in inputs.model ? null : inputs.model }) : null;
 
-  const title = inputs.title?.trim() || defaultTitle(atlas, patches);
+  const title = inputs.title?.trim() || defaultTitle(atlas, patches, screen);
   return {
     created: new Date().toISOString(),
     title,
@@ -152,8 +152,9 @@ function settings(opts: ReportInputs, inputs: Omit<ReportSettings['inputs'], 'pa
   return { command: opts.command ?? null, inputs: { ...inputs, patches: opts.patchArgs }, rows };
 }
 
-function defaultTitle(atlas: ReportAtlas | null, p: ReportPatches | null): string {
+function defaultTitle(atlas: ReportAtlas | null, p: ReportPatches | null, screen: ReportScreen | null): string {
   if (p) return p.source ? `${p.source.name} → ${p.target.name}` : `any class → ${p.target.name}`;
   if (atlas?.classes.length) return atlas.classes.map((c) => c.name).join(' vs ');
+  if (screen?.sets.length) return `Screen of ${screen.sets.map((s) => `${s.pairs} ${s.name}`).join(' + ')} class pairs, ${screen.model}`;
   return 'patch-atlas report';
 }

@@ -157,6 +157,7 @@ const canvasColours = (page: Page, id: string) =>
     const { html } = await writeReport(data, join(root, 'screen-report'));
     const { page, problems, dialogs } = await open(html);
     expect(await page.$('section#screen')).not.toBeNull();
+    expect(await page.title()).toBe('Screen of 2 list class pairs, tiny_layers');
 
     const icon = set.analysis.kinds.find((k) => k.kind === 'icon')!.flipDynamic;
     const headline = (await page.textContent('#summary .headline'))!;
