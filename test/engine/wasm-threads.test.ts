@@ -19,8 +19,8 @@ const dist = (p: string) => pathToFileURL(join(root, 'dist/src', p)).href;
 const script = `
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
-const { initBackend } = await import(${JSON.stringify(dist('model/backend.js'))});
-const { wasmThreads } = await import(${JSON.stringify(dist('model/wasm-threads.js'))});
+const { initBackend } = await import(${JSON.stringify(dist('engine/backend.js'))});
+const { wasmThreads } = await import(${JSON.stringify(dist('engine/wasm-threads.js'))});
 await initBackend('wasm');
 const r = (shape, seed) => tf.randomUniform(shape, -1, 1, 'float32', seed);
 const x = r([4, 40, 40, 16], 1);
