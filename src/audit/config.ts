@@ -2,6 +2,7 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { PatchAtlasError, isPatchAtlasError } from '../errors.js';
 import { AUDIT_METRICS, SCREEN_METRICS, type AuditMetric, type ScreenMetric } from '../formats/audit.js';
+import { parseJsonText } from '../formats/file.js';
 import { SCREEN_PARAMS, type ScreenParams } from '../recipes/screen.js';
 import { BRIDGE_KINDS, SCREEN_KINDS } from '../screen/design.js';
 import { checkPositions, POSITIONS, type Position } from '../patch/placement.js';
@@ -123,12 +124,7 @@ export function parseAuditConfig(text: string, label: string, opts: { checkInput
   const path = resolve(label);
   const dir = dirname(path);
   const fail = (key: string, msg: string, hint?: string) => new PatchAtlasError('BAD_CONFIG', `${label}: "${key}" ${msg}`, hint);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new PatchAtlasError('BAD_CONFIG', `${label}: not valid JSON: ${jsonErrorWhere(text, e as Error)}`, 'JSON has no comments; use "$comment" keys');
-  }
+  const raw = parseJsonText(text, (where) => new PatchAtlasError('BAD_CONFIG', `${label}: not valid JSON: ${where}`, 'JSON has no comments; use "$comment" keys'));
   if (!isObj(raw)) throw new PatchAtlasError('BAD_CONFIG', `${label}: the config must be a JSON object`, 'see docs/audit.example.json');
   const v = new Validator(fail);
   v.keys(raw, '', TOP_KEYS);
@@ -414,86 +410,6 @@ function realish(p: string): string {
 
 function isObj(x: unknown): x is Obj {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
-}
-
-/** "message at line L, column C": where a JSON.parse error is (V8 does not always say). */
-function jsonErrorWhere(text: string, e: Error): string {
-  // V8 quotes the text around the error ("…" is not valid JSON), which may span lines: the position says more.
-  const first = e.message.replace(/, "[\s\S]*" is not valid JSON$/, '').replace(/ in JSON at position \d+[\s\S]*$/, '').split('\n')[0]!;
-  const pos = jsonErrorOffset(text);
-  if (pos === undefined) return first;
-  const before = text.slice(0, pos).split('\n');
-  return `${first} at line ${before.length}, column ${before[before.length - 1]!.length + 1}`;
-}
-
-/** Offset of the first JSON syntax error (a small recursive-descent scan), or undefined if none is found. */
-function jsonErrorOffset(text: string): number | undefined {
-  let i = 0;
-  class At extends Error {}
-  const ws = () => {
-    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
-  };
-  const fail = (): never => {
-    throw new At();
-  };
-  const lit = (w: string) => (text.startsWith(w, i) ? (i += w.length) : fail());
-  const str = () => {
-    if (text[i] !== '"') fail();
-    i++;
-    while (i < text.length && text[i] !== '"') {
-      if (text[i]! < ' ') fail();
-      i += text[i] === '\\' ? 2 : 1;
-    }
-    if (i >= text.length) fail();
-    i++;
-  };
-  const value = (): void => {
-    ws();
-    const ch = text[i];
-    if (ch === '{') {
-      i++;
-      ws();
-      if (text[i] === '}') return void i++;
-      for (;;) {
-        ws();
-        str();
-        ws();
-        lit(':');
-        value();
-        ws();
-        if (text[i] === ',') i++;
-        else if (text[i] === '}') return void i++;
-        else fail();
-      }
-    }
-    if (ch === '[') {
-      i++;
-      ws();
-      if (text[i] === ']') return void i++;
-      for (;;) {
-        value();
-        ws();
-        if (text[i] === ',') i++;
-        else if (text[i] === ']') return void i++;
-        else fail();
-      }
-    }
-    if (ch === '"') return str();
-    if (ch === 't') return void lit('true');
-    if (ch === 'f') return void lit('false');
-    if (ch === 'n') return void lit('null');
-    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i));
-    if (!m) fail();
-    i += m![0].length;
-  };
-  try {
-    value();
-    ws();
-    return i < text.length ? i : undefined;
-  } catch (e) {
-    if (e instanceof At) return Math.min(i, text.length);
-    throw e;
-  }
 }
 
 function typeName(x: unknown): string {

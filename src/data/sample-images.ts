@@ -1,8 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Env } from '../config.js';
 import { PatchAtlasError } from '../errors.js';
+import { readLabelFile } from '../formats/labels.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { packageRoot } from '../util/paths.js';
 import { mapLimit } from '../util/concurrency.js';
@@ -18,8 +19,7 @@ export const SAMPLE_MARKER = '.complete';
  */
 export function sampleFileNames(): string[] {
   const file = join(packageRoot(), 'models', 'labels', 'imagenet-1000.json');
-  const labels = JSON.parse(readFileSync(file, 'utf8')) as { classes: Array<[string, string, string]> };
-  return labels.classes.map(([wnid, name]) => `${wnid}_${name.replace(/ /g, '_')}.JPEG`);
+  return readLabelFile(file).classes.map(([wnid, name]) => `${wnid}_${name.replace(/ /g, '_')}.JPEG`);
 }
 
 /** PATCH_ATLAS_SAMPLE_URL (a mirror, or a local server in tests) or the public repository; always ends in '/'. */

@@ -69,10 +69,103 @@ export function readFormat<T>(f: Format<T>, given: string, o: ReadOptions = {}):
 
 /** JSON text → value, or one line naming the file. */
 export function parseJson(f: Pick<Format<unknown>, 'code' | 'hint'>, text: string, path: string, o: ReadOptions = {}): unknown {
+  return parseJsonText(text, (where) => new PatchAtlasError(f.code ?? 'BAD_FILE', `${name(path, o)} is not valid JSON (${where})`, f.hint));
+}
+
+/**
+ * The one JSON.parse of the project (bar the report's browser script). On a syntax error, `fail` gets where
+ * it is, for people: "Unexpected token ',' at line 3, column 14" (V8 gives only an offset, and not always
+ * that), and what it returns is thrown.
+ */
+export function parseJsonText(text: string, fail: (where: string) => Error): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new PatchAtlasError(f.code ?? 'BAD_FILE', `${name(path, o)} is not valid JSON (${(e as Error).message.split('\n')[0]})`, f.hint);
+    throw fail(jsonErrorWhere(text, e as Error));
+  }
+}
+
+/** "reason at line L, column C": where a JSON.parse error is. */
+function jsonErrorWhere(text: string, e: Error): string {
+  // V8 quotes the text around the error (`Unexpected token ']', ..."a"],]}" is not valid JSON`), which may
+  // span lines and hold quotes and commas of its own: keep only the reason, the position says more.
+  const token = /^Unexpected token '[\s\S]'/u.exec(e.message);
+  const first = token ? token[0] : e.message.replace(/ in JSON at position \d+[\s\S]*$/, '').split('\n')[0]!;
+  const pos = jsonErrorOffset(text);
+  if (pos === undefined) return first;
+  const before = text.slice(0, pos).split('\n');
+  return `${first} at line ${before.length}, column ${before[before.length - 1]!.length + 1}`;
+}
+
+/** Offset of the first JSON syntax error (a small recursive-descent scan), or undefined if none is found. */
+function jsonErrorOffset(text: string): number | undefined {
+  let i = 0;
+  class At extends Error {}
+  const ws = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
+  };
+  const fail = (): never => {
+    throw new At();
+  };
+  const lit = (w: string) => (text.startsWith(w, i) ? (i += w.length) : fail());
+  const str = () => {
+    if (text[i] !== '"') fail();
+    i++;
+    while (i < text.length && text[i] !== '"') {
+      if (text[i]! < ' ') fail();
+      i += text[i] === '\\' ? 2 : 1;
+    }
+    if (i >= text.length) fail();
+    i++;
+  };
+  const number = /-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
+  const value = (): void => {
+    ws();
+    const ch = text[i];
+    if (ch === '{') {
+      i++;
+      ws();
+      if (text[i] === '}') return void i++;
+      for (;;) {
+        ws();
+        str();
+        ws();
+        lit(':');
+        value();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === '}') return void i++;
+        else fail();
+      }
+    }
+    if (ch === '[') {
+      i++;
+      ws();
+      if (text[i] === ']') return void i++;
+      for (;;) {
+        value();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === ']') return void i++;
+        else fail();
+      }
+    }
+    if (ch === '"') return str();
+    if (ch === 't') return void lit('true');
+    if (ch === 'f') return void lit('false');
+    if (ch === 'n') return void lit('null');
+    number.lastIndex = i;
+    const m = number.exec(text);
+    if (!m) fail();
+    i += m![0].length;
+  };
+  try {
+    value();
+    ws();
+    return i < text.length ? i : undefined;
+  } catch (e) {
+    if (e instanceof At) return Math.min(i, text.length);
+    return undefined; // e.g. nesting too deep for the scan: the reason alone must do
   }
 }
 

@@ -1,9 +1,11 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { PatchAtlasError } from '../errors.js';
+import { parseJsonText } from '../formats/file.js';
+import { readLabelFile } from '../formats/labels.js';
 import { packageRoot } from '../util/paths.js';
 import { didYouMean } from '../util/suggest.js';
-import { LabelSet, type LabelFile } from './labels.js';
+import { LabelSet } from './labels.js';
 
 /** What patch-atlas needs to know about a model besides its weights (models/*.json). */
 export interface ModelDescriptor {
@@ -69,12 +71,7 @@ export function loadDescriptor(nameOrPath: string = DEFAULT_MODEL): ModelDescrip
       throw new PatchAtlasError('UNKNOWN_MODEL', `unknown model "${nameOrPath}"`, hint || `built-in models: ${listDescriptors().join(', ')}`);
     }
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new PatchAtlasError('BAD_DESCRIPTOR', `model descriptor ${path} is not valid JSON: ${(e as Error).message}`);
-  }
+  const raw = parseJsonText(readFileSync(path, 'utf8'), (where) => new PatchAtlasError('BAD_DESCRIPTOR', `model descriptor ${path} is not valid JSON: ${where}`));
   return validateDescriptor(raw, path);
 }
 
@@ -142,10 +139,7 @@ export function loadLabels(d: ModelDescriptor): LabelSet {
     ? isAbsolute(d.labels.set) ? d.labels.set : resolve(dirname(d.path), d.labels.set)
     : join(modelsDir(), 'labels', `${d.labels.set}.json`);
   if (!existsSync(file)) throw new PatchAtlasError('BAD_DESCRIPTOR', `label set ${file} (from ${d.path}) does not exist`);
-  const parsed = JSON.parse(readFileSync(file, 'utf8')) as LabelFile;
-  if (!Array.isArray(parsed.classes) || !parsed.classes.every((c) => Array.isArray(c) && typeof c[0] === 'string' && typeof c[1] === 'string'))
-    throw new PatchAtlasError('BAD_DESCRIPTOR', `label set ${file} must hold "classes": [[wnid, name, long?], ...]`);
-  const set = new LabelSet(parsed, d.labels.offset);
+  const set = new LabelSet(readLabelFile(file), d.labels.offset);
   labelCache.set(key, set);
   return set;
 }

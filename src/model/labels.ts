@@ -1,4 +1,5 @@
 import { PatchAtlasError } from '../errors.js';
+import type { LabelFile } from '../formats/labels.js';
 import { closest } from '../util/suggest.js';
 
 /** One class of a model's label set. `index` is the position in the model's own output vector. */
@@ -9,10 +10,7 @@ export interface ClassRef {
   long: string;
 }
 
-export interface LabelFile {
-  name: string;
-  classes: Array<[wnid: string, name: string, long: string]>;
-}
+export type { LabelFile };
 
 const norm = (s: string) => s.trim().toLowerCase().replace(/[\s_\-]+/g, ' ');
 const WNID = /^n\d{8}$/;

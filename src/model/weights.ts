@@ -4,15 +4,8 @@ import { dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Env } from '../config.js';
 import { PatchAtlasError } from '../errors.js';
+import { parseModelJson } from '../formats/model-json.js';
 import type { ModelDescriptor } from './descriptor.js';
-
-interface ModelJson {
-  modelTopology?: unknown;
-  format?: string;
-  signature?: unknown;
-  userDefinedMetadata?: Record<string, unknown>;
-  weightsManifest?: Array<{ paths: string[]; weights: tf.io.WeightsManifestEntry[] }>;
-}
 
 export type WeightsSource = 'flag' | 'models-dir' | 'cache' | 'download';
 export interface ResolvedWeights {
@@ -77,13 +70,9 @@ export async function pullWeights(d: ModelDescriptor, opts: ResolveOptions): Pro
   await mkdir(tmp, { recursive: true });
   try {
     const jsonBytes = await fetchBytes(d.weights.url);
-    let json: ModelJson;
-    try {
-      json = JSON.parse(new TextDecoder().decode(jsonBytes)) as ModelJson;
-    } catch {
-      throw new PatchAtlasError('DOWNLOAD_FAILED', `${d.weights.url} is not a tfjs model.json`);
-    }
-    const files = (json.weightsManifest ?? []).flatMap((g) => g.paths);
+    // Checked before any shard is fetched: every shard path is a plain file name, so nothing lands outside tmp.
+    const json = parseModelJson(new TextDecoder().decode(jsonBytes), d.weights.url, 'DOWNLOAD_FAILED', `check weights.url in ${d.path}`);
+    const files = json.weightsManifest.flatMap((g) => g.paths);
     const base = d.weights.url.slice(0, d.weights.url.lastIndexOf('/') + 1);
     let done = 0;
     for (const f of files) {
@@ -126,15 +115,7 @@ function specBytes(w: tf.io.WeightsManifestEntry): number {
 
 /** Read model.json + shards from disk into tfjs ModelArtifacts, checking the shard sizes. */
 export async function readArtifacts(modelJsonPath: string): Promise<tf.io.ModelArtifacts> {
-  let json: ModelJson;
-  try {
-    json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as ModelJson;
-  } catch (e) {
-    throw new PatchAtlasError('WEIGHTS_INVALID', `${modelJsonPath} is not valid JSON (${(e as Error).message})`);
-  }
-  if (!json.modelTopology || !Array.isArray(json.weightsManifest)) {
-    throw new PatchAtlasError('WEIGHTS_INVALID', `${modelJsonPath} is not a tfjs model.json (no modelTopology / weightsManifest)`);
-  }
+  const json = parseModelJson(await readFile(modelJsonPath, 'utf8'), modelJsonPath, 'WEIGHTS_INVALID');
   const dir = dirname(modelJsonPath);
   const specs: tf.io.WeightsManifestEntry[] = [];
   const chunks: Uint8Array[] = [];
@@ -147,11 +128,13 @@ export async function readArtifacts(modelJsonPath: string): Promise<tf.io.ModelA
       chunks.push(buf);
       groupBytes += buf.byteLength;
     }
-    const want = group.weights.reduce((a, w) => a + specBytes(w), 0);
+    // The schema checks shapes and names; dtype strings are tfjs's to judge when it builds the model.
+    const weights = group.weights as tf.io.WeightsManifestEntry[];
+    const want = weights.reduce((a, w) => a + specBytes(w), 0);
     if (groupBytes !== want) {
       throw new PatchAtlasError('WEIGHTS_INVALID', `weights shards ${group.paths.join(', ')} in ${dir} hold ${groupBytes} bytes, manifest says ${want}`, 'the download is incomplete or corrupt: delete it and pull again');
     }
-    specs.push(...group.weights);
+    specs.push(...weights);
   }
   const total = chunks.reduce((a, c) => a + c.byteLength, 0);
   const data = new Uint8Array(total);

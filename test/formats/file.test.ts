@@ -8,6 +8,8 @@ import { isPatchAtlasError } from '../../src/errors.js';
 import { readAccuracy } from '../../src/formats/accuracy.js';
 import { ATLAS_FORMAT, readAtlas } from '../../src/formats/atlas.js';
 import { readEvaluation } from '../../src/formats/evaluation.js';
+import { parseJsonText } from '../../src/formats/file.js';
+import { readLabelFile } from '../../src/formats/labels.js';
 import { readPatch } from '../../src/formats/patch.js';
 import { PIPELINE_FORMAT, readPipelineState } from '../../src/formats/pipeline.js';
 import { producer } from '../../src/formats/producer.js';
@@ -155,5 +157,52 @@ describe('format readers', () => {
     await writeSplit(file, { images: join(root, 'imgs'), testFraction: 0.5, seed: 2, train: [join(root, 'imgs', 'a.png')], test: [join(root, 'imgs', 'b.png')] });
     expect(JSON.parse(readFileSync(file, 'utf8')).producer).toMatchObject({ tool: 'patch-atlas', engine: 'wasm' });
     expect([...readSplit(file).test]).toEqual([join(root, 'imgs', 'b.png')]);
+  });
+});
+
+describe('parseJsonText', () => {
+  /** What `fail` is given for `text`. */
+  const where = (text: string): string => {
+    try {
+      parseJsonText(text, (w) => new Error(w));
+    } catch (e) {
+      return (e as Error).message;
+    }
+    throw new Error('no error');
+  };
+
+  it('returns the value of valid JSON', () => {
+    expect(parseJsonText('{"a": [1, -2.5e3, true, null, "x\\"y"]}', () => new Error('no'))).toEqual({ a: [1, -2500, true, null, 'x"y'] });
+  });
+
+  it('says where a syntax error is, as line and column (1-based), after the reason', () => {
+    expect(where('{"a": 1,}')).toMatch(/^\S.* at line 1, column 9$/);
+    expect(where('{\n  "output": "x",\n  "checks": [,]\n}')).toMatch(/ at line 3, column 14$/);
+    expect(where('[1,\n 2\n 3]')).toMatch(/ at line 3, column 2$/);
+    expect(where('{"a": tru}')).toMatch(/ at line 1, column 7$/);
+    expect(where('{"a": "b\nc"}')).toMatch(/ at line 1, column 9$/);
+    expect(where('{"a": 1} x')).toMatch(/ at line 1, column 10$/);
+    // Unexpected end: the column after the last character.
+    expect(where('{\n"a": [1, 2')).toMatch(/ at line 2, column 11$/);
+    expect(where('')).toMatch(/ at line 1, column 1$/);
+    // One line, without V8's quoted excerpt of the text.
+    expect(where('{"a":\n\n\n  oops}').split('\n')).toHaveLength(1);
+    expect(where('{"a":\n\n\n  oops}')).toBe("Unexpected token 'o' at line 4, column 3");
+    expect(where('{"a": ["b", "c",]}')).toBe("Unexpected token ']' at line 1, column 17");
+  });
+
+  it('throws what `fail` returns, so each reader words its own message', () => {
+    expect(() => parseJsonText('{', (w) => new RangeError(`x.json: ${w}`))).toThrow(RangeError);
+  });
+});
+
+describe('readLabelFile', () => {
+  it('reads the built-in label set and refuses other files in one line', () => {
+    const imagenet = readLabelFile(join(__dirname, '..', '..', 'models', 'labels', 'imagenet-1000.json'));
+    expect(imagenet.classes).toHaveLength(1000);
+    expect(imagenet.classes[0]).toEqual(['n01440764', 'tench', 'tench, Tinca tinca']);
+    expect(failure(() => readLabelFile(join(root, 'no-labels.json')))).toMatch(/^label set .*no-labels\.json does not exist$/);
+    expect(failure(() => readLabelFile(write('l1.json', { classes: 'tench' })))).toMatch(/^label set .*l1\.json must hold "classes": \[\[wnid, name, long\?\], \.\.\.\]$/);
+    expect(failure(() => readLabelFile(write('l2.json', '{"classes": [["n1", "a"],]}')))).toMatch(/^label set .*l2\.json is not valid JSON: Unexpected token ']' at line 1, column 26$/);
   });
 });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { initBackend } from '../../src/engine/backend.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readEnv } from '../../src/config.js';
+import { isPatchAtlasError } from '../../src/errors.js';
 import { loadDescriptor } from '../../src/model/descriptor.js';
 import { cacheFolder, findLocalWeights, readArtifacts, resolveWeights } from '../../src/model/weights.js';
 import { saveLayersModel, tinyLayersModel, writeTinyDescriptor } from '../helpers/tiny-models.js';
@@ -16,12 +17,17 @@ let server: Server;
 let base: string;
 const hits: string[] = [];
 let failShard = false;
+/** model.json texts served at /hostile/NAME/model.json; any other /hostile/ file is served as 64 bytes. */
+const hostile = new Map<string, string>();
 
 beforeAll(async () => {
   await initBackend('wasm');
   await saveLayersModel(tinyLayersModel(16), served);
   server = createServer((req, res) => {
     hits.push(req.url!);
+    const evil = /^\/hostile\/([^/]+)\/model\.json$/.exec(req.url!);
+    if (evil) return res.end(hostile.get(evil[1]!) ?? '');
+    if (req.url!.startsWith('/hostile/')) return res.end(Buffer.alloc(64, 1));
     const file = join(served, req.url!.replace(/^\/m\//, ''));
     if (!existsSync(file) || (failShard && req.url!.includes('shard'))) {
       res.statusCode = 404;
@@ -34,9 +40,14 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-function setup(name: string) {
+/** Every file and folder under `dir`, relative, sorted. */
+function listTree(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort();
+}
+
+function setup(name: string, url = `${base}model.json`) {
   const dir = join(root, name);
-  const desc = loadDescriptor(writeTinyDescriptor(dir, { format: 'layers', size: 16, logits: 'conv_preds', defaultLayer: 'conv_pw_1_relu', url: `${base}model.json` }));
+  const desc = loadDescriptor(writeTinyDescriptor(dir, { format: 'layers', size: 16, logits: 'conv_preds', defaultLayer: 'conv_pw_1_relu', url }));
   const env = { ...readEnv({}), cacheDir: join(dir, 'cache') };
   return { desc, env };
 }
@@ -74,6 +85,43 @@ describe('weights', () => {
     const shard = join(dir, 'group1-shard1of1');
     writeFileSync(shard, readFileSync(shard).subarray(0, 100));
     await expect(readArtifacts(join(dir, 'model.json'))).rejects.toThrow(/hold 100 bytes, manifest says \d+.*pull again/);
+  });
+
+  it('refuses a downloaded model.json whose shard paths leave the download folder, before fetching or writing anything', async () => {
+    const manifest = JSON.parse(readFileSync(join(served, 'model.json'), 'utf8')) as { weightsManifest: Array<{ paths: string[] }> };
+    for (const [name, bad, k] of [['up', '../x', 1], ['sub', 'a/b', 0], ['dots', '..', 0], ['up2', '../../x', 0]] as const) {
+      const paths = k === 1 ? ['ok.bin', bad] : [bad];
+      hostile.set(name, JSON.stringify({ ...manifest, weightsManifest: [{ ...manifest.weightsManifest[0], paths }] }));
+      const url = `${base.replace(/\/m\/$/, '/hostile/')}${name}/model.json`;
+      const { desc, env } = setup(`hostile-${name}`, url);
+      const dir = join(root, `hostile-${name}`);
+      const before = listTree(dir);
+      const n = hits.length;
+      const err = await resolveWeights(desc, { env }).then(() => undefined, (e: unknown) => e);
+      expect(isPatchAtlasError(err) && err.code).toBe('DOWNLOAD_FAILED');
+      const msg = (err as Error).message;
+      expect(msg.split('\n')).toHaveLength(1);
+      expect(msg).toContain(`${url} is not a tfjs model.json: weightsManifest[0].paths[${k}] ${JSON.stringify(bad)} is not a plain file name`);
+      // Only model.json was fetched and nothing was written: the partial folder is gone, no stray "x" anywhere.
+      expect(hits.slice(n)).toEqual([`/hostile/${name}/model.json`]);
+      expect(listTree(dir)).toEqual([...before, 'cache', join('cache', 'models')].sort());
+      expect(existsSync(join(env.cacheDir, 'models', 'x')) || existsSync(join(env.cacheDir, 'x')) || existsSync(join(root, 'x'))).toBe(false);
+      expect(findLocalWeights(desc, { env })).toBeUndefined();
+    }
+  });
+
+  it('refuses a local model.json whose shard paths leave its folder, and names bad JSON by line and column', async () => {
+    const dir = join(root, 'local-hostile');
+    await saveLayersModel(tinyLayersModel(16), join(dir, 'm'));
+    writeFileSync(join(dir, 'secret.bin'), Buffer.alloc(8));
+    const file = join(dir, 'm', 'model.json');
+    const manifest = JSON.parse(readFileSync(file, 'utf8')) as { weightsManifest: Array<{ paths: string[] }> };
+    writeFileSync(file, JSON.stringify({ ...manifest, weightsManifest: [{ ...manifest.weightsManifest[0], paths: ['../secret.bin'] }] }));
+    await expect(readArtifacts(file)).rejects.toThrow(`${file} is not a tfjs model.json: weightsManifest[0].paths[0] "../secret.bin" is not a plain file name`);
+    writeFileSync(file, '{\n  "modelTopology": {},\n  "weightsManifest": [,]\n}');
+    await expect(readArtifacts(file)).rejects.toThrow(/model\.json is not a tfjs model\.json: not valid JSON \(.*line 3, column 23\)$/);
+    writeFileSync(file, JSON.stringify({ weightsManifest: [] }));
+    await expect(readArtifacts(file)).rejects.toMatchObject({ code: 'WEIGHTS_INVALID', message: `${file} is not a tfjs model.json: modelTopology is missing` });
   });
 
   it('says how to get weights when offline and nothing is local', async () => {
