@@ -3,7 +3,7 @@
  * project, so it cannot throw PatchAtlasError; `formatError` (src/errors.ts) prints these the same way:
  * one line with the fix.
  */
-export type EngineErrorCode = 'BACKEND_MISSING' | 'BAD_THREADS';
+export type EngineErrorCode = 'BACKEND_MISSING' | 'BAD_THREADS' | 'MODEL_INVALID' | 'UNSUPPORTED_OP';
 
 export class EngineError extends Error {
   readonly code: EngineErrorCode;

@@ -11,7 +11,7 @@ export interface Step {
   supportsJvp: boolean;
   apply(ins: tf.Tensor[]): tf.Tensor | tf.Tensor[];
   /** Output and its derivative along the input tangents (see linearise.ts). Only where supportsJvp. */
-  jvp(ins: tf.Tensor[], tangents: tf.Tensor[], groups: number): { primal: tf.Tensor; tangent: tf.Tensor };
+  jvp(ins: tf.Tensor[], tangents: tf.Tensor[], groups: number): { primal: tf.Tensor; tangent: tf.Tensor | null };
   dispose(): void;
 }
 
@@ -33,7 +33,7 @@ export function layerStep(layer: tf.layers.Layer, inputs: number[], outputs: num
   };
 }
 
-type Activation = 'linear' | 'relu' | 'relu6';
+export type Activation = 'linear' | 'relu' | 'relu6';
 
 /**
  * Fold inference-mode batch norm into the preceding convolution and run conv + bias + ReLU/ReLU6 as one
@@ -72,7 +72,7 @@ export function fuseSteps(steps: readonly LayerStep[], modelOutputs: ReadonlySet
       continue;
     }
     const chain = steps.slice(k, next);
-    out.push(fusedConvStep(conv.layer, bn, act, conv.inputs, tail.outputs, chain.slice(0, -1).flatMap((s) => s.outputs)));
+    out.push(fusedConvStep(kerasConv(conv.layer, bn), act, conv.inputs, tail.outputs, chain.slice(0, -1).flatMap((s) => s.outputs)));
     k = next - 1;
   }
   return out;
@@ -123,14 +123,41 @@ function foldedWeights(conv: tf.layers.Layer, bn: tf.layers.Layer | undefined): 
   });
 }
 
-function fusedConvStep(conv: tf.layers.Layer, bn: tf.layers.Layer | undefined, act: Activation, inputs: number[], outputs: number[], inner: number[]): Step {
+export type ExplicitPad = [[number, number], [number, number], [number, number], [number, number]];
+
+/** A convolution as one kernel sees it (NHWC); the step that runs it owns and disposes the tensors. */
+export interface ConvSpec {
+  /** [kh, kw, in, out], or [kh, kw, in, multiplier] when depthwise. */
+  filter: tf.Tensor4D;
+  bias: tf.Tensor1D | undefined;
+  depthwise: boolean;
+  strides: [number, number];
+  /** 'same', 'valid', symmetric pixels, or explicit [[0,0],[top,bottom],[left,right],[0,0]]. */
+  pad: 'same' | 'valid' | number | ExplicitPad;
+  dilations: [number, number];
+}
+
+function kerasConv(conv: tf.layers.Layer, bn: tf.layers.Layer | undefined): ConvSpec {
   const { filter, bias } = foldedWeights(conv, bn);
   const c = conv.getConfig() as { strides: [number, number]; padding: 'same' | 'valid'; dilationRate?: number | [number, number] };
-  const dilations = (c.dilationRate ?? 1) as [number, number] | number;
-  const depthwise = conv.getClassName() === 'DepthwiseConv2D';
+  const d = c.dilationRate ?? 1;
+  return { filter, bias, depthwise: conv.getClassName() === 'DepthwiseConv2D', strides: c.strides, pad: c.padding, dilations: Array.isArray(d) ? d : [d, d] };
+}
+
+/**
+ * Conv + bias + activation as one fused kernel, differentiable with respect to its input only (the weights are
+ * constants). `inner` lists the tensor ids the chain computes without materialising.
+ */
+export function fusedConvStep(spec: ConvSpec, act: Activation, inputs: number[], outputs: number[], inner: number[]): Step {
+  const { filter, bias, depthwise, dilations } = spec;
+  const c = { strides: spec.strides, padding: spec.pad };
+  // Depthwise kernels take no explicit (asymmetric) padding: pad first, then a 'valid' convolution.
+  const prePad = depthwise && Array.isArray(spec.pad) ? spec.pad : undefined;
+  const kernelPad = prePad ? 'valid' : (spec.pad as Exclude<ConvSpec['pad'], ExplicitPad>);
+  const padded = (x: tf.Tensor) => (prePad ? tf.pad(x, prePad) : x);
   const run = (x: tf.Tensor, withBias: boolean, activation: Activation) => {
-    const args = { x: x as tf.Tensor4D, filter, strides: c.strides, pad: c.padding, dilations, bias: withBias ? bias : undefined, activation };
-    return depthwise ? tf.fused.depthwiseConv2d(args) : tf.fused.conv2d(args);
+    const common = { x: padded(x) as tf.Tensor4D, filter, strides: c.strides, dilations, bias: withBias ? bias : undefined, activation };
+    return depthwise ? tf.fused.depthwiseConv2d({ ...common, pad: kernelPad }) : tf.fused.conv2d({ ...common, pad: c.padding });
   };
   const activate = (z: tf.Tensor) => (act === 'relu6' ? tf.relu6(z) : act === 'relu' ? tf.relu(z) : z);
   // The adjoint filter, made once: for MobileNet's stride-1 layers the input gradient is then one forward
@@ -144,8 +171,8 @@ function fusedConvStep(conv: tf.layers.Layer, bn: tf.layers.Layer | undefined, a
   };
   // The kernel itself: under a tape the op would split again (tfjs fuses only at gradient depth 0 or when linear).
   const fusedKernel = (x: tf.Tensor) =>
-    tf.engine().runKernel(depthwise ? tf.FusedDepthwiseConv2D : tf.FusedConv2D, { x, filter, ...(bias ? { bias } : {}) }, {
-      strides: c.strides, pad: c.padding, dataFormat: 'NHWC', dilations, activation: act,
+    tf.engine().runKernel(depthwise ? tf.FusedDepthwiseConv2D : tf.FusedConv2D, { x: padded(x), filter, ...(bias ? { bias } : {}) }, {
+      strides: c.strides, pad: depthwise ? kernelPad : c.padding, dataFormat: 'NHWC', dilations, activation: act,
     } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
   /**
    * Under a gradient tape tfjs splits a fused conv with an activation into conv, add and activation (three ops and
@@ -166,7 +193,7 @@ function fusedConvStep(conv: tf.layers.Layer, bn: tf.layers.Layer | undefined, a
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor) => tf.Tensor4D;
   // Conv2DBackpropInput has no dilation; dilated convs keep tfjs's own path.
-  const dilated = Array.isArray(dilations) ? dilations.some((d) => d !== 1) : dilations !== 1;
+  const dilated = dilations.some((d) => d !== 1);
   const taping = () => (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
   return {
     inputs,
@@ -199,7 +226,7 @@ function fusedConvStep(conv: tf.layers.Layer, bn: tf.layers.Layer | undefined, a
  * a 1×1 conv's is its transpose (in ↔ out channels); an odd k×k depthwise conv with 'same' padding and one filter
  * per channel has the 180°-rotated filter with 'same' padding. Undefined elsewhere (the general path runs).
  */
-function adjointFilter(filter: tf.Tensor4D, depthwise: boolean, strides: [number, number], padding: string, dilations: number | [number, number]): tf.Tensor4D | undefined {
+function adjointFilter(filter: tf.Tensor4D, depthwise: boolean, strides: [number, number], padding: ConvSpec['pad'], dilations: number | [number, number]): tf.Tensor4D | undefined {
   const [kh, kw, , mult] = filter.shape;
   const ones = (v: number | [number, number]) => (Array.isArray(v) ? v.every((d) => d === 1) : v === 1);
   if (!ones(strides) || !ones(dilations)) return undefined;

@@ -1,12 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { INPUT, type Executor, type LayerInfo, type JvpResult } from './executor.js';
-import { fuseSteps, layerStep, type LayerStep, type Step } from './fuse.js';
-
-/** One way to execute the model: its steps and which step produces each tensor id. */
-interface Schedule {
-  steps: Step[];
-  producer: Map<number, number>;
-}
+import { fuseSteps, layerStep, type LayerStep } from './fuse.js';
+import { StepGraph } from './step-graph.js';
 
 type SymbolicLike = { id: number };
 type NodeLike = { inputTensors: SymbolicLike[]; outputTensors: SymbolicLike[] };
@@ -19,12 +14,8 @@ export class LayersExecutor implements Executor {
   readonly layers: LayerInfo[];
   readonly outputName: string;
   private readonly outputIdOf = new Map<string, number>();
-  private readonly inputId: number;
-  /** Layer by layer: every layer's output can be read or fed. */
-  private readonly plain: Schedule;
-  /** Conv → batch norm → ReLU6 chains fused (fuse.ts); used unless a call reads or feeds a fused-away tensor. */
-  private readonly fused: Schedule;
-  private readonly fusedAway = new Set<number>();
+  /** Layer by layer, and with conv → batch norm → ReLU6 chains fused (fuse.ts). */
+  private readonly graph: StepGraph;
   /** How many conv → batch-norm → activation chains run as one fused kernel. */
   readonly fusedChains: number;
 
@@ -35,8 +26,8 @@ export class LayersExecutor implements Executor {
 
   constructor(private readonly model: tf.LayersModel) {
     if (model.inputs.length !== 1) throw new Error('patch-atlas supports image models with exactly one input');
-    this.inputId = (model.inputs[0] as unknown as SymbolicLike).id;
-    this.outputIdOf.set(INPUT, this.inputId);
+    const inputId = (model.inputs[0] as unknown as SymbolicLike).id;
+    this.outputIdOf.set(INPUT, inputId);
     const steps: LayerStep[] = [];
     for (const layer of model.layers) {
       if (layer.getClassName() === 'InputLayer') continue;
@@ -47,11 +38,9 @@ export class LayersExecutor implements Executor {
       steps.push(step);
       this.outputIdOf.set(layer.name, step.outputs[0]!);
     }
-    this.plain = schedule(steps);
     const modelOutputs = new Set(model.outputs.map((o) => (o as unknown as SymbolicLike).id));
-    this.fused = schedule(fuseSteps(steps, modelOutputs));
-    for (const s of this.fused.steps) for (const id of s.inner) this.fusedAway.add(id);
-    this.fusedChains = this.fused.steps.filter((s) => !('layer' in s)).length;
+    this.graph = new StepGraph(steps, fuseSteps(steps, modelOutputs), inputId);
+    this.fusedChains = this.graph.fusedChains;
     this.layers = steps.map(({ layer }) => ({
       name: layer.name,
       type: layer.getClassName(),
@@ -65,28 +54,7 @@ export class LayersExecutor implements Executor {
   }
 
   run(feeds: ReadonlyMap<string, tf.Tensor>, outputs: readonly string[]): tf.Tensor[] {
-    const values = new Map<number, tf.Tensor>();
-    for (const [name, t] of feeds) values.set(this.idOf(name), t);
-    const wanted = outputs.map((o) => this.idOf(o));
-    const sched = this.scheduleFor(values.keys(), wanted);
-    const needed = this.plan(sched, new Set(values.keys()), wanted);
-    // Count remaining uses so intermediates are freed as soon as nothing needs them (tapes keep their own copies).
-    const uses = new Map<number, number>();
-    for (const s of needed) for (const i of sched.steps[s]!.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
-    const keep = new Set<number>([...wanted, ...[...feeds.keys()].map((n) => this.idOf(n))]);
-    for (const s of needed) {
-      const step = sched.steps[s]!;
-      const ins = step.inputs.map((i) => values.get(i)!);
-      const out = step.apply(ins);
-      const outs = Array.isArray(out) ? out : [out];
-      step.outputs.forEach((id, k) => values.set(id, outs[k]!));
-      for (const i of step.inputs) {
-        const left = uses.get(i)! - 1;
-        uses.set(i, left);
-        if (left === 0 && !keep.has(i)) values.get(i)!.dispose();
-      }
-    }
-    return wanted.map((id) => values.get(id)!);
+    return this.graph.run(this.byId(feeds), outputs.map((o) => this.idOf(o)));
   }
 
   /**
@@ -94,61 +62,11 @@ export class LayersExecutor implements Executor {
    * `from`'s output (batch = primal batch × groups). Undefined when a layer on the path has no JVP rule.
    */
   jvp(feeds: ReadonlyMap<string, tf.Tensor>, from: string, tangent: tf.Tensor, groups: number, outputs: readonly string[]): JvpResult | undefined {
-    const fromId = this.idOf(from);
-    const wanted = outputs.map((o) => this.idOf(o));
-    const fed = new Set([...feeds.keys()].map((n) => this.idOf(n)));
-    const sched = this.scheduleFor([...fed, fromId], wanted);
-    const steps = this.plan(sched, fed, wanted);
-    const carries = new Set<number>([fromId]);
-    for (const s of steps) {
-      const step = sched.steps[s]!;
-      if (!step.inputs.some((i) => carries.has(i))) continue;
-      if (!step.supportsJvp) return undefined;
-      step.outputs.forEach((o) => carries.add(o));
-    }
-    return tf.tidy(() => {
-      const values = new Map<number, tf.Tensor>();
-      for (const [name, t] of feeds) values.set(this.idOf(name), t);
-      const tangents = new Map<number, tf.Tensor>([[fromId, tangent]]);
-      for (const s of steps) {
-        const step = sched.steps[s]!;
-        const ins = step.inputs.map((i) => values.get(i)!);
-        if (!step.inputs.some((i) => tangents.has(i))) {
-          values.set(step.outputs[0]!, step.apply(ins) as tf.Tensor);
-          continue;
-        }
-        const tIns = step.inputs.map((i, k) => tangents.get(i) ?? tf.zeros([tangent.shape[0]!, ...ins[k]!.shape.slice(1)]));
-        const { primal, tangent: t } = step.jvp(ins, tIns, groups);
-        values.set(step.outputs[0]!, primal);
-        tangents.set(step.outputs[0]!, t);
-      }
-      const zero = (id: number) => tf.zeros([tangent.shape[0]!, ...values.get(id)!.shape.slice(1)]);
-      return { primal: wanted.map((id) => values.get(id)!), tangent: wanted.map((id) => tangents.get(id) ?? zero(id)) };
-    });
+    return this.graph.jvp(this.byId(feeds), this.idOf(from), tangent, groups, outputs.map((o) => this.idOf(o)));
   }
 
-  /** The fused schedule, unless the call reads or feeds a tensor that fusion does not materialise. */
-  private scheduleFor(fed: Iterable<number>, wanted: readonly number[]): Schedule {
-    for (const id of [...fed, ...wanted]) if (this.fusedAway.has(id)) return this.plain;
-    return this.fused;
-  }
-
-  /** Indices of the steps needed to compute `wanted` from the fed tensors, in execution order. */
-  private plan(sched: Schedule, fed: ReadonlySet<number>, wanted: readonly number[]): number[] {
-    const needed = new Set<number>();
-    const stack = wanted.filter((id) => !fed.has(id));
-    while (stack.length) {
-      const id = stack.pop()!;
-      const s = sched.producer.get(id);
-      if (s === undefined) {
-        if (id === this.inputId) throw new Error('the model input must be fed to compute the requested outputs');
-        throw new Error(`no layer produces tensor ${id}`);
-      }
-      if (needed.has(s)) continue;
-      needed.add(s);
-      for (const i of sched.steps[s]!.inputs) if (!fed.has(i)) stack.push(i);
-    }
-    return [...needed].sort((a, b) => a - b);
+  private byId(feeds: ReadonlyMap<string, tf.Tensor>): Map<number, tf.Tensor> {
+    return new Map([...feeds].map(([name, t]) => [this.idOf(name), t]));
   }
 
   private idOf(name: string): number {
@@ -158,15 +76,9 @@ export class LayersExecutor implements Executor {
   }
 
   dispose(): void {
-    for (const s of this.fused.steps) s.dispose();
+    this.graph.dispose();
     this.model.dispose();
   }
-}
-
-function schedule(steps: Step[]): Schedule {
-  const producer = new Map<number, number>();
-  steps.forEach((s, k) => s.outputs.forEach((id) => producer.set(id, k)));
-  return { steps, producer };
 }
 
 function shapeOf(s: tf.Shape | tf.Shape[]): Array<number | null> | null {
