@@ -94,7 +94,8 @@ function reverseAttribution(c: Classifier, x: tf.Tensor4D, layer: string, h: tf.
   const [, H, W, C] = h.shape as [number, number, number, number];
   const hData = h.dataSync();
   for (let k = 0; k < K; k++) {
-    const { activation, grad } = c.layerGradient(x, layer, ['logits'], ([l]) => tf.sum(tf.slice(l!, [0, k + offset], [-1, 1])));
+    // Max-pools backpropagate through the article's relaxation, as the forward-mode rule linearises them.
+    const { activation, grad } = c.layerGradient(x, layer, ['logits'], ([l]) => tf.sum(tf.slice(l!, [0, k + offset], [-1, 1])), { maxPool: 'smooth' });
     const g = grad.dataSync();
     let row = 0;
     positions.forEach((ps, i) => {

@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { BACKENDS, type BackendName } from '../engine/index.js';
+import { ENGINE_CHOICES, type EngineChoice } from '../engine/index.js';
 import { Classifier } from '../model/classifier.js';
 import { DEFAULT_MODEL } from '../model/descriptor.js';
 import { PatchAtlasError } from '../errors.js';
@@ -10,7 +10,7 @@ import type { CliIO } from './io.js';
 export interface ModelArgs {
   model: string;
   weights?: string;
-  backend: BackendName;
+  backend: EngineChoice;
   offline: boolean;
 }
 
@@ -19,7 +19,7 @@ export function withModel<T>(y: Argv<T>) {
   return y
     .option('model', { alias: 'm', type: 'string', default: DEFAULT_MODEL, describe: 'built-in model name (see `models list`) or a descriptor .json' })
     .option('weights', { type: 'string', describe: 'folder holding model.json (overrides PATCH_ATLAS_MODELS and the cache)' })
-    .option('backend', { type: 'string', choices: BACKENDS as BackendName[], default: 'wasm' as BackendName, describe: 'tensor engine; tensorflow needs @tensorflow/tfjs-node installed' })
+    .option('backend', { type: 'string', choices: ENGINE_CHOICES as EngineChoice[], default: 'auto' as EngineChoice, describe: 'engine: auto (onnxruntime for forward passes of ONNX models when installed, else wasm), wasm, onnxruntime, cpu, tensorflow (needs @tensorflow/tfjs-node)' })
     .option('offline', { type: 'boolean', default: false, describe: 'never download weights' });
 }
 

@@ -8,6 +8,18 @@ import { defaultThreads, disableWasmThreads, prepareWasmThreads, releaseWasmThre
 export type BackendName = 'wasm' | 'cpu' | 'tensorflow';
 export const BACKENDS: readonly BackendName[] = ['wasm', 'cpu', 'tensorflow'];
 
+/**
+ * What `--backend` chooses: a tfjs backend for all work; `onnxruntime` for forward-only work (gradients stay on
+ * wasm); `auto`: onnxruntime where the model is ONNX and onnxruntime-node is installed, else wasm.
+ */
+export type EngineChoice = BackendName | 'onnxruntime' | 'auto';
+export const ENGINE_CHOICES: readonly EngineChoice[] = ['auto', 'wasm', 'onnxruntime', 'cpu', 'tensorflow'];
+
+/** The tfjs backend behind a choice (onnxruntime has no gradients: those run on wasm). */
+export function tfjsBackendOf(choice: EngineChoice): BackendName {
+  return (BACKENDS as readonly string[]).includes(choice) ? (choice as BackendName) : 'wasm';
+}
+
 let active: BackendName | undefined;
 
 /**

@@ -3,7 +3,7 @@
  * gradient fixes the wasm backend needs, and the executors that run a model by layer name. It imports
  * nothing from the rest of patch-atlas; the model layer (src/model/) is its one client for models.
  */
-export { activeBackend, BACKENDS, initBackend, tf, type BackendName } from './backend.js';
+export { activeBackend, BACKENDS, ENGINE_CHOICES, initBackend, tf, tfjsBackendOf, type BackendName, type EngineChoice } from './backend.js';
 export { engineInfo, type EngineInfo } from './info.js';
 export { EngineError, type EngineErrorCode } from './errors.js';
 export { INPUT, type Executor, type JvpResult, type LayerInfo } from './executor.js';
@@ -12,3 +12,7 @@ export { LayersExecutor } from './layers-executor.js';
 export { withMaxPoolGrad, type MaxPoolGradMode } from './gradients/state.js';
 export { heapView } from './wasm-heap.js';
 export { MAX_WASM_THREADS, wasmThreads } from './wasm-threads.js';
+export { OnnxExecutor, type OnnxSummary } from './onnx/executor.js';
+export { decodeModel, encodeModel, type ModelProto } from './onnx/proto.js';
+export { SUPPORTED_OPS as ONNX_OPS } from './onnx/ops.js';
+export { loadOrt, OrtForward } from './onnx/runtime.js';

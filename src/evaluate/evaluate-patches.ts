@@ -107,7 +107,7 @@ export async function evaluatePatches(opts: EvaluatePatchesOptions): Promise<Eva
         chunk.push(slot);
       }
       floats = floats && floats.length >= chunk.length * chunk[0]!.data.length ? floats : new Float32Array(forwardBatch * chunk[0]!.data.length);
-      const out = predict(c, chunk, target.index, floats);
+      const out = await predict(c, chunk, target.index, floats);
       pred.set(out.pred, start);
       pT.set(out.pTarget, start);
       progress(end - start);
@@ -163,12 +163,13 @@ export function noisePatch(px: number, seed: number): PatchImage {
 }
 
 /** Argmax over classes (background slots excluded) and the target's probability (softmax of the logits), per image. */
-function predict(c: Classifier, images: readonly DecodedImage[], target: number, floats?: Float32Array): { pred: Int32Array; pTarget: Float32Array } {
+async function predict(c: Classifier, images: readonly DecodedImage[], target: number, floats?: Float32Array): Promise<{ pred: Int32Array; pTarget: Float32Array }> {
   const [h, w] = c.inputSize;
-  // The input tensor is disposed when tidy ends, so `floats` can be refilled for the next batch.
-  const logits = tf.tidy(() => c.logits(tf.tensor4d(toFloatBatch(images, floats), [images.length, h, w, 3])));
+  // The input tensor is disposed before returning, so `floats` can be refilled for the next batch.
+  const x = tf.tensor4d(toFloatBatch(images, floats), [images.length, h, w, 3]);
+  const logits = await c.forwardLogits(x);
   const data = logits.dataSync();
-  logits.dispose();
+  tf.dispose([x, logits]);
   const m = c.labels.outputs;
   const pred = new Int32Array(images.length);
   const pTarget = new Float32Array(images.length);

@@ -1,12 +1,14 @@
+import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { readEnv, type Env } from '../config.js';
 import type { Preprocess } from '../data/pixels.js';
 import { PatchAtlasError } from '../errors.js';
 import { closest } from '../util/suggest.js';
-import { initBackend, type BackendName } from '../engine/index.js';
+import { initBackend, OrtForward, tfjsBackendOf, type BackendName, type EngineChoice } from '../engine/index.js';
 import { loadDescriptor, loadLabels, type ModelDescriptor } from './descriptor.js';
 import { INPUT, type Executor, type LayerInfo } from '../engine/index.js';
-import { GraphExecutor } from '../engine/index.js';
+import { EngineError, GraphExecutor, OnnxExecutor } from '../engine/index.js';
 import { withMaxPoolGrad, type MaxPoolGradMode } from '../engine/index.js';
 import { LayersExecutor } from '../engine/index.js';
 import type { ClassRef, LabelSet } from './labels.js';
@@ -17,7 +19,8 @@ export interface LoadOptions {
   model?: string;
   /** A folder with model.json, or model.json itself; overrides the descriptor's weights. */
   weights?: string;
-  backend?: BackendName;
+  /** A tfjs backend, `onnxruntime` (forward-only work; gradients on wasm) or `auto` (the default). */
+  backend?: EngineChoice;
   /** Download weights from the descriptor's URL when none are found locally (default true). */
   download?: boolean;
   env?: Env;
@@ -50,21 +53,31 @@ export class Classifier {
     readonly backend: BackendName,
     readonly weights: ResolvedWeights,
     private readonly exec: Executor,
+    /** onnxruntime-node for forward-only work, when chosen and available. */
+    private readonly forward: OrtForward | undefined,
   ) {}
+
+  /** What runs forward-only work (accuracy, classify, evaluate, the screen's scoring). */
+  get forwardBackend(): string {
+    return this.forward ? 'onnxruntime' : this.backend;
+  }
 
   static async load(opts: LoadOptions = {}): Promise<Classifier> {
     const descriptor = loadDescriptor(opts.model);
     const labels = loadLabels(descriptor);
-    const backend = await initBackend(opts.backend ?? 'wasm');
+    const choice = opts.backend ?? 'auto';
+    const backend = await initBackend(tfjsBackendOf(choice));
     const weights = await resolveWeights(descriptor, {
       env: opts.env ?? readEnv(),
       ...(opts.weights ? { weights: opts.weights } : {}),
       ...(opts.download !== undefined ? { download: opts.download } : {}),
       ...(opts.onDownload ? { onProgress: opts.onDownload } : {}),
     });
-    const exec = await buildExecutor(descriptor, weights.modelJson);
-    const c = new Classifier(descriptor, labels, backend, weights, exec);
+    const exec = await buildExecutor(descriptor, weights.file);
+    let c = new Classifier(descriptor, labels, backend, weights, exec, undefined);
     c.checkOutputs();
+    const forward = await forwardSession(c, exec, choice);
+    if (forward) c = new Classifier(descriptor, labels, backend, weights, exec, forward);
     return c;
   }
 
@@ -146,7 +159,7 @@ export class Classifier {
   /** Which executor outputs to fetch for the requested names, and how to turn them back into the requested outputs. */
   private outputPlan(outputs: readonly string[]): { fetch: string[]; pick: (got: tf.Tensor[]) => tf.Tensor[] } {
     const names = outputs.map((o) => this.resolveLayer(o));
-    const logitsLayer = this.descriptor.output.logits ?? this.exec.outputName;
+    const logitsLayer = this.logitsLayer;
     const fetch = [...new Set(names.map((n) => (n === LOGITS || n === PROBS ? logitsLayer : n)))];
     const pick = (got: tf.Tensor[]) => {
       const byName = new Map(fetch.map((n, i) => [n, got[i]!]));
@@ -159,8 +172,35 @@ export class Classifier {
     return { fetch, pick };
   }
 
+  /**
+   * The tensor holding the logits: the descriptor's, else the model's output. An ONNX export that outputs only
+   * probabilities (the ONNX model zoo's GoogLeNet) has its logits at the input of the final Softmax, which is
+   * used when the descriptor's name is not in the file.
+   */
+  get logitsLayer(): string {
+    const named = this.descriptor.output.logits;
+    if (named && this.exec.has(named)) return named;
+    const pre = this.exec instanceof OnnxExecutor ? this.exec.preSoftmax() : undefined;
+    return pre ?? named ?? this.exec.outputName;
+  }
+
   logits(x: tf.Tensor4D): tf.Tensor2D {
     return this.run(x, [LOGITS])[0] as tf.Tensor2D;
+  }
+
+  /**
+   * Logits for forward-only work: on onnxruntime when the classifier has a session, else as `logits`. Not
+   * differentiable; the caller owns (and disposes) both x and the result.
+   */
+  async forwardLogits(x: tf.Tensor4D): Promise<tf.Tensor2D> {
+    if (!this.forward) return this.logits(x);
+    const input = tf.tidy(() => tf.transpose(this.toModelInput(x), [0, 3, 1, 2]));
+    const data = input.dataSync() as Float32Array;
+    const dims = input.shape;
+    input.dispose();
+    const [out] = await this.forward.run(data, dims);
+    const n = x.shape[0];
+    return tf.tensor2d(out!, [n, out!.length / n]);
   }
 
   probabilities(x: tf.Tensor4D): tf.Tensor2D {
@@ -211,8 +251,7 @@ export class Classifier {
    * (graph models).
    */
   logitWeights(): { weights: Float32Array; classes: number; dim: number } | undefined {
-    const layer = this.descriptor.output.logits ?? this.exec.outputName;
-    const kernel = this.exec.weightsOf?.(layer)?.[0];
+    const kernel = this.exec.weightsOf?.(this.logitsLayer)?.[0];
     const K = this.labels.outputs;
     if (!kernel || kernel.shape.at(-1) !== K) return undefined;
     const D = kernel.values.length / K;
@@ -241,7 +280,7 @@ export class Classifier {
   private checkOutputs(): void {
     const probe = tf.zeros([1, ...this.inputSize, 3]) as tf.Tensor4D;
     try {
-      if (this.exec instanceof GraphExecutor) this.exec.probeShapes(this.toModelInput(probe));
+      if (this.exec instanceof GraphExecutor || this.exec instanceof OnnxExecutor) this.exec.probeShapes(this.toModelInput(probe));
       const logits = this.logits(probe);
       const width = logits.shape[1];
       logits.dispose();
@@ -259,10 +298,32 @@ export class Classifier {
 
   dispose(): void {
     this.exec.dispose();
+    void this.forward?.dispose();
   }
 }
 
-async function buildExecutor(d: ModelDescriptor, modelJson: string): Promise<Executor> {
+/** onnxruntime for forward-only work: always for `onnxruntime`, where possible for `auto`. */
+async function forwardSession(c: Classifier, exec: Executor, choice: EngineChoice): Promise<OrtForward | undefined> {
+  if (choice !== 'onnxruntime' && choice !== 'auto') return undefined;
+  const d = c.descriptor;
+  if (!(exec instanceof OnnxExecutor)) {
+    if (choice === 'auto') return undefined;
+    throw new PatchAtlasError('BAD_FLAG', `--backend onnxruntime runs ONNX models; model "${d.name}" is a tfjs ${d.format} model`, 'use --backend wasm (or auto)');
+  }
+  let session: OrtForward | undefined;
+  try {
+    session = await OrtForward.create(await readFile(c.weights.file), exec.summary.input.name, [c.logitsLayer]);
+  } catch (e) {
+    if (choice === 'auto' && e instanceof EngineError) return undefined;
+    throw e;
+  }
+  if (!session && choice === 'onnxruntime') throw new PatchAtlasError('BACKEND_MISSING', 'onnxruntime-node is not installed', 'run `npm install onnxruntime-node`, or use --backend wasm');
+  return session;
+}
+
+async function buildExecutor(d: ModelDescriptor, file: string): Promise<Executor> {
+  if (d.format === 'onnx') return buildOnnx(d, file);
+  const modelJson = file;
   const artifacts = await readArtifacts(modelJson);
   const handler = { load: async () => artifacts };
   try {
@@ -279,3 +340,13 @@ async function buildExecutor(d: ModelDescriptor, modelJson: string): Promise<Exe
   }
 }
 
+
+async function buildOnnx(d: ModelDescriptor, file: string): Promise<Executor> {
+  const bytes = await readFile(file);
+  try {
+    return OnnxExecutor.fromBytes(bytes, { dir: dirname(file), ...(d.input.node ? { input: d.input.node } : {}) });
+  } catch (e) {
+    if (e instanceof EngineError) throw new PatchAtlasError('WEIGHTS_INVALID', `${file}: ${e.message}`);
+    throw e;
+  }
+}

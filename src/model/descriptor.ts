@@ -11,10 +11,12 @@ import { LabelSet } from './labels.js';
 export interface ModelDescriptor {
   name: string;
   description: string;
-  format: 'layers' | 'graph';
+  format: 'layers' | 'graph' | 'onnx';
   weights: {
-    /** Official model.json URL, downloaded into the cache by `models pull`. */
+    /** Official model URL (model.json, or the .onnx file), downloaded into the cache by `models pull`. */
     url?: string;
+    /** ONNX: the model file's name in its folder (default model.onnx). */
+    file?: string;
     /** Folder name under PATCH_ATLAS_MODELS (and in the cache). */
     localName: string;
   };
@@ -28,8 +30,10 @@ export interface ModelDescriptor {
     mean?: [number, number, number];
     std?: [number, number, number];
     channelOrder?: 'rgb' | 'bgr';
-    /** Graph models: the input node name (layers models use their only input). */
+    /** Graph and ONNX models: the input node name (layers models use their only input). */
     node?: string;
+    /** How the model's own input is laid out: ONNX models take NCHW (converted once at load), tfjs models NHWC. */
+    layout: 'nhwc' | 'nchw';
   };
   labels: { set: string; offset: number };
   output: {
@@ -83,10 +87,13 @@ export function validateDescriptor(raw: unknown, path: string): ModelDescriptor 
   const o = raw as Record<string, any>;
   if (!o || typeof o !== 'object') bad('(root)', 'must be an object');
   if (typeof o.name !== 'string' || !o.name) bad('name', 'must be a non-empty string');
-  if (o.format !== 'layers' && o.format !== 'graph') bad('format', 'must be "layers" or "graph"');
+  if (o.format !== 'layers' && o.format !== 'graph' && o.format !== 'onnx') bad('format', 'must be "layers", "graph" (tfjs) or "onnx"');
   const w = o.weights ?? {};
   if (typeof w.localName !== 'string' || !w.localName) bad('weights.localName', 'must name the weights folder');
-  if (w.url !== undefined && (typeof w.url !== 'string' || !/^https?:\/\/.+\/model\.json$/.test(w.url))) bad('weights.url', 'must be an http(s) URL ending in model.json');
+  if (w.url !== undefined && (typeof w.url !== 'string' || !(o.format === 'onnx' ? /^https?:\/\/.+\.onnx$/ : /^https?:\/\/.+\/model\.json$/).test(w.url)))
+    bad('weights.url', o.format === 'onnx' ? 'must be an http(s) URL ending in .onnx' : 'must be an http(s) URL ending in model.json');
+  if (w.file !== undefined && (o.format !== 'onnx' || typeof w.file !== 'string' || !/^[^/\\]+\.onnx$/.test(w.file) || w.file.startsWith('.')))
+    bad('weights.file', 'is for ONNX models only and must be a plain file name ending in .onnx');
   const i = o.input ?? {};
   const pair = (v: unknown) => Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'number' && Number.isFinite(x));
   const triple = (v: unknown) => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x));
@@ -113,13 +120,14 @@ export function validateDescriptor(raw: unknown, path: string): ModelDescriptor 
     name: o.name,
     description: typeof o.description === 'string' ? o.description : '',
     format: o.format,
-    weights: { localName: w.localName, ...(w.url ? { url: w.url } : {}) },
+    weights: { localName: w.localName, ...(w.url ? { url: w.url } : {}), ...(w.file ? { file: w.file } : {}) },
     input: {
       size: [i.size[0], i.size[1]],
       resizeShorter,
       ...(i.mean ? { mean: i.mean, std: i.std } : { range: i.range ?? [0, 1] }),
       channelOrder: i.channelOrder ?? 'rgb',
       ...(i.node ? { node: i.node } : {}),
+      layout: o.format === 'onnx' ? 'nchw' : 'nhwc',
     },
     labels: { set: l.set, offset },
     output: { kind: out.kind, ...(out.logits ? { logits: out.logits } : {}) },

@@ -5,22 +5,28 @@ import * as tf from '@tensorflow/tfjs';
 import type { Env } from '../config.js';
 import { PatchAtlasError } from '../errors.js';
 import { parseModelJson } from '../formats/model-json.js';
+import { decodeModel } from '../engine/index.js';
 import type { ModelDescriptor } from './descriptor.js';
 
 export type WeightsSource = 'flag' | 'models-dir' | 'cache' | 'download';
 export interface ResolvedWeights {
-  /** Path of model.json. */
-  modelJson: string;
+  /** Path of the model file: model.json (tfjs) or the .onnx file. */
+  file: string;
   source: WeightsSource;
 }
 
 export interface ResolveOptions {
-  /** --weights: a folder holding model.json, or the model.json itself. */
+  /** --weights: a folder holding the model file, or the file itself. */
   weights?: string;
   env: Env;
   /** Download from the descriptor's URL when nothing local is found (default true). */
   download?: boolean;
   onProgress?: (done: number, total: number, file: string) => void;
+}
+
+/** The model file's name inside its folder: model.json for tfjs models, the descriptor's (default model.onnx) for ONNX. */
+export function modelFileName(d: ModelDescriptor): string {
+  return d.format === 'onnx' ? d.weights.file ?? 'model.onnx' : 'model.json';
 }
 
 export function cacheFolder(d: ModelDescriptor, env: Env): string {
@@ -29,19 +35,20 @@ export function cacheFolder(d: ModelDescriptor, env: Env): string {
 
 /** Find weights without touching the network: --weights, then PATCH_ATLAS_MODELS, then the cache. */
 export function findLocalWeights(d: ModelDescriptor, opts: Pick<ResolveOptions, 'weights' | 'env'>): ResolvedWeights | undefined {
+  const name = modelFileName(d);
   if (opts.weights) {
     const p = resolve(opts.weights);
-    const file = existsSync(p) && statSync(p).isDirectory() ? join(p, 'model.json') : p;
-    if (!existsSync(file)) throw new PatchAtlasError('WEIGHTS_MISSING', `--weights ${opts.weights}: no model.json there`, 'point --weights at a tfjs model folder or its model.json');
-    return { modelJson: file, source: 'flag' };
+    const file = existsSync(p) && statSync(p).isDirectory() ? join(p, name) : p;
+    if (!existsSync(file)) throw new PatchAtlasError('WEIGHTS_MISSING', `--weights ${opts.weights}: no ${name} there`, `point --weights at the model's folder or its ${name}`);
+    return { file, source: 'flag' };
   }
   if (opts.env.modelsDir) {
-    const file = join(opts.env.modelsDir, d.weights.localName, 'model.json');
-    if (existsSync(file)) return { modelJson: file, source: 'models-dir' };
+    const file = join(opts.env.modelsDir, d.weights.localName, name);
+    if (existsSync(file)) return { file, source: 'models-dir' };
   }
-  const cached = join(cacheFolder(d, opts.env), 'model.json');
-  // model.json is renamed into place last, so its presence means the download completed.
-  if (existsSync(cached)) return { modelJson: cached, source: 'cache' };
+  const cached = join(cacheFolder(d, opts.env), name);
+  // The model file is renamed into place last, so its presence means the download completed.
+  if (existsSync(cached)) return { file: cached, source: 'cache' };
   return undefined;
 }
 
@@ -55,7 +62,7 @@ export async function resolveWeights(d: ModelDescriptor, opts: ResolveOptions): 
       d.weights.url ? `run \`patch-atlas models pull ${d.name}\`` : 'pass --weights DIR',
     );
   }
-  return { modelJson: await pullWeights(d, opts), source: 'download' };
+  return { file: await pullWeights(d, opts), source: 'download' };
 }
 
 /**
@@ -69,6 +76,18 @@ export async function pullWeights(d: ModelDescriptor, opts: ResolveOptions): Pro
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
   try {
+    if (d.format === 'onnx') {
+      // One file; checked to decode as ONNX before it is moved into place.
+      opts.onProgress?.(0, 1, modelFileName(d));
+      const bytes = await fetchBytes(d.weights.url);
+      checkOnnx(bytes, d.weights.url);
+      await writeFile(join(tmp, modelFileName(d)), bytes);
+      opts.onProgress?.(1, 1, '');
+      await rm(dest, { recursive: true, force: true });
+      await mkdir(dirname(dest), { recursive: true });
+      await rename(tmp, dest);
+      return join(dest, modelFileName(d));
+    }
     const jsonBytes = await fetchBytes(d.weights.url);
     // Checked before any shard is fetched: every shard path is a plain file name, so nothing lands outside tmp.
     const json = parseModelJson(new TextDecoder().decode(jsonBytes), d.weights.url, 'DOWNLOAD_FAILED', `check weights.url in ${d.path}`);
@@ -90,6 +109,14 @@ export async function pullWeights(d: ModelDescriptor, opts: ResolveOptions): Pro
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     throw e;
+  }
+}
+
+function checkOnnx(bytes: Uint8Array, url: string): void {
+  try {
+    if (!decodeModel(bytes).graph) throw new Error('no graph');
+  } catch (e) {
+    throw new PatchAtlasError('DOWNLOAD_FAILED', `${url} is not an ONNX model (${(e as Error).message})`, 'check weights.url in the descriptor');
   }
 }
 

@@ -1,6 +1,6 @@
 import { ATLAS_DEFAULTS } from '../atlas/atlases.js';
 import type { PositionCount } from '../attribution/positions.js';
-import type { BackendName } from '../engine/index.js';
+import type { EngineChoice } from '../engine/index.js';
 import { CORNERS } from '../patch/placement.js';
 import { EVALUATE_PARAMS } from '../recipes/evaluate.js';
 import { ICON_PARAMS } from '../recipes/icons.js';
@@ -20,7 +20,7 @@ export interface RunOptions extends RunBudget {
   out: string;
   model: string;
   weights?: string;
-  backend: BackendName;
+  backend: EngineChoice;
   /** Download weights when none are found locally. */
   download: boolean;
   /** Photo patches (files or folders) evaluated beside the atlas patches, as controls. */

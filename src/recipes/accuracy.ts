@@ -31,7 +31,7 @@ export async function accuracy(c: Classifier, ds: Dataset, opts: AccuracyOptions
   if (labelled.length === 0) {
     throw new PatchAtlasError('NO_LABELS', `no labelled images in ${ds.source}`, 'name class folders or files by WordNet id or class name, or pass a CSV manifest path,label');
   }
-  const tally = new AccuracyTally({ model: c.descriptor.name, backend: c.backend, source: ds.source, unlabelled: ds.unlabelled });
+  const tally = new AccuracyTally({ model: c.descriptor.name, backend: c.forwardBackend, source: ds.source, unlabelled: ds.unlabelled });
   for (const s of ds.skipped) tally.skip(s);
   const images = predictImages(c, labelled, {
     top: 5,

@@ -32,7 +32,10 @@ export interface PredictOptions {
 /** Top-k predictions for every readable image, streamed batch by batch; unreadable files go to onSkip. */
 export async function* predictImages(c: Classifier, items: ImageItem[], opts: PredictOptions = {}): AsyncGenerator<ImagePrediction> {
   for await (const batch of imageBatches(items, { pre: c.preprocess, batchSize: opts.batchSize ?? PREDICT_PARAMS.batchSize.default, ...(opts.onSkip ? { onSkip: opts.onSkip } : {}) })) {
-    const probs = tf.tidy(() => c.probabilities(tf.tensor4d(batch.pixels, batch.shape)));
+    const x = tf.tensor4d(batch.pixels, batch.shape);
+    const logits = await c.forwardLogits(x);
+    const probs = tf.tidy(() => tf.softmax(logits));
+    tf.dispose([x, logits]);
     const top = c.topK(probs, opts.top ?? PREDICT_PARAMS.top.default);
     probs.dispose();
     opts.onBatch?.(batch.items.length);

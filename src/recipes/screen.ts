@@ -498,7 +498,10 @@ async function classify(c: Classifier, images: readonly DecodedImage[], pair: Pl
   const off = c.labels.offset;
   for (let s = 0; s < images.length; s += batchSize) {
     const batch = images.slice(s, s + batchSize);
-    const logp = tf.tidy(() => tf.logSoftmax(c.logits(tf.tensor4d(toFloatBatch(batch), [batch.length, h, w, 3]))));
+    const x = tf.tensor4d(toFloatBatch(batch), [batch.length, h, w, 3]);
+    const logits = await c.forwardLogits(x);
+    const logp = tf.tidy(() => tf.logSoftmax(logits));
+    tf.dispose([x, logits]);
     const data = logp.dataSync();
     logp.dispose();
     const m = c.labels.outputs;

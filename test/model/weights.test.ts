@@ -58,8 +58,8 @@ describe('weights', () => {
     expect(findLocalWeights(desc, { env })).toBeUndefined();
     const got = await resolveWeights(desc, { env });
     expect(got.source).toBe('download');
-    expect(got.modelJson).toBe(join(cacheFolder(desc, env), 'model.json'));
-    const art = await readArtifacts(got.modelJson);
+    expect(got.file).toBe(join(cacheFolder(desc, env), 'model.json'));
+    const art = await readArtifacts(got.file);
     expect(art.weightSpecs!.length).toBeGreaterThan(0);
     const n = hits.length;
     const again = await resolveWeights(desc, { env });

@@ -2,14 +2,14 @@ import type { Argv, CommandModule } from 'yargs';
 import { loadAuditConfig } from '../../audit/config.js';
 import { auditSummary, runAudit } from '../../audit/run.js';
 import { PatchAtlasError } from '../../errors.js';
-import { BACKENDS, type BackendName } from '../../engine/index.js';
+import { ENGINE_CHOICES, type EngineChoice } from '../../engine/index.js';
 import { DEFAULT_MODEL } from '../../model/descriptor.js';
 import { skipReporter, type CliIO } from '../io.js';
 import { loadFromArgs, progressBar } from '../options.js';
 
 interface AuditArgs {
   config: string;
-  backend: BackendName;
+  backend: EngineChoice;
   offline: boolean;
   json: boolean;
 }
@@ -21,7 +21,7 @@ export function auditCommand(io: CliIO): CommandModule {
     builder: (y: Argv) =>
       y
         .option('config', { type: 'string', demandOption: true, describe: 'audit config (JSON; see docs/audit.md); its paths are relative to its folder' })
-        .option('backend', { type: 'string', choices: BACKENDS as BackendName[], default: 'wasm' as BackendName, describe: 'tensor engine; tensorflow needs @tensorflow/tfjs-node installed' })
+        .option('backend', { type: 'string', choices: ENGINE_CHOICES as EngineChoice[], default: 'auto' as EngineChoice, describe: 'engine: auto, wasm, onnxruntime, cpu, tensorflow (see --help of any command)' })
         .option('offline', { type: 'boolean', default: false, describe: 'never download weights' })
         .option('json', { type: 'boolean', default: false, describe: 'print audit.json\'s content instead of the text summary' })
         .example('$0 audit --config audit.json', 'exit 0 when every threshold holds, 1 otherwise; audit.json and junit.xml in the config\'s output folder'),

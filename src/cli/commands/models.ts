@@ -25,7 +25,7 @@ export function modelsCommand(io: CliIO): CommandModule {
         const rows = listDescriptors().map((n) => {
           const d = loadDescriptor(n);
           const w = findLocalWeights(d, { env });
-          return { name: n, format: d.format, input: d.input.size, classes: d.labels.set, weights: w ? w.modelJson : null, url: d.weights.url ?? null, description: d.description };
+          return { name: n, format: d.format, input: d.input.size, classes: d.labels.set, weights: w ? w.file : null, url: d.weights.url ?? null, description: d.description };
         });
         if (a.json) return io.out(JSON.stringify(rows, null, 2));
         for (const r of rows) {
@@ -37,7 +37,7 @@ export function modelsCommand(io: CliIO): CommandModule {
       if (a.action === 'pull') {
         const d = loadDescriptor(name);
         const have = findLocalWeights(d, { env, ...(a.weights ? { weights: a.weights } : {}) });
-        if (have) return io.out(have.modelJson);
+        if (have) return io.out(have.file);
         io.err(`downloading ${d.weights.url} ...`);
         const file = await pullWeights(d, { env, onProgress: (done, total) => io.errStream.isTTY && io.errStream.write(`\r  ${done}/${total} files\x1b[K`) });
         if (io.errStream.isTTY) io.errStream.write('\n');
@@ -50,11 +50,11 @@ export function modelsCommand(io: CliIO): CommandModule {
         for (const [k, v] of Object.entries(d.layers.aliases)) aliasOf.set(v, [...(aliasOf.get(v) ?? []), k]);
         const layers = c.layers.map((l) => ({ ...l, aliases: aliasOf.get(l.name) ?? [] }));
         if (a.json) {
-          return io.out(JSON.stringify({ name: d.name, format: d.format, input: d.input, labels: { set: d.labels.set, offset: d.labels.offset, classes: c.labels.size }, output: d.output, defaultLayer: d.layers.default, weights: c.weights.modelJson, layers }, null, 2));
+          return io.out(JSON.stringify({ name: d.name, format: d.format, input: d.input, labels: { set: d.labels.set, offset: d.labels.offset, classes: c.labels.size }, output: d.output, defaultLayer: d.layers.default, weights: c.weights.file, layers }, null, 2));
         }
         io.out(`${d.name} (${d.format}) — ${d.description}`);
         io.out(`input ${d.input.size.join('x')}x3, ${d.input.range ? `values in [${d.input.range.join(', ')}]` : `mean ${d.input.mean} std ${d.input.std}`}; labels ${d.labels.set} (${c.labels.size} classes${d.labels.offset ? ', +1 background' : ''}); logits from ${d.output.logits ?? 'the output'}`);
-        io.out(`weights: ${c.weights.modelJson}`);
+        io.out(`weights: ${c.weights.file}`);
         io.out(`default atlas layer: ${d.layers.default}\n`);
         const w = Math.max(...layers.map((l) => l.name.length));
         for (const l of layers) {
