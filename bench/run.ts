@@ -17,7 +17,7 @@ const flag = (name: string, def: string) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] ? args[i + 1]! : def;
 };
-const only = new Set(flag('only', 'forward,collect,evaluate,gradient,featvis,atlas,demo').split(','));
+const only = new Set(flag('only', 'forward,googlenet,collect,evaluate,gradient,featvis,atlas,demo').split(','));
 const usePeers = !args.includes('--no-peers');
 const here = dirname(fileURLToPath(import.meta.url));
 const env = readEnv();
@@ -59,12 +59,32 @@ const ratio = (ours: number | undefined, theirs: number | undefined, higherIsBet
   ours && theirs ? `${(higherIsBetter ? ours / theirs : theirs / ours).toFixed(2)}×` : '—';
 
 console.log(`patch-atlas bench — node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-const torch = only.has('forward') || only.has('collect') || only.has('gradient') || only.has('featvis') ? peer('peer_torch_cpu.py', '2') : undefined;
+const torch = only.has('forward') || only.has('googlenet') || only.has('collect') || only.has('gradient') || only.has('featvis') ? peer('peer_torch_cpu.py', '2') : undefined;
 let forward: Row | undefined;
 if (only.has('forward') || only.has('collect')) {
   forward = workload('forward', { batch: 8 });
   const p = torch?.mobilenet_v1_075_forward_b8_img_per_s as number | undefined;
   table.push([`forward, images/s (batch 8, ${String(forward.threads)} threads)`, fmt(forward.images_per_s), fmt(p), ratio(forward.images_per_s as number, p, true), fmt(forward.max_rss_mb, 0)]);
+}
+if (only.has('googlenet') && env.modelsDir && existsSync(join(env.modelsDir, 'googlenet_bvlc', 'model.onnx'))) {
+  // The article's network as ONNX: forward on onnxruntime-node and on our wasm engine, attribution to all classes at
+  // mixed4c (one forward-mode pass; the peer runs one backward pass, for one class), and a feature-vis step.
+  const pf = torch?.googlenet_forward_b8_img_per_s as number | undefined;
+  const wasmFwd = workload('forward', { model: 'googlenet', backend: 'wasm', batch: 8 });
+  try {
+    const ortFwd = workload('forward', { model: 'googlenet', backend: 'onnxruntime', batch: 8 });
+    table.push([`GoogLeNet forward on onnxruntime, images/s (batch 8)`, fmt(ortFwd.images_per_s), fmt(pf), ratio(ortFwd.images_per_s as number, pf, true), fmt(ortFwd.max_rss_mb, 0)]);
+    table.push([`  … onnxruntime vs our wasm forward, same run`, fmt(ortFwd.images_per_s), fmt(wasmFwd.images_per_s), ratio(ortFwd.images_per_s as number, wasmFwd.images_per_s as number, true), '']);
+  } catch (e) {
+    console.error(`onnxruntime forward unavailable: ${(e as Error).message}`);
+  }
+  table.push([`GoogLeNet forward on wasm, images/s (batch 8)`, fmt(wasmFwd.images_per_s), fmt(pf), ratio(wasmFwd.images_per_s as number, pf, true), fmt(wasmFwd.max_rss_mb, 0)]);
+  const at = workload('attribution', { model: 'googlenet', layer: 'mixed4c', batch: 8 });
+  const pa = torch?.googlenet_attribution_b8_img_per_s as number | undefined;
+  table.push([`GoogLeNet attribution at mixed4c to all 1000 classes (${String(at.method)}), images/s (batch 8); peer: 1 class`, fmt(at.images_per_s), fmt(pa), ratio(at.images_per_s as number, pa, true), fmt(at.max_rss_mb, 0)]);
+  const fv = workload('featvis', { model: 'googlenet', layer: 'mixed4c', size: 128, batch: 1, bare: 1 });
+  const pv = torch?.googlenet_featvis_step_128px_b1_ms as number | undefined;
+  table.push([`GoogLeNet feature-vis step at mixed4c, ms (128 px, batch 1, the peer's work)`, fmt(fv.ms_per_icon), fmt(pv), ratio(fv.ms_per_icon as number, pv, false), fmt(fv.max_rss_mb, 0)]);
 }
 if (only.has('forward')) {
   // Why forward is where it is: the dense kernel itself, same shapes on both sides (wasm SIMD is 128-bit without

@@ -22,24 +22,37 @@ import { batch as batchObjective, channel } from '../src/featurevis/objectives.j
 import { image } from '../src/featurevis/param/index.js';
 import { render } from '../src/featurevis/render.js';
 import { standardTransforms } from '../src/featurevis/transforms.js';
-import { initBackend } from '../src/engine/backend.js';
+import { initBackend, type EngineChoice } from '../src/engine/backend.js';
+import { attributePoints } from '../src/attribution/attribute.js';
 import { wasmThreads } from '../src/engine/wasm-threads.js';
 
 type Args = Record<string, number | string>;
 const workloads: Record<string, (a: Args) => Promise<Record<string, number | string>>> = {
   /** Forward passes on random input (no decoding): images/s. */
   async forward(a) {
-    const c = await Classifier.load();
+    const c = await Classifier.load({ model: String(a.model ?? 'mobilenet_v1_0.75'), backend: (a.backend ?? 'wasm') as EngineChoice });
     const b = Number(a.batch ?? 8);
     const x = tf.randomUniform([b, ...c.inputSize, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
     // Not tf.tidy(() => ….dataSync()): tidy walks a returned typed array element by element.
-    const run = () => {
-      const l = c.logits(x);
+    const run = async () => {
+      const l = await c.forwardLogits(x);
       l.dataSync();
       l.dispose();
     };
-    const s = timeIt(run, Number(a.reps ?? 5));
-    return { images_per_s: b / s, batch: b, threads: wasmThreads() };
+    const s = await timeAsync(run, Number(a.reps ?? 5));
+    return { images_per_s: b / s, batch: b, threads: wasmThreads(), engine: c.forwardBackend };
+  },
+  /** Attribution to all classes at one position per image (collect's step without decoding or the store). */
+  async attribution(a) {
+    const c = await Classifier.load({ model: String(a.model ?? 'mobilenet_v1_0.75'), backend: 'wasm' });
+    const b = Number(a.batch ?? 8);
+    const layer = String(a.layer ?? c.descriptor.layers.default);
+    const x = tf.randomUniform([b, ...c.inputSize, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const [, H, W] = c.layerInfo(layer).shape as number[];
+    const positions = Array.from({ length: b }, (_, i) => [[(i * 3) % H!, (i * 5) % W!] as [number, number]]);
+    let method = '';
+    const s = timeIt(() => (method = attributePoints(c, x, layer, positions).method), Number(a.reps ?? 3));
+    return { images_per_s: b / s, batch: b, method };
   },
   /**
    * Pasting and scoring (the evaluation block) against plain forward passes of the same model, batch and
@@ -158,11 +171,11 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
   },
   /** One feature-visualisation optimisation step (Fourier param + standard transforms + Adam), ms per icon. */
   async featvis(a) {
-    const c = await Classifier.load();
+    const c = await Classifier.load({ model: String(a.model ?? 'mobilenet_v1_0.75'), backend: 'wasm' });
     const size = Number(a.size ?? 128);
     const batch = Number(a.batch ?? 1);
     const steps = Number(a.steps ?? 6);
-    const layer = c.resolveLayer('conv_pw_11_relu');
+    const layer = c.resolveLayer(String(a.layer ?? 'conv_pw_11_relu'));
     const objective = batchObjective(Array.from({ length: batch }, (_, i) => channel(layer, i)));
     // bare: the peer's step (Adam on raw pixels, no transforms); else lucid's (Fourier, decorrelation, sigmoid,
     // the article's transforms).
@@ -208,6 +221,17 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     return { seconds: s, points: n, cells: atlas.cells.length };
   },
 };
+
+async function timeAsync(fn: () => Promise<unknown>, reps: number): Promise<number> {
+  await fn();
+  const ts: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await fn();
+    ts.push((performance.now() - t0) / 1000);
+  }
+  return median(ts);
+}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((p, q) => p - q);

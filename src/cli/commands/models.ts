@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { readEnv } from '../../config.js';
-import { listDescriptors, loadDescriptor } from '../../model/descriptor.js';
+import { listDescriptors, loadDescriptor, type ModelDescriptor } from '../../model/descriptor.js';
 import { findLocalWeights, pullWeights } from '../../model/weights.js';
 import type { CliIO } from '../io.js';
 import { loadFromArgs, withModel, type ModelArgs } from '../options.js';
@@ -53,7 +53,8 @@ export function modelsCommand(io: CliIO): CommandModule {
           return io.out(JSON.stringify({ name: d.name, format: d.format, input: d.input, labels: { set: d.labels.set, offset: d.labels.offset, classes: c.labels.size }, output: d.output, defaultLayer: d.layers.default, weights: c.weights.file, layers }, null, 2));
         }
         io.out(`${d.name} (${d.format}) — ${d.description}`);
-        io.out(`input ${d.input.size.join('x')}x3, ${d.input.range ? `values in [${d.input.range.join(', ')}]` : `mean ${d.input.mean} std ${d.input.std}`}; labels ${d.labels.set} (${c.labels.size} classes${d.labels.offset ? ', +1 background' : ''}); logits from ${d.output.logits ?? 'the output'}`);
+        io.out(`input ${describeInput(d)}`);
+        io.out(`labels ${d.labels.set} (${c.labels.size} classes${d.labels.offset ? ', +1 background' : ''}); logits from ${c.logitsLayer}; forward passes on ${c.forwardBackend}`);
         io.out(`weights: ${c.weights.file}`);
         io.out(`default atlas layer: ${d.layers.default}\n`);
         const w = Math.max(...layers.map((l) => l.name.length));
@@ -65,4 +66,18 @@ export function modelsCommand(io: CliIO): CommandModule {
       }
     },
   };
+}
+
+/** The input preprocessing in words: size, layout, channel order and the value mapping from [0,1] pixels. */
+function describeInput(d: ModelDescriptor): string {
+  const i = d.input;
+  const round = (v: number) => Number(v.toPrecision(4));
+  const values = i.range
+    ? `values in [${i.range.join(', ')}]`
+    : i.std!.every((s) => Math.abs(s * 255 - 1) < 1e-6)
+      ? `values 0–255 minus mean [${i.mean!.map((m) => round(m * 255)).join(', ')}] (RGB order)`
+      : `(x − mean) / std with x in [0,1], mean [${i.mean!.map(round).join(', ')}], std [${i.std!.map(round).join(', ')}]`;
+  const layout = i.layout === 'nchw' ? 'NCHW (converted to NHWC once, at load)' : 'NHWC';
+  const resize = i.resizeShorter ? `shorter side resized to ${i.resizeShorter}, centre crop ${i.size.join('x')}` : `resized to ${i.size.join('x')}`;
+  return `${i.size.join('x')}x3, ${layout}, ${(i.channelOrder ?? 'rgb').toUpperCase()}, ${values}; ${resize}`;
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, INPUT, withMaxPoolGrad } from '../../../src/engine/index.js';
+import { initBackend, INPUT, OrtForward, withMaxPoolGrad } from '../../../src/engine/index.js';
 import { OnnxExecutor } from '../../../src/engine/onnx/executor.js';
 import { encodeModel, type AttributeProto, type TensorProto } from '../../../src/engine/onnx/proto.js';
 import { FIXTURES, fixtureBytes, fixtureInput, nchwToNhwc, nhwcToNchw, objectiveWeights, reference, relError, values, type FixtureName } from './fixtures.js';
@@ -46,6 +46,20 @@ describe.each(FIXTURES)('%s.onnx', (name) => {
       expect(relError(got[k]!.dataSync(), values(ref, want)), `${[...outNames, ...hidden][k]}`).toBeLessThan(1e-4);
     });
     tf.dispose(got);
+  });
+
+  it('matches onnxruntime-node at another batch size (3)', async () => {
+    const exec = load(name);
+    const outNames = Object.keys(ref.outputs);
+    const shape = [3, ...ref.input.shape.slice(1)];
+    const x = fixtureInput(shape);
+    const session = await OrtForward.create(fixtureBytes(name), ref.input.name, outNames);
+    if (!session) return expect.fail('onnxruntime-node is not installed (npm ci installs it)');
+    const theirs = await session.run(x.dataSync() as Float32Array, shape);
+    await session.dispose();
+    const ours = tf.tidy(() => exec.run(new Map([[INPUT, nchwToNhwc(x)]]), outNames).map((t) => t.dataSync()));
+    outNames.forEach((o, k) => expect(relError(ours[k]!, theirs[k]!), o).toBeLessThan(1e-4));
+    x.dispose();
   });
 
   it('gives the input gradient PyTorch gives', () => {

@@ -28,7 +28,7 @@ export function reference(name: FixtureName): Reference {
   return JSON.parse(readFileSync(join(FIXTURE_DIR, `${name}.ref.json`), 'utf8')) as Reference;
 }
 
-export function values(ref: Reference, s: Stored): Float32Array {
+export function values(_ref: Reference, s: Stored): Float32Array {
   if (typeof s.data !== 'string') return Float32Array.from(s.data);
   const b = Buffer.from(s.data, 'base64');
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
