@@ -164,7 +164,7 @@ export function fusedConvStep(spec: ConvSpec, act: Activation, inputs: number[],
   // convolution whose weights XNNPACK packs once and caches (a fresh transposed filter per call is repacked).
   const adjoint = adjointFilter(filter, depthwise, c.strides, c.padding, dilations);
   const inputGrad = (dy: tf.Tensor4D, xShape: number[]) => {
-    if (adjoint) return depthwise ? tf.depthwiseConv2d(dy, adjoint, 1, 'same') : tf.conv2d(dy, adjoint, 1, 'valid');
+    if (adjoint) return depthwise ? tf.depthwiseConv2d(dy, adjoint, 1, 'same') : tf.conv2d(dy, adjoint, 1, 'same');
     return depthwise
       ? depthwiseConv2dInputGrad(xShape, dy, filter, c.strides, c.padding, 1)
       : (tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter }, { strides: c.strides, pad: c.padding, dataFormat: 'NHWC', inputShape: xShape } as unknown as tf.NamedAttrMap) as tf.Tensor4D);
@@ -223,14 +223,17 @@ export function fusedConvStep(spec: ConvSpec, act: Activation, inputs: number[],
 
 /**
  * The filter whose forward convolution is the input gradient, where that is a plain stride-1 convolution:
- * a 1×1 conv's is its transpose (in ↔ out channels); an odd k×k depthwise conv with 'same' padding and one filter
- * per channel has the 180°-rotated filter with 'same' padding. Undefined elsewhere (the general path runs).
+ * a 1×1 conv's is its transpose (in ↔ out channels); an odd k×k conv with 'same' padding has the 180°-rotated
+ * filter (in ↔ out swapped unless depthwise with one filter per channel) with 'same' padding. Undefined elsewhere
+ * (the general path runs).
  */
 function adjointFilter(filter: tf.Tensor4D, depthwise: boolean, strides: [number, number], padding: ConvSpec['pad'], dilations: number | [number, number]): tf.Tensor4D | undefined {
   const [kh, kw, , mult] = filter.shape;
   const ones = (v: number | [number, number]) => (Array.isArray(v) ? v.every((d) => d === 1) : v === 1);
   if (!ones(strides) || !ones(dilations)) return undefined;
   if (!depthwise && kh === 1 && kw === 1) return tf.tidy(() => tf.transpose(filter, [0, 1, 3, 2]));
+  // An odd k×k conv with 'same' padding (stride 1): the rotated filter with in ↔ out swapped, again 'same'.
+  if (!depthwise && padding === 'same' && kh % 2 === 1 && kw % 2 === 1) return tf.tidy(() => tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]));
   if (depthwise && mult === 1 && padding === 'same' && kh % 2 === 1 && kw % 2 === 1) return tf.tidy(() => tf.reverse(filter, [0, 1]));
   return undefined;
 }

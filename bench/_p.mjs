@@ -1,0 +1,10 @@
+import { Classifier } from '../dist/src/model/classifier.js';
+import { tf } from '../dist/src/engine/index.js';
+const c = await Classifier.load({ model: 'googlenet', backend: 'wasm' });
+const x = tf.randomUniform([8, 96, 96, 3]);
+const time = (name, f, reps = 3) => { f(); const t0 = performance.now(); for (let i = 0; i < reps; i++) f(); console.log(name, ((performance.now() - t0) / reps).toFixed(0), 'ms'); };
+time('fwd mixed4c', () => tf.tidy(() => c.run(x, ['mixed4c'])[0].dataSync()));
+time('fwd+bwd mixed4c', () => tf.tidy(() => tf.grad((v) => tf.mean(c.run(v, ['mixed4c'])[0]))(x).dataSync()));
+const prof = await tf.profile(() => tf.tidy(() => tf.grad((v) => tf.mean(c.run(v, ['mixed4c'])[0]))(x).dataSync()));
+const by = new Map(); for (const k of prof.kernels) by.set(k.name, (by.get(k.name) ?? 0) + k.kernelTimeMs);
+console.log([...by].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, v]) => `${k} ${v.toFixed(0)}`).join('\n'));
