@@ -16,3 +16,4 @@ export { OnnxExecutor, type OnnxSummary } from './onnx/executor.js';
 export { decodeModel, encodeModel, type ModelProto } from './onnx/proto.js';
 export { SUPPORTED_OPS as ONNX_OPS } from './onnx/ops.js';
 export { loadOrt, OrtForward } from './onnx/runtime.js';
+export { ExportUnsupported, exportLayersModel, type ExportResult } from './onnx/export.js';

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { INPUT, type Executor, type LayerInfo, type JvpResult } from './executor.js';
 import { fuseSteps, layerStep, type LayerStep } from './fuse.js';
 import { StepGraph } from './step-graph.js';
+import { exportLayersModel, type ExportResult } from './onnx/export.js';
 
 type SymbolicLike = { id: number };
 type NodeLike = { inputTensors: SymbolicLike[]; outputTensors: SymbolicLike[] };
@@ -47,6 +48,11 @@ export class LayersExecutor implements Executor {
       shape: shapeOf(layer.outputShape),
     }));
     this.outputName = model.outputs[0]!.sourceLayer.name;
+  }
+
+  /** The model as ONNX (for onnxruntime's forward passes); throws ExportUnsupported naming a layer it cannot write. */
+  toOnnx(): ExportResult {
+    return exportLayersModel(this.model);
   }
 
   has(name: string): boolean {

@@ -1,18 +1,20 @@
-import { readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { readEnv, type Env } from '../config.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import type { Preprocess } from '../data/pixels.js';
 import { PatchAtlasError } from '../errors.js';
 import { closest } from '../util/suggest.js';
 import { initBackend, OrtForward, tfjsBackendOf, type BackendName, type EngineChoice } from '../engine/index.js';
 import { loadDescriptor, loadLabels, type ModelDescriptor } from './descriptor.js';
 import { INPUT, type Executor, type LayerInfo } from '../engine/index.js';
-import { EngineError, GraphExecutor, OnnxExecutor } from '../engine/index.js';
+import { EngineError, ExportUnsupported, GraphExecutor, OnnxExecutor } from '../engine/index.js';
 import { withMaxPoolGrad, type MaxPoolGradMode } from '../engine/index.js';
 import { LayersExecutor } from '../engine/index.js';
 import type { ClassRef, LabelSet } from './labels.js';
-import { readArtifacts, resolveWeights, type ResolvedWeights } from './weights.js';
+import { readArtifacts, readArtifactsManifest, resolveWeights, type ResolvedWeights } from './weights.js';
 
 export interface LoadOptions {
   /** Built-in model name or descriptor path (default mobilenet_v1_0.75). */
@@ -76,7 +78,7 @@ export class Classifier {
     const exec = await buildExecutor(descriptor, weights.file);
     let c = new Classifier(descriptor, labels, backend, weights, exec, undefined);
     c.checkOutputs();
-    const forward = await forwardSession(c, exec, choice);
+    const forward = await forwardSession(c, exec, choice, opts.env ?? readEnv());
     if (forward) c = new Classifier(descriptor, labels, backend, weights, exec, forward);
     return c;
   }
@@ -302,23 +304,51 @@ export class Classifier {
   }
 }
 
-/** onnxruntime for forward-only work: always for `onnxruntime`, where possible for `auto`. */
-async function forwardSession(c: Classifier, exec: Executor, choice: EngineChoice): Promise<OrtForward | undefined> {
+/**
+ * onnxruntime for forward-only work: always for `onnxruntime`, where possible for `auto`. ONNX models go as they
+ * are; tfjs layers models are exported to ONNX first (cached under PATCH_ATLAS_CACHE by the weights' hash).
+ */
+async function forwardSession(c: Classifier, exec: Executor, choice: EngineChoice, env: Env): Promise<OrtForward | undefined> {
   if (choice !== 'onnxruntime' && choice !== 'auto') return undefined;
   const d = c.descriptor;
-  if (!(exec instanceof OnnxExecutor)) {
+  let model: { bytes: Uint8Array; input: string } | undefined;
+  try {
+    if (exec instanceof OnnxExecutor) model = { bytes: await readFile(c.weights.file), input: exec.summary.input.name };
+    else if (exec instanceof LayersExecutor) model = await exportedOnnx(exec, c.weights.file, env);
+  } catch (e) {
+    if (choice === 'auto' && e instanceof ExportUnsupported) return undefined;
+    if (e instanceof ExportUnsupported) throw new PatchAtlasError('BAD_FLAG', `--backend onnxruntime: model "${d.name}" cannot be written as ONNX (${e.message})`, 'use --backend wasm (or auto)');
+    throw e;
+  }
+  if (!model) {
     if (choice === 'auto') return undefined;
-    throw new PatchAtlasError('BAD_FLAG', `--backend onnxruntime runs ONNX models; model "${d.name}" is a tfjs ${d.format} model`, 'use --backend wasm (or auto)');
+    throw new PatchAtlasError('BAD_FLAG', `--backend onnxruntime runs ONNX and tfjs layers models; model "${d.name}" is a tfjs ${d.format} model`, 'use --backend wasm (or auto)');
   }
   let session: OrtForward | undefined;
   try {
-    session = await OrtForward.create(await readFile(c.weights.file), exec.summary.input.name, [c.logitsLayer]);
+    session = await OrtForward.create(model.bytes, model.input, [c.logitsLayer]);
   } catch (e) {
     if (choice === 'auto' && e instanceof EngineError) return undefined;
     throw e;
   }
   if (!session && choice === 'onnxruntime') throw new PatchAtlasError('BACKEND_MISSING', 'onnxruntime-node is not installed', 'run `npm install onnxruntime-node`, or use --backend wasm');
   return session;
+}
+
+/** The layers model as ONNX, from the cache when the same weights were exported before (never beside the weights). */
+async function exportedOnnx(exec: LayersExecutor, modelJson: string, env: Env): Promise<{ bytes: Uint8Array; input: string }> {
+  const hash = createHash('sha256');
+  hash.update(await readFile(modelJson));
+  for (const shard of (await readArtifactsManifest(modelJson)).sort()) hash.update(await readFile(shard));
+  const path = join(env.cacheDir, 'onnx', `${hash.digest('hex').slice(0, 32)}.onnx`);
+  try {
+    return { bytes: await readFile(path), input: 'input' };
+  } catch {
+    const r = exec.toOnnx();
+    await mkdir(dirname(path), { recursive: true });
+    await writeFileAtomic(path, r.bytes);
+    return r;
+  }
 }
 
 async function buildExecutor(d: ModelDescriptor, file: string): Promise<Executor> {

@@ -140,6 +140,12 @@ function specBytes(w: tf.io.WeightsManifestEntry): number {
   return n * (DTYPE_BYTES[w.dtype] ?? 4);
 }
 
+/** The shard files a model.json names, as paths beside it. */
+export async function readArtifactsManifest(modelJsonPath: string): Promise<string[]> {
+  const json = parseModelJson(await readFile(modelJsonPath, 'utf8'), modelJsonPath, 'WEIGHTS_INVALID');
+  return json.weightsManifest.flatMap((g) => g.paths.map((p) => join(dirname(modelJsonPath), p)));
+}
+
 /** Read model.json + shards from disk into tfjs ModelArtifacts, checking the shard sizes. */
 export async function readArtifacts(modelJsonPath: string): Promise<tf.io.ModelArtifacts> {
   const json = parseModelJson(await readFile(modelJsonPath, 'utf8'), modelJsonPath, 'WEIGHTS_INVALID');

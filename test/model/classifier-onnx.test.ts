@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -7,6 +7,7 @@ import { readEnv } from '../../src/config.js';
 import { initBackend } from '../../src/engine/backend.js';
 import { Classifier } from '../../src/model/classifier.js';
 import { loadDescriptor } from '../../src/model/descriptor.js';
+import { saveLayersModel, tinyLayersModel, writeTinyDescriptor } from '../helpers/tiny-models.js';
 import { FIXTURE_DIR, fixtureInput, nchwToNhwc, reference, relError, values } from '../engine/onnx/fixtures.js';
 
 /** An ONNX model behind the Classifier: descriptor, weights folder, logits found at the final Softmax's input, both engines. */
@@ -68,5 +69,30 @@ describe('Classifier on an ONNX model', () => {
     mkdirSync(join(root, 'broken'), { recursive: true });
     writeFileSync(join(root, 'broken', 'model.onnx'), 'not protobuf at all');
     await expect(Classifier.load({ model: descriptor({ weights: { localName: 'broken' } }), env })).rejects.toThrow(/model\.onnx: not (an|a usable) ONNX model/);
+  });
+});
+
+describe('Classifier on a tfjs layers model with onnxruntime', () => {
+  it('exports it to ONNX once (cached by the weights\' hash), and forward passes agree with the tfjs engine', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pa-export-'));
+    const e = { ...readEnv({}), modelsDir: dir, cacheDir: join(dir, 'cache') };
+    await saveLayersModel(tinyLayersModel(32), join(dir, 'tiny_layers'));
+    const desc = writeTinyDescriptor(join(dir, 'desc'), { format: 'layers', size: 32, logits: 'conv_preds', defaultLayer: 'conv_pw_1_relu' });
+    const c = await Classifier.load({ model: desc, env: e });
+    expect(c.forwardBackend).toBe('onnxruntime');
+    const cached = readdirSync(join(dir, 'cache', 'onnx'));
+    expect(cached).toHaveLength(1);
+    expect(readdirSync(join(dir, 'tiny_layers')).some((f) => f.endsWith('.onnx'))).toBe(false); // never beside the weights
+    const x = tf.randomUniform([4, 32, 32, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const viaOrt = await c.forwardLogits(x);
+    const viaTfjs = c.logits(x);
+    expect(relError(viaOrt.dataSync(), viaTfjs.dataSync())).toBeLessThan(1e-4);
+    const stamp = statSync(join(dir, 'cache', 'onnx', cached[0]!)).mtimeMs;
+    const again = await Classifier.load({ model: desc, env: e });
+    expect(statSync(join(dir, 'cache', 'onnx', cached[0]!)).mtimeMs).toBe(stamp);
+    const wasm = await Classifier.load({ model: desc, env: e, backend: 'wasm' });
+    expect(wasm.forwardBackend).toBe('wasm');
+    tf.dispose([x, viaOrt, viaTfjs]);
+    [c, again, wasm].forEach((k) => k.dispose());
   });
 });

@@ -76,13 +76,16 @@ export class OrtForward {
   }
 }
 
-/** The model with `names` among its graph outputs (onnxruntime returns graph outputs only). */
+/**
+ * The model with exactly `names` as its graph outputs. (onnxruntime returns graph outputs only; and asked for a
+ * subset of several outputs, onnxruntime-node 1.23 was seen to return the first ones instead, so the graph is cut
+ * to what is fetched.)
+ */
 function withOutputs(bytes: Uint8Array, names: readonly string[]): Uint8Array {
   const model = decodeModel(bytes);
   const g = model.graph!;
-  const have = new Set((g.output ?? []).map((o) => o.name));
-  const missing = names.filter((n) => !have.has(n));
-  if (!missing.length) return bytes;
-  g.output = [...(g.output ?? []), ...missing.map((name) => ({ name, type: { tensor_type: { elem_type: 1 } } }))];
+  const declared = new Map((g.output ?? []).map((o) => [o.name, o]));
+  if ((g.output ?? []).length === names.length && names.every((n, i) => g.output![i]!.name === n)) return bytes;
+  g.output = names.map((name) => declared.get(name) ?? { name, type: { tensor_type: { elem_type: 1 } } });
   return encodeModel(model);
 }

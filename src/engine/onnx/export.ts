@@ -1,0 +1,203 @@
+import * as tf from '@tensorflow/tfjs';
+import { AttrType, DataType, encodeModel, type AttributeProto, type NodeProto, type TensorProto } from './proto.js';
+
+/**
+ * A tfjs layers model (Keras: conv / depthwise conv / batch norm / ReLU / padding / pooling / dense …) written as an
+ * ONNX graph, so that onnxruntime-node can run its forward passes. ONNX order throughout: the input is NCHW
+ * [N, 3, H, W] named `input`, 4-D tensors NCHW, weights converted from HWIO. Each layer's output tensor is named
+ * after the layer, so any layer (the logits layer above all) can be fetched by its Keras name.
+ */
+export interface ExportResult {
+  bytes: Uint8Array;
+  input: string;
+}
+
+/** Why a model cannot be exported (the first layer that has no ONNX form here). */
+export class ExportUnsupported extends Error {}
+
+type Pair = [number, number];
+const pair = (v: number | number[] | undefined, d: number): Pair => (v === undefined ? [d, d] : Array.isArray(v) ? [v[0]!, v[1] ?? v[0]!] : [v, v]);
+
+export function exportLayersModel(model: tf.LayersModel): ExportResult {
+  const nodes: NodeProto[] = [];
+  const inits: TensorProto[] = [];
+  const nameOf = new Map<number, string>();
+  const input = 'input';
+  if (model.inputs.length !== 1) throw new ExportUnsupported('the model has more than one input');
+  nameOf.set((model.inputs[0] as unknown as { id: number }).id, input);
+  const [, H, W, C] = model.inputs[0]!.shape as number[];
+  let k = 0;
+  const fresh = (base: string) => `${base}/${k++}`;
+  const node = (op_type: string, inputs: string[], output: string, attribute: AttributeProto[] = []) => nodes.push({ op_type, input: inputs, output: [output], name: output, attribute });
+  const weight = (name: string, t: tf.Tensor, dtype: 'float32' | 'int64' = 'float32') => {
+    const data = t.dataSync();
+    const raw = dtype === 'float32' ? new Uint8Array(Float32Array.from(data as Float32Array).buffer) : new Uint8Array(BigInt64Array.from(Array.from(data, (v) => BigInt(Math.round(v)))).buffer);
+    inits.push({ name, dims: [...t.shape], data_type: dtype === 'float32' ? DataType.FLOAT : DataType.INT64, raw_data: raw });
+    return name;
+  };
+  const ints = (name: string, v: number[]): AttributeProto => ({ name, type: AttrType.INTS, ints: v });
+  const int = (name: string, v: number): AttributeProto => ({ name, type: AttrType.INT, i: v });
+  const float = (name: string, v: number): AttributeProto => ({ name, type: AttrType.FLOAT, f: v });
+
+  /** Append an activation after `x`; returns the tensor holding its output (`out` if given). */
+  const activate = (act: string | undefined, x: string, out: string): string => {
+    switch (act ?? 'linear') {
+      case 'linear':
+        node('Identity', [x], out);
+        return out;
+      case 'relu':
+        node('Relu', [x], out);
+        return out;
+      case 'relu6':
+        node('Clip', [x, weight(fresh(`${out}/min`), tf.scalar(0)), weight(fresh(`${out}/max`), tf.scalar(6))], out);
+        return out;
+      case 'sigmoid':
+        node('Sigmoid', [x], out);
+        return out;
+      case 'tanh':
+        node('Tanh', [x], out);
+        return out;
+      case 'softmax':
+        node('Softmax', [x], out, [int('axis', -1)]);
+        return out;
+      default:
+        throw new ExportUnsupported(`activation "${act}"`);
+    }
+  };
+
+  /** Explicit [top, left, bottom, right] pads for TF 'same' at a known input size. */
+  const samePads = (size: Pair, kernel: Pair, strides: Pair, dil: Pair): number[] => {
+    const p = [0, 1].map((i) => {
+      const out = Math.ceil(size[i]! / strides[i]!);
+      const total = Math.max(0, (out - 1) * strides[i]! + (kernel[i]! - 1) * dil[i]! + 1 - size[i]!);
+      return [Math.floor(total / 2), total - Math.floor(total / 2)];
+    });
+    return [p[0]![0]!, p[1]![0]!, p[0]![1]!, p[1]![1]!];
+  };
+
+  for (const layer of model.layers) {
+    const cls = layer.getClassName();
+    if (cls === 'InputLayer') continue;
+    const inbound = (layer as unknown as { inboundNodes: Array<{ inputTensors: Array<{ id: number; shape: number[] }>; outputTensors: Array<{ id: number }> }> }).inboundNodes[0]!;
+    const ins = inbound.inputTensors.map((t) => nameOf.get(t.id) ?? fail(`layer ${layer.name} reads a tensor no earlier layer produced`));
+    const inShape = inbound.inputTensors[0]!.shape;
+    const out = layer.name;
+    nameOf.set(inbound.outputTensors[0]!.id, out);
+    const cfg = layer.getConfig() as Record<string, unknown>;
+    const ws = layer.getWeights();
+    if ((cfg.dataFormat ?? 'channelsLast') !== 'channelsLast') throw new ExportUnsupported(`layer ${layer.name}: channels-first data`);
+    switch (cls) {
+      case 'Conv2D':
+      case 'DepthwiseConv2D': {
+        const depthwise = cls === 'DepthwiseConv2D';
+        const [kernel, bias] = ws as [tf.Tensor4D, tf.Tensor1D | undefined];
+        const [kh, kw, cin, m] = kernel.shape;
+        const strides = pair(cfg.strides as number[], 1);
+        const dil = pair(cfg.dilationRate as number[], 1);
+        const pads = cfg.padding === 'same' ? samePads([inShape[1]!, inShape[2]!], [kh, kw], strides, dil) : [0, 0, 0, 0];
+        // HWIO → OIHW; depthwise [kh, kw, in, mult] → [in·mult, 1, kh, kw] with group = in.
+        const w = tf.tidy(() => (depthwise ? tf.reshape(tf.transpose(kernel, [2, 3, 0, 1]), [cin * m, 1, kh, kw]) : tf.transpose(kernel, [3, 2, 0, 1])));
+        const wName = weight(`${out}/kernel`, w);
+        w.dispose();
+        const conv = cfg.activation && cfg.activation !== 'linear' ? fresh(`${out}/conv`) : out;
+        node('Conv', [ins[0]!, wName, ...(bias ? [weight(`${out}/bias`, bias)] : [])], conv, [
+          ints('kernel_shape', [kh, kw]), ints('strides', strides), ints('dilations', dil), ints('pads', pads), int('group', depthwise ? cin : 1),
+        ]);
+        if (conv !== out) activate(cfg.activation as string, conv, out);
+        break;
+      }
+      case 'BatchNormalization': {
+        const axis = cfg.axis as number;
+        if (axis !== -1 && axis !== inShape.length - 1) throw new ExportUnsupported(`layer ${layer.name}: batch norm over axis ${axis}`);
+        const list = [...ws];
+        const C2 = list.at(-1)!.shape[0]!;
+        const gamma = cfg.scale !== false ? list.shift()! : undefined;
+        const beta = cfg.center !== false ? list.shift()! : undefined;
+        const [mean, variance] = list as [tf.Tensor, tf.Tensor];
+        const ones = tf.ones([C2]);
+        const zeros = tf.zeros([C2]);
+        node('BatchNormalization', [ins[0]!, weight(`${out}/gamma`, gamma ?? ones), weight(`${out}/beta`, beta ?? zeros), weight(`${out}/mean`, mean), weight(`${out}/variance`, variance)], out, [float('epsilon', (cfg.epsilon as number) ?? 1e-3)]);
+        tf.dispose([ones, zeros]);
+        if (inShape.length !== 4 && inShape.length !== 2) throw new ExportUnsupported(`layer ${layer.name}: batch norm on rank ${inShape.length}`);
+        break;
+      }
+      case 'ReLU': {
+        if (cfg.negativeSlope || cfg.threshold) throw new ExportUnsupported(`layer ${layer.name}: ReLU with a slope or threshold`);
+        activate(cfg.maxValue == null ? 'relu' : cfg.maxValue === 6 ? 'relu6' : fail(`ReLU max ${String(cfg.maxValue)}`), ins[0]!, out);
+        break;
+      }
+      case 'Activation':
+        activate(cfg.activation as string, ins[0]!, out);
+        break;
+      case 'ZeroPadding2D': {
+        const [[t, b], [l, r]] = cfg.padding as [Pair, Pair];
+        node('Pad', [ins[0]!, weight(`${out}/pads`, tf.tensor1d([0, 0, t, l, 0, 0, b, r]), 'int64')], out, [{ name: 'mode', type: AttrType.STRING, s: new TextEncoder().encode('constant') }]);
+        break;
+      }
+      case 'GlobalAveragePooling2D': {
+        const pooled = fresh(`${out}/pool`);
+        node('GlobalAveragePool', [ins[0]!], pooled);
+        node('Flatten', [pooled], out, [int('axis', 1)]);
+        break;
+      }
+      case 'Reshape':
+      case 'Flatten': {
+        // Keras reshapes in NHWC order: to NHWC first, reshape, and back to NCHW if the result is an image tensor.
+        let x = ins[0]!;
+        if (inShape.length === 4) {
+          x = fresh(`${out}/nhwc`);
+          node('Transpose', [ins[0]!], x, [ints('perm', [0, 2, 3, 1])]);
+        }
+        const target = cls === 'Flatten' ? [-1] : (cfg.targetShape as number[]);
+        const shape = weight(`${out}/shape`, tf.tensor1d([0, ...target]), 'int64');
+        if (target.length === 3) {
+          const y = fresh(`${out}/nhwc`);
+          node('Reshape', [x, shape], y);
+          node('Transpose', [y], out, [ints('perm', [0, 3, 1, 2])]);
+        } else node('Reshape', [x, shape], out);
+        break;
+      }
+      case 'Dropout':
+        node('Identity', [ins[0]!], out);
+        break;
+      case 'Dense': {
+        const [kernel, bias] = ws as [tf.Tensor2D, tf.Tensor1D | undefined];
+        if (inShape.length !== 2) throw new ExportUnsupported(`layer ${layer.name}: dense on rank ${inShape.length}`);
+        const y = cfg.activation && cfg.activation !== 'linear' ? fresh(`${out}/gemm`) : out;
+        node('Gemm', [ins[0]!, weight(`${out}/kernel`, kernel), ...(bias ? [weight(`${out}/bias`, bias)] : [])], y);
+        if (y !== out) activate(cfg.activation as string, y, out);
+        break;
+      }
+      case 'Add':
+        if (ins.length !== 2) throw new ExportUnsupported(`layer ${layer.name}: Add of ${ins.length} inputs`);
+        node('Add', ins, out);
+        break;
+      case 'Concatenate': {
+        const axis = (cfg.axis as number) ?? -1;
+        if (axis !== -1 && axis !== inShape.length - 1) throw new ExportUnsupported(`layer ${layer.name}: concatenation over axis ${axis}`);
+        node('Concat', ins, out, [int('axis', inShape.length === 4 ? 1 : -1)]);
+        break;
+      }
+      default:
+        throw new ExportUnsupported(`layer ${layer.name} (${cls})`);
+    }
+  }
+  const outputs = model.outputs.map((o) => nameOf.get((o as unknown as { id: number }).id)!);
+  const bytes = encodeModel({
+    ir_version: 7,
+    producer_name: 'patch-atlas',
+    opset_import: [{ domain: '', version: 13 }],
+    graph: {
+      name: model.name,
+      node: nodes,
+      initializer: inits,
+      input: [{ name: input, type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: [{ dim_param: 'N' }, { dim_value: C! }, { dim_value: H! }, { dim_value: W! }] } } } }],
+      output: outputs.map((name) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT } } })),
+    },
+  });
+  return { bytes, input };
+}
+
+function fail(what: string): never {
+  throw new ExportUnsupported(what);
+}
