@@ -17,8 +17,8 @@ export interface ModelArgs {
 /** The flags every command that loads a model shares. */
 export function withModel<T>(y: Argv<T>) {
   return y
-    .option('model', { alias: 'm', type: 'string', default: DEFAULT_MODEL, describe: 'built-in model name (see `models list`) or a descriptor .json' })
-    .option('weights', { type: 'string', describe: 'folder holding model.json (overrides PATCH_ATLAS_MODELS and the cache)' })
+    .option('model', { alias: 'm', type: 'string', default: DEFAULT_MODEL, describe: 'built-in model name (see `models list`), a descriptor .json, or an .onnx file with its descriptor (same name, .json) beside it' })
+    .option('weights', { type: 'string', describe: 'folder holding the model file (model.json, or model.onnx), or the file itself; overrides PATCH_ATLAS_MODELS and the cache' })
     .option('backend', { type: 'string', choices: ENGINE_CHOICES as EngineChoice[], default: 'auto' as EngineChoice, describe: 'engine: auto (onnxruntime for forward passes of ONNX models when installed, else wasm), wasm, onnxruntime, cpu, tensorflow (needs @tensorflow/tfjs-node)' })
     .option('offline', { type: 'boolean', default: false, describe: 'never download weights' });
 }

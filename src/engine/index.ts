@@ -17,3 +17,4 @@ export { decodeModel, encodeModel, type ModelProto } from './onnx/proto.js';
 export { SUPPORTED_OPS as ONNX_OPS } from './onnx/ops.js';
 export { loadOrt, OrtForward } from './onnx/runtime.js';
 export { ExportUnsupported, exportLayersModel, type ExportResult } from './onnx/export.js';
+export type { ExternalData } from './onnx/tensors.js';

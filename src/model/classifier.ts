@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { readEnv, type Env } from '../config.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { externalDataIn } from './onnx-data.js';
 import type { Preprocess } from '../data/pixels.js';
 import { PatchAtlasError } from '../errors.js';
 import { closest } from '../util/suggest.js';
@@ -374,7 +375,7 @@ async function buildExecutor(d: ModelDescriptor, file: string): Promise<Executor
 async function buildOnnx(d: ModelDescriptor, file: string): Promise<Executor> {
   const bytes = await readFile(file);
   try {
-    return OnnxExecutor.fromBytes(bytes, { dir: dirname(file), ...(d.input.node ? { input: d.input.node } : {}) });
+    return OnnxExecutor.fromBytes(bytes, { external: externalDataIn(dirname(file)), ...(d.input.node ? { input: d.input.node } : {}) });
   } catch (e) {
     if (e instanceof EngineError) throw new PatchAtlasError('WEIGHTS_INVALID', `${file}: ${e.message}`);
     throw e;

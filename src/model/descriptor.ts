@@ -17,6 +17,8 @@ export interface ModelDescriptor {
     url?: string;
     /** ONNX: the model file's name in its folder (default model.onnx). */
     file?: string;
+    /** The model file itself, when the user named it (`--model path/model.onnx`); not a descriptor key. */
+    path?: string;
     /** Folder name under PATCH_ATLAS_MODELS (and in the cache). */
     localName: string;
   };
@@ -63,6 +65,7 @@ export const DEFAULT_MODEL = 'mobilenet_v1_0.75';
 
 /** A built-in model name, or a path to a descriptor JSON of the user's own. */
 export function loadDescriptor(nameOrPath: string = DEFAULT_MODEL): ModelDescriptor {
+  if (nameOrPath.endsWith('.onnx')) return descriptorBeside(nameOrPath);
   const looksLikePath = nameOrPath.endsWith('.json') || nameOrPath.includes('/') || nameOrPath.includes('\\');
   let path: string;
   if (looksLikePath) {
@@ -77,6 +80,22 @@ export function loadDescriptor(nameOrPath: string = DEFAULT_MODEL): ModelDescrip
   }
   const raw = parseJsonText(readFileSync(path, 'utf8'), (where) => new PatchAtlasError('BAD_DESCRIPTOR', `model descriptor ${path} is not valid JSON: ${where}`));
   return validateDescriptor(raw, path);
+}
+
+/**
+ * `--model path/model.onnx`: the descriptor beside it (model.json next to model.onnx), whose weights are then that
+ * file whatever its folder and file name say.
+ */
+function descriptorBeside(onnxPath: string): ModelDescriptor {
+  const file = resolve(onnxPath);
+  if (!existsSync(file)) throw new PatchAtlasError('NOT_FOUND', `--model ${onnxPath} does not exist`, 'pass an ONNX file, a descriptor .json or a built-in model name');
+  const path = file.replace(/\.onnx$/, '.json');
+  if (!existsSync(path))
+    throw new PatchAtlasError('BAD_DESCRIPTOR', `${onnxPath} has no descriptor beside it: write ${path}`, 'it says how images are preprocessed and which labels the outputs are; docs/models.md has every key (copy models/googlenet.json to start)');
+  const raw = parseJsonText(readFileSync(path, 'utf8'), (where) => new PatchAtlasError('BAD_DESCRIPTOR', `model descriptor ${path} is not valid JSON: ${where}`));
+  const d = validateDescriptor(raw, path);
+  if (d.format !== 'onnx') throw new PatchAtlasError('BAD_DESCRIPTOR', `model descriptor ${path}: "format" must be "onnx" for ${onnxPath}`);
+  return { ...d, weights: { ...d.weights, path: file } };
 }
 
 /** Validate once at the boundary, fill defaults, one message per bad key. */

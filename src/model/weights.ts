@@ -36,6 +36,7 @@ export function cacheFolder(d: ModelDescriptor, env: Env): string {
 /** Find weights without touching the network: --weights, then PATCH_ATLAS_MODELS, then the cache. */
 export function findLocalWeights(d: ModelDescriptor, opts: Pick<ResolveOptions, 'weights' | 'env'>): ResolvedWeights | undefined {
   const name = modelFileName(d);
+  if (d.weights.path && !opts.weights) return { file: d.weights.path, source: 'flag' };
   if (opts.weights) {
     const p = resolve(opts.weights);
     const file = existsSync(p) && statSync(p).isDirectory() ? join(p, name) : p;

@@ -96,3 +96,17 @@ describe('Classifier on a tfjs layers model with onnxruntime', () => {
     [c, again, wasm].forEach((k) => k.dispose());
   });
 });
+
+describe('--model path/model.onnx', () => {
+  it('takes the descriptor beside the file and the file as the weights, or says which descriptor to write', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pa-beside-'));
+    copyFileSync(join(FIXTURE_DIR, 'ops.onnx'), join(dir, 'mine.onnx'));
+    await expect(Classifier.load({ model: join(dir, 'mine.onnx'), env })).rejects.toThrow(/mine\.onnx has no descriptor beside it: write .*mine\.json/);
+    copyFileSync(descriptor(), join(dir, 'mine.json'));
+    writeFileSync(join(dir, 'labels.json'), JSON.stringify({ classes: Array.from({ length: 10 }, (_, k) => [`n0000000${k}`, `class ${k}`]) }));
+    const c = await Classifier.load({ model: join(dir, 'mine.onnx'), env, backend: 'wasm' });
+    expect(c.weights.file).toBe(join(dir, 'mine.onnx'));
+    expect(c.labels.size).toBe(10);
+    c.dispose();
+  });
+});

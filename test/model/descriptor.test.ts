@@ -29,7 +29,7 @@ describe('model descriptors', () => {
   it('names the bad key in one line', () => {
     const base = { name: 'x', format: 'layers', weights: { localName: 'x' }, input: { size: [224, 224] }, labels: { set: 'imagenet-1000' }, output: { kind: 'logits' }, layers: { default: 'a' } };
     expect(validateDescriptor(base, 'x.json').input.resizeShorter).toBe(256);
-    expect(() => validateDescriptor({ ...base, format: 'onnx' }, 'x.json')).toThrow(/x\.json: "format" must be/);
+    expect(() => validateDescriptor({ ...base, format: 'caffe' }, 'x.json')).toThrow(/x\.json: "format" must be/);
     expect(() => validateDescriptor({ ...base, input: { size: [224] } }, 'x.json')).toThrow(/"input.size"/);
     expect(() => validateDescriptor({ ...base, output: { kind: 'softmax' } }, 'x.json')).toThrow(/"output.logits" must name the pre-softmax layer/);
     expect(() => validateDescriptor({ ...base, labels: { set: 'imagenet-1000', offset: 2 } }, 'x.json')).toThrow(/"labels.offset"/);

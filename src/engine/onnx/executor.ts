@@ -6,11 +6,11 @@ import { StepGraph } from '../step-graph.js';
 import { Attrs } from './attrs.js';
 import { buildOp, IMAGE_INPUT_OPS, toNhwc, type Layout, type OpImpl } from './ops.js';
 import { decodeModel, type GraphProto, type ModelProto, type NodeProto } from './proto.js';
-import { tensorFromProto } from './tensors.js';
+import { tensorFromProto, type ExternalData } from './tensors.js';
 
 export interface OnnxLoadOptions {
-  /** The folder the model was read from (for external data). */
-  dir?: string;
+  /** Reads external data beside the model (src/model/ supplies it; the engine reads no files). */
+  external?: ExternalData;
   /** The graph input to feed images into (default: the only one that is not an initializer). */
   input?: string;
 }
@@ -71,7 +71,7 @@ export class OnnxExecutor implements Executor {
       constants.set(name, t);
       this.constants.push(t);
     };
-    for (const init of g.initializer ?? []) keepConst(init.name ?? '', tensorFromProto(init, opts.dir));
+    for (const init of g.initializer ?? []) keepConst(init.name ?? '', tensorFromProto(init, opts.external));
 
     const inputs = (g.input ?? []).filter((i) => !constants.has(i.name));
     const input = opts.input ? inputs.find((i) => i.name === opts.input) : inputs.length === 1 ? inputs[0] : undefined;

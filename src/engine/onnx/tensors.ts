@@ -1,19 +1,17 @@
-import { closeSync, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
-import { isAbsolute, join, relative, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { EngineError } from '../errors.js';
 import { DataType, type TensorProto } from './proto.js';
 
 /**
  * TensorProto → tf.Tensor. Floating types become float32, integer types int32 (ONNX shape arithmetic is int64;
- * values beyond ±2^31 are refused), bool stays bool. External data is read from files beside the model, which
- * must stay inside the model's folder.
+ * values beyond ±2^31 are clamped), bool stays bool. External data comes through `external` (the engine reads no
+ * files), after its location is checked to be a relative path that stays inside the model's folder.
  */
-export function tensorFromProto(t: TensorProto, dir: string | undefined): tf.Tensor {
+export function tensorFromProto(t: TensorProto, external: ExternalData | undefined): tf.Tensor {
   const shape = (t.dims ?? []).map(Number);
   const size = shape.reduce((a, b) => a * b, 1);
   const type = t.data_type ?? 0;
-  const raw = t.data_location === 1 ? readExternal(t, dir) : t.raw_data && t.raw_data.length ? t.raw_data : undefined;
+  const raw = t.data_location === 1 ? readExternal(t, external) : t.raw_data && t.raw_data.length ? t.raw_data : undefined;
   const bytes = raw ? new Uint8Array(raw) : undefined; // a copy: aligned, and independent of the protobuf buffer
   const view = bytes ? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) : undefined;
   const need = (per: number) => {
@@ -83,34 +81,23 @@ function half(h: number): number {
   return s * 2 ** (e - 15) * (1 + f / 1024);
 }
 
+/** Reads `length` bytes (all, if undefined) at `offset` of a file beside the model; throws a one-line Error if it cannot. */
+export type ExternalData = (location: string, offset: number, length: number | undefined) => Uint8Array;
+
 /** External data: `location` relative to the model's folder (and inside it), optional offset and length. */
-function readExternal(t: TensorProto, dir: string | undefined): Uint8Array {
+function readExternal(t: TensorProto, external: ExternalData | undefined): Uint8Array {
   const kv = new Map((t.external_data ?? []).map((e) => [e.key, e.value]));
   const location = kv.get('location');
-  if (!location || !dir) throw new EngineError('MODEL_INVALID', `ONNX tensor "${t.name}" keeps its data in an external file, but ${location ? 'the model was not read from a folder' : 'names no location'}`);
-  if (isAbsolute(location) || location.split(/[\\/]/).includes('..'))
+  if (!location || !external) throw new EngineError('MODEL_INVALID', `ONNX tensor "${t.name}" keeps its data in an external file, but ${location ? 'the model was not read from a folder' : 'names no location'}`);
+  if (location.startsWith('/') || location.startsWith('\\') || /^[a-zA-Z]:/.test(location) || location.split(/[\\/]/).includes('..') || location.includes('\0'))
     throw new EngineError('MODEL_INVALID', `ONNX tensor "${t.name}": external data location "${location}" must be a relative path inside the model's folder`);
-  const path = join(dir, location);
-  let real: string;
-  try {
-    real = realpathSync(path);
-  } catch {
-    throw new EngineError('MODEL_INVALID', `ONNX tensor "${t.name}": external data file ${path} does not exist`, 'keep the .onnx file and its data files together in one folder');
-  }
-  const rel = relative(realpathSync(dir), real);
-  if (rel.startsWith('..') || isAbsolute(rel) || rel.split(sep).includes('..'))
-    throw new EngineError('MODEL_INVALID', `ONNX tensor "${t.name}": external data file ${path} leads outside the model's folder`);
   const offset = Number(kv.get('offset') ?? 0);
-  const fd = openSync(real, 'r');
+  const length = kv.has('length') ? Number(kv.get('length')) : undefined;
+  if (!Number.isInteger(offset) || offset < 0 || (length !== undefined && (!Number.isInteger(length) || length < 0)))
+    throw new EngineError('MODEL_INVALID', `ONNX tensor "${t.name}": external data offset/length must be whole numbers ≥ 0`);
   try {
-    const total = fstatSync(fd).size;
-    const length = kv.has('length') ? Number(kv.get('length')) : total - offset;
-    if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > total)
-      throw new EngineError('MODEL_INVALID', `ONNX tensor "${t.name}": external data range ${offset}+${length} lies outside ${path} (${total} bytes)`);
-    const buf = new Uint8Array(length);
-    readSync(fd, buf, 0, length, offset);
-    return buf;
-  } finally {
-    closeSync(fd);
+    return external(location, offset, length);
+  } catch (e) {
+    throw new EngineError('MODEL_INVALID', `ONNX tensor "${t.name}": ${(e as Error).message}`, 'keep the .onnx file and its data files together in one folder');
   }
 }

@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, INPUT, OrtForward, withMaxPoolGrad } from '../../../src/engine/index.js';
 import { OnnxExecutor } from '../../../src/engine/onnx/executor.js';
+import { externalDataIn } from '../../../src/model/onnx-data.js';
 import { encodeModel, type AttributeProto, type TensorProto } from '../../../src/engine/onnx/proto.js';
 import { FIXTURES, fixtureBytes, fixtureInput, nchwToNhwc, nhwcToNchw, objectiveWeights, reference, relError, values, type FixtureName } from './fixtures.js';
 
@@ -161,13 +162,19 @@ describe('ONNX importer errors', () => {
         name: 'w', dims: [3, 3, 1, 1], data_type: 1, data_location: 1,
         external_data: [{ key: 'location', value: location }, { key: 'offset', value: '8' }, { key: 'length', value: String(w.byteLength) }],
       });
-      const exec = OnnxExecutor.fromBytes(tinyModel('Conv', { initializer: [ext('weights.bin')], inputs: ['w'] }), { dir });
+      const exec = OnnxExecutor.fromBytes(tinyModel('Conv', { initializer: [ext('weights.bin')], inputs: ['w'] }), { external: externalDataIn(dir) });
       const y = tf.tidy(() => exec.run(new Map([[INPUT, tf.ones([1, 4, 4, 3])]]), ['y'])[0]!.dataSync());
       // 1×1 conv of ones: output channel m sums row m of w.
       expect(Array.from(y.slice(0, 3))).toEqual([-9, 0, 9]);
       exec.dispose();
-      expect(() => OnnxExecutor.fromBytes(tinyModel('Conv', { initializer: [ext('../weights.bin')], inputs: ['w'] }), { dir })).toThrow(/must be a relative path inside the model's folder/);
-      expect(() => OnnxExecutor.fromBytes(tinyModel('Conv', { initializer: [ext('/etc/passwd')], inputs: ['w'] }), { dir })).toThrow(/must be a relative path inside the model's folder/);
+      expect(() => OnnxExecutor.fromBytes(tinyModel('Conv', { initializer: [ext('../weights.bin')], inputs: ['w'] }), { external: externalDataIn(dir) })).toThrow(/must be a relative path inside the model's folder/);
+      expect(() => OnnxExecutor.fromBytes(tinyModel('Conv', { initializer: [ext('/etc/passwd')], inputs: ['w'] }), { external: externalDataIn(dir) })).toThrow(/must be a relative path inside the model's folder/);
+      // A link inside the folder that leads out of it is refused too.
+      const outside = mkdtempSync(join(tmpdir(), 'onnx-outside-'));
+      writeFileSync(join(outside, 'w.bin'), Buffer.alloc(64));
+      symlinkSync(join(outside, 'w.bin'), join(dir, 'link.bin'));
+      expect(() => OnnxExecutor.fromBytes(tinyModel('Conv', { initializer: [ext('link.bin')], inputs: ['w'] }), { external: externalDataIn(dir) })).toThrow(/leads outside the model's folder/);
+      rmSync(outside, { recursive: true, force: true });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
