@@ -62,9 +62,17 @@ console.log(`patch-atlas bench — node ${process.version}, load average ${loada
 const torch = only.has('forward') || only.has('googlenet') || only.has('collect') || only.has('gradient') || only.has('featvis') ? peer('peer_torch_cpu.py', '2') : undefined;
 let forward: Row | undefined;
 if (only.has('forward') || only.has('collect')) {
-  forward = workload('forward', { batch: 8 });
+  forward = workload('forward', { batch: 8, backend: 'wasm' });
   const p = torch?.mobilenet_v1_075_forward_b8_img_per_s as number | undefined;
-  table.push([`forward, images/s (batch 8, ${String(forward.threads)} threads)`, fmt(forward.images_per_s), fmt(p), ratio(forward.images_per_s as number, p, true), fmt(forward.max_rss_mb, 0)]);
+  table.push([`forward on wasm, images/s (batch 8, ${String(forward.threads)} threads)`, fmt(forward.images_per_s), fmt(p), ratio(forward.images_per_s as number, p, true), fmt(forward.max_rss_mb, 0)]);
+  // The default engine for forward-only work: the model exported to ONNX, run by onnxruntime-node.
+  try {
+    const ort = workload('forward', { batch: 8, backend: 'onnxruntime' });
+    table.push([`forward on onnxruntime (the default where installed), images/s (batch 8)`, fmt(ort.images_per_s), fmt(p), ratio(ort.images_per_s as number, p, true), fmt(ort.max_rss_mb, 0)]);
+    table.push([`  … onnxruntime vs our wasm forward, same run`, fmt(ort.images_per_s), fmt(forward.images_per_s), ratio(ort.images_per_s as number, forward.images_per_s as number, true), '']);
+  } catch (e) {
+    console.error(`onnxruntime forward unavailable: ${(e as Error).message}`);
+  }
 }
 if (only.has('googlenet') && env.modelsDir && existsSync(join(env.modelsDir, 'googlenet_bvlc', 'model.onnx'))) {
   // The article's network as ONNX: forward on onnxruntime-node and on our wasm engine, attribution to all classes at
@@ -105,7 +113,7 @@ if (only.has('collect')) {
 if (only.has('evaluate')) {
   // The evaluation block (paste a patch at a placement, classify) against plain forward passes of the same batch, same process.
   const e = workload('evaluate', { images: 32, batch: 16, patches: 4 });
-  table.push([`evaluate: paste + score, images/s (batch ${String(e.batch)}, ${String(e.passes)} passes) vs plain forward, same process`, fmt(e.images_per_s), fmt(e.forward_images_per_s), ratio(e.images_per_s as number, e.forward_images_per_s as number, true), fmt(e.max_rss_mb, 0)]);
+  table.push([`evaluate: paste + score, images/s (batch ${String(e.batch)}, ${String(e.passes)} passes, ${String(e.engine)}) vs plain forward, same process`, fmt(e.images_per_s), fmt(e.forward_images_per_s), ratio(e.images_per_s as number, e.forward_images_per_s as number, true), fmt(e.max_rss_mb, 0)]);
 }
 if (only.has('gradient')) {
   // Peer: PyTorch forward + backward to a hidden layer (block 12 ≈ conv_pw_11), batch 8 — the same work as the

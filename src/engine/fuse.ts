@@ -103,7 +103,7 @@ function activationOf(layer: tf.layers.Layer): Activation | undefined {
 }
 
 /** Folded filter and bias: w' = w·s, b' = (b − mean)·s + beta with s = gamma / sqrt(var + eps) per output channel. */
-function foldedWeights(conv: tf.layers.Layer, bn: tf.layers.Layer | undefined): { filter: tf.Tensor4D; bias: tf.Tensor1D | undefined } {
+export function foldedWeights(conv: tf.layers.Layer, bn: tf.layers.Layer | undefined): { filter: tf.Tensor4D; bias: tf.Tensor1D | undefined } {
   return tf.tidy(() => {
     const [w, b] = conv.getWeights() as [tf.Tensor4D, tf.Tensor1D | undefined];
     if (!bn) return { filter: tf.clone(w), bias: b ? tf.clone(b) : undefined };

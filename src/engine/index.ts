@@ -4,7 +4,7 @@
  * nothing from the rest of patch-atlas; the model layer (src/model/) is its one client for models.
  */
 export { activeBackend, BACKENDS, ENGINE_CHOICES, initBackend, tf, tfjsBackendOf, type BackendName, type EngineChoice } from './backend.js';
-export { engineInfo, type EngineInfo } from './info.js';
+export { engineInfo, setForwardEngine, type EngineInfo } from './info.js';
 export { EngineError, type EngineErrorCode } from './errors.js';
 export { INPUT, type Executor, type JvpResult, type LayerInfo } from './executor.js';
 export { GraphExecutor } from './graph-executor.js';
@@ -15,6 +15,6 @@ export { MAX_WASM_THREADS, wasmThreads } from './wasm-threads.js';
 export { OnnxExecutor, type OnnxSummary } from './onnx/executor.js';
 export { decodeModel, encodeModel, type ModelProto } from './onnx/proto.js';
 export { SUPPORTED_OPS as ONNX_OPS } from './onnx/ops.js';
-export { loadOrt, OrtForward } from './onnx/runtime.js';
-export { ExportUnsupported, exportLayersModel, type ExportResult } from './onnx/export.js';
+export { loadOrt, OrtForward, type Preprocessing } from './onnx/runtime.js';
+export { EXPORT_VERSION, ExportUnsupported, exportLayersModel, type ExportResult } from './onnx/export.js';
 export type { ExternalData } from './onnx/tensors.js';

@@ -5,6 +5,8 @@
 export interface EngineInfo {
   backend: string;
   threads: number;
+  /** Set when forward-only passes run elsewhere (onnxruntime). */
+  forward?: string;
 }
 
 let current: EngineInfo = { backend: 'none', threads: 0 };
@@ -15,4 +17,10 @@ export function engineInfo(): EngineInfo {
 
 export function setEngineInfo(info: EngineInfo): void {
   current = { ...info };
+}
+
+/** Record that forward-only passes run on `engine` from now on (one classifier per process in practice). */
+export function setForwardEngine(engine: string | undefined): void {
+  current = { ...current, ...(engine ? { forward: engine } : {}) };
+  if (!engine) delete current.forward;
 }

@@ -19,5 +19,6 @@ export type Producer = z.infer<typeof producerSchema>;
 /** The producer record for a file written now, by this process. */
 export function producer(model: string | null): Producer {
   const e = engineInfo();
-  return { tool: 'patch-atlas', version: packageVersion(), model, engine: e.backend, threads: e.threads };
+  // "wasm+onnxruntime": gradients on wasm, forward-only passes on onnxruntime.
+  return { tool: 'patch-atlas', version: packageVersion(), model, engine: e.forward ? `${e.backend}+${e.forward}` : e.backend, threads: e.threads };
 }

@@ -8,10 +8,10 @@ import { externalDataIn } from './onnx-data.js';
 import type { Preprocess } from '../data/pixels.js';
 import { PatchAtlasError } from '../errors.js';
 import { closest } from '../util/suggest.js';
-import { initBackend, OrtForward, tfjsBackendOf, type BackendName, type EngineChoice } from '../engine/index.js';
+import { initBackend, OrtForward, setForwardEngine, tfjsBackendOf, type BackendName, type EngineChoice, type Preprocessing } from '../engine/index.js';
 import { loadDescriptor, loadLabels, type ModelDescriptor } from './descriptor.js';
 import { INPUT, type Executor, type LayerInfo } from '../engine/index.js';
-import { EngineError, ExportUnsupported, GraphExecutor, OnnxExecutor } from '../engine/index.js';
+import { EngineError, EXPORT_VERSION, ExportUnsupported, GraphExecutor, OnnxExecutor } from '../engine/index.js';
 import { withMaxPoolGrad, type MaxPoolGradMode } from '../engine/index.js';
 import { LayersExecutor } from '../engine/index.js';
 import type { ClassRef, LabelSet } from './labels.js';
@@ -81,6 +81,7 @@ export class Classifier {
     c.checkOutputs();
     const forward = await forwardSession(c, exec, choice, opts.env ?? readEnv());
     if (forward) c = new Classifier(descriptor, labels, backend, weights, exec, forward);
+    setForwardEngine(forward ? 'onnxruntime' : undefined);
     return c;
   }
 
@@ -115,6 +116,14 @@ export class Classifier {
   layerInfo(name: string): LayerInfo {
     const resolved = this.resolveLayer(name);
     return this.exec.layers.find((l) => l.name === resolved) ?? { name: resolved, type: 'output', shape: [this.labels.outputs] };
+  }
+
+  /** `toModelInput` as per-channel scale and offset (RGB order) and a channel reversal, for onnxruntime's sessions. */
+  preprocessing(): Preprocessing {
+    const i = this.descriptor.input;
+    const scale = (i.mean && i.std ? i.std.map((s) => 1 / s) : [0, 1, 2].map(() => i.range![1] - i.range![0])) as [number, number, number];
+    const offset = (i.mean && i.std ? i.mean.map((m, c) => -m / i.std![c]!) : [0, 1, 2].map(() => i.range![0])) as [number, number, number];
+    return { scale, offset, reverse: i.channelOrder === 'bgr' };
   }
 
   /** [0,1] RGB pixels -> the model's input values (differentiable). */
@@ -197,11 +206,8 @@ export class Classifier {
    */
   async forwardLogits(x: tf.Tensor4D): Promise<tf.Tensor2D> {
     if (!this.forward) return this.logits(x);
-    const input = tf.tidy(() => tf.transpose(this.toModelInput(x), [0, 3, 1, 2]));
-    const data = input.dataSync() as Float32Array;
-    const dims = input.shape;
-    input.dispose();
-    const [out] = await this.forward.run(data, dims);
+    // The session preprocesses (see preprocessing()): the pixels go in as they are.
+    const [out] = await this.forward.run(x.dataSync() as Float32Array, x.shape);
     const n = x.shape[0];
     return tf.tensor2d(out!, [n, out!.length / n]);
   }
@@ -327,7 +333,7 @@ async function forwardSession(c: Classifier, exec: Executor, choice: EngineChoic
   }
   let session: OrtForward | undefined;
   try {
-    session = await OrtForward.create(model.bytes, model.input, [c.logitsLayer]);
+    session = await OrtForward.create(model.bytes, model.input, [c.logitsLayer], c.preprocessing());
   } catch (e) {
     if (choice === 'auto' && e instanceof EngineError) return undefined;
     throw e;
@@ -339,6 +345,7 @@ async function forwardSession(c: Classifier, exec: Executor, choice: EngineChoic
 /** The layers model as ONNX, from the cache when the same weights were exported before (never beside the weights). */
 async function exportedOnnx(exec: LayersExecutor, modelJson: string, env: Env): Promise<{ bytes: Uint8Array; input: string }> {
   const hash = createHash('sha256');
+  hash.update(`patch-atlas export ${EXPORT_VERSION}\n`);
   hash.update(await readFile(modelJson));
   for (const shard of (await readArtifactsManifest(modelJson)).sort()) hash.update(await readFile(shard));
   const path = join(env.cacheDir, 'onnx', `${hash.digest('hex').slice(0, 32)}.onnx`);
