@@ -1,6 +1,8 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import type { Dirent, Stats } from 'node:fs';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve, sep } from 'node:path';
 import { PatchAtlasError, isPatchAtlasError } from '../errors.js';
 import type { ClassRef, LabelSet } from '../model/labels.js';
 import { CsvSyntaxError, parseCsv } from './csv.js';
@@ -59,7 +61,7 @@ export async function openDataset(source: string | string[], labels: LabelSet): 
 }
 
 async function openFolder(dir: string, labels: LabelSet): Promise<Dataset> {
-  const { files, dirs } = await listDir(dir);
+  const { files, dirs, others } = await listDir(dir);
   const topImages = files.filter((f) => isImageFile(f));
 
   // Class folders: every sub-folder named after a class, searched recursively.
@@ -79,7 +81,7 @@ async function openFolder(dir: string, labels: LabelSet): Promise<Dataset> {
   // "sub" or "images" resolve as class synonyms, so one such folder must not turn a flat folder
   // of thousands of files into class folders, nor one stray image hide every class folder.
   if (topImages.length > 0 && classItems.length < topImages.length) {
-    const skipped: Skipped[] = dirs.map((d) => ({ path: join(dir, d), reason: 'sub-folder ignored: its parent holds images directly, so it is read as a flat folder' }));
+    const skipped: Skipped[] = [...others, ...dirs.map((d) => ({ path: join(dir, d), reason: 'sub-folder ignored: its parent holds images directly, so it is read as a flat folder' }))];
     const items: ImageItem[] = [];
     for (const f of files) {
       const path = join(dir, f);
@@ -93,7 +95,7 @@ async function openFolder(dir: string, labels: LabelSet): Promise<Dataset> {
     const path = join(dir, f);
     return isImageFile(f) ? { path, reason: 'image outside the class folders (no label)' } : notImage(path);
   });
-  return finish(dir, 'class-folders', classItems, [...skipped, ...classSkipped]);
+  return finish(dir, 'class-folders', classItems, [...others, ...skipped, ...classSkipped]);
 }
 
 async function openManifest(csv: string, labels: LabelSet): Promise<Dataset> {
@@ -143,7 +145,7 @@ async function openManifest(csv: string, labels: LabelSet): Promise<Dataset> {
   parsed.forEach((r, i) => {
     const st = stats[i];
     if (!st) skipped.push({ path: r.path, reason: `not found (manifest line ${r.line})` });
-    else if (!st.isFile()) skipped.push({ path: r.path, reason: `not a file (manifest line ${r.line})` });
+    else if (!st.isFile()) skipped.push({ path: r.path, reason: `${st.isDirectory() ? 'a folder' : specialKind(st)} (manifest line ${r.line})` });
     else if (!isImageFile(r.path)) skipped.push({ path: r.path, reason: `${notImage(r.path).reason} (manifest line ${r.line})` });
     else items.push(withLabel(r.path, r.label));
   });
@@ -158,13 +160,16 @@ async function openFiles(paths: string[], labels: LabelSet): Promise<Dataset> {
     const abs = resolve(p);
     const st = await statOrThrow(abs, p);
     if (st.isDirectory()) {
-      const { files, dirs } = await listDir(abs);
+      const { files, dirs, others } = await listDir(abs);
+      skipped.push(...others);
       for (const d of dirs) skipped.push({ path: join(abs, d), reason: 'sub-folder not searched (give it explicitly)' });
       for (const f of files) {
         const path = join(abs, f);
         if (isImageFile(f)) items.push(withLabel(path, wnidLabel(f, labels)));
         else skipped.push(notImage(path));
       }
+    } else if (!st.isFile()) {
+      skipped.push({ path: abs, reason: specialKind(st) });
     } else if (isImageFile(abs)) {
       items.push(withLabel(abs, wnidLabel(basename(abs), labels)));
     } else {
@@ -175,7 +180,8 @@ async function openFiles(paths: string[], labels: LabelSet): Promise<Dataset> {
   return finish(source, 'files', items, skipped);
 }
 
-function finish(source: string, layout: Dataset['layout'], items: ImageItem[], skipped: Skipped[]): Dataset {
+async function finish(source: string, layout: Dataset['layout'], all: ImageItem[], skipped: Skipped[]): Promise<Dataset> {
+  const items = await dedupe(all, skipped);
   if (items.length === 0) {
     const why = skipped.length
       ? `; ${skipped.length} entr${skipped.length === 1 ? 'y' : 'ies'} skipped, e.g. ${skipped[0]!.path}: ${skipped[0]!.reason}`
@@ -187,6 +193,42 @@ function finish(source: string, layout: Dataset['layout'], items: ImageItem[], s
     );
   }
   return { source, layout, items, unlabelled: items.filter((i) => !i.label).length, skipped };
+}
+
+/**
+ * The same image listed twice (a repeated manifest line, a link, a copy under another name) is kept once, the first
+ * time, and the others are skipped with a note. Same real path is a duplicate outright; otherwise files are compared
+ * by content hash, only among files of the same size (so a folder of distinct images reads nothing extra).
+ */
+async function dedupe(items: ImageItem[], skipped: Skipped[]): Promise<ImageItem[]> {
+  const reals = await mapLimit(items, 32, (i) => realpath(i.path).catch(() => i.path));
+  const sizes = await mapLimit(reals, 32, async (p) => (await statOrUndefined(p))?.size ?? -1);
+  const bySize = new Map<number, number>();
+  for (const n of sizes) bySize.set(n, (bySize.get(n) ?? 0) + 1);
+  const hashes = await mapLimit(reals, 8, (p, k) => (bySize.get(sizes[k]!)! > 1 ? hashFile(p) : Promise.resolve(`path:${p}`)));
+  const firstOf = new Map<string, string>();
+  const out: ImageItem[] = [];
+  items.forEach((item, k) => {
+    const keys = [`path:${reals[k]}`, hashes[k]!];
+    const first = keys.map((key) => firstOf.get(key)).find((f) => f !== undefined);
+    if (first !== undefined) {
+      skipped.push({ path: item.path, reason: `the same image as ${first} (${first === item.path ? 'listed twice' : 'same content'}), counted once` });
+      return;
+    }
+    for (const key of keys) firstOf.set(key, item.path);
+    out.push(item);
+  });
+  return out;
+}
+
+async function hashFile(path: string): Promise<string> {
+  const h = createHash('sha256');
+  try {
+    for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  } catch {
+    return `path:${path}`; // unreadable: the decoder will say why
+  }
+  return `sha256:${h.digest('hex')}`;
 }
 
 function withLabel(path: string, label: ClassRef | undefined): ImageItem {
@@ -221,47 +263,80 @@ function withoutHint(e: PatchAtlasError): string {
   return e.hint && e.message.endsWith(tail) ? e.message.slice(0, -tail.length) : e.message;
 }
 
-/** Entries of a folder, sorted by code point, hidden ones (".DS_Store", ".git") left out. Symlinks are followed. */
-async function listDir(dir: string): Promise<{ files: string[]; dirs: string[] }> {
+/**
+ * Entries of a folder, sorted by code point, hidden ones (".DS_Store", ".git") left out. Symlinks are followed;
+ * what is neither a file nor a folder (a dangling or looping link, a FIFO, a socket, a device) is returned in
+ * `others` with the reason, so callers count it as skipped instead of dropping it (or hanging on a FIFO).
+ */
+async function listDir(dir: string): Promise<{ files: string[]; dirs: string[]; others: Skipped[] }> {
   const entries = await readdir(dir, { withFileTypes: true });
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const files: string[] = [];
   const dirs: string[] = [];
+  const others: Skipped[] = [];
   for (const e of entries) {
     if (e.name.startsWith('.')) continue;
     const kind = await kindOf(dir, e);
     if (kind === 'file') files.push(e.name);
     else if (kind === 'dir') dirs.push(e.name);
+    else others.push({ path: join(dir, e.name), reason: kind });
   }
-  return { files, dirs };
+  return { files, dirs, others };
 }
 
-async function kindOf(dir: string, e: Dirent): Promise<'file' | 'dir' | 'other'> {
+async function kindOf(dir: string, e: Dirent): Promise<'file' | 'dir' | string> {
   if (e.isFile()) return 'file';
   if (e.isDirectory()) return 'dir';
   if (e.isSymbolicLink()) {
-    const st = await statOrUndefined(join(dir, e.name));
-    if (st?.isFile()) return 'file';
-    if (st?.isDirectory()) return 'dir';
+    try {
+      const st = await stat(join(dir, e.name));
+      if (st.isFile()) return 'file';
+      if (st.isDirectory()) return 'dir';
+      return `a link to ${specialKind(st)}`;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      return code === 'ELOOP' ? 'a symbolic link loop' : code === 'ENOENT' ? 'a dangling symbolic link (its target does not exist)' : `an unreadable link (${code ?? 'error'})`;
+    }
   }
-  return 'other';
+  return specialKind(e);
 }
 
-/** Image files under a class folder, depth first in sorted order; non-images go to `skipped`. */
-async function walk(dir: string, skipped: Skipped[], depth = 0): Promise<string[]> {
-  const { files, dirs } = await listDir(dir);
+/** What a non-regular, non-folder entry is, in words. */
+function specialKind(e: Pick<Dirent, 'isFIFO' | 'isSocket' | 'isBlockDevice' | 'isCharacterDevice'>): string {
+  if (e.isFIFO()) return 'not a regular file (a named pipe)';
+  if (e.isSocket()) return 'not a regular file (a socket)';
+  if (e.isBlockDevice() || e.isCharacterDevice()) return 'not a regular file (a device)';
+  return 'not a regular file';
+}
+
+/**
+ * Image files under a class folder, depth first in sorted order; non-images and special entries go to `skipped`.
+ * A file whose real path lies outside the class folder (reached through a link) is skipped: it must not take the
+ * folder's label.
+ */
+async function walk(dir: string, skipped: Skipped[], depth = 0, root?: string): Promise<string[]> {
+  const top = root ?? (await realpath(dir));
+  const { files, dirs, others } = await listDir(dir);
+  skipped.push(...others);
   const out: string[] = [];
   for (const f of files) {
     const path = join(dir, f);
-    if (isImageFile(f)) out.push(path);
-    else skipped.push(notImage(path));
+    if (!isImageFile(f)) skipped.push(notImage(path));
+    else if (!(await inside(path, top))) skipped.push({ path, reason: 'a link that leads out of its class folder (it would take this folder\'s label)' });
+    else out.push(path);
   }
   for (const d of dirs) {
     // Guards against symlink cycles; real datasets are one or two levels deep.
     if (depth >= 8) skipped.push({ path: join(dir, d), reason: 'folder nested too deep (over 8 levels)' });
-    else out.push(...(await walk(join(dir, d), skipped, depth + 1)));
+    else if (!(await inside(join(dir, d), top))) skipped.push({ path: join(dir, d), reason: 'a link that leads out of its class folder (it would take this folder\'s label)' });
+    else out.push(...(await walk(join(dir, d), skipped, depth + 1, top)));
   }
   return out;
+}
+
+async function inside(path: string, root: string): Promise<boolean> {
+  const real = await realpath(path).catch(() => undefined);
+  return !!real && (real === root || real.startsWith(root + sep));
 }
 
 async function statOrThrow(abs: string, given: string): Promise<Stats> {

@@ -8,6 +8,8 @@ export { DEFAULT_PREPROCESS, toFloatBatch, type DecodedImage, type Preprocess } 
 /** Largest side we accept, squared: 20k×20k = 400 Mpx. Beyond that libvips may need GBs for non-JPEG formats. */
 export const MAX_SIDE = 20_000;
 export const MAX_INPUT_PIXELS = MAX_SIDE * MAX_SIDE;
+/** The largest raster decoding resizes to before its centre crop (16 Mpx = 48 MB of RGB), whatever the image's shape. */
+export const MAX_RESIZED_PIXELS = 16 * 1024 * 1024;
 
 /**
  * Background for transparent pixels. We flatten onto white rather than dropping alpha: the RGB
@@ -53,14 +55,26 @@ export async function decodeImage(path: string, pre: Preprocess): Promise<Decode
   // cheap row copy.
   let rw = outW;
   let rh = outH;
+  let region: { left: number; top: number; width: number; height: number } | undefined;
   if (pre.resizeShorter !== null) {
     // Shorter side to resizeShorter, but never below what the crop needs (a crop larger than the
     // resized image would otherwise fail for very wide/tall inputs or a small resizeShorter).
     const scale = Math.max(pre.resizeShorter / Math.min(srcW, srcH), outW / srcW, outH / srcH);
     rw = Math.max(outW, Math.round(srcW * scale));
     rh = Math.max(outH, Math.round(srcH * scale));
+    if (rw * rh > MAX_RESIZED_PIXELS) {
+      // An extreme aspect ratio (1×100000: a 275-byte PNG) would resize into gigabytes only to be cropped:
+      // take the source region the crop covers instead, and resize that straight to the output.
+      const width = Math.min(srcW, Math.max(1, Math.round(outW / scale)));
+      const height = Math.min(srcH, Math.max(1, Math.round(outH / scale)));
+      region = { left: Math.floor((srcW - width) / 2), top: Math.floor((srcH - height) / 2), width, height };
+      rw = outW;
+      rh = outH;
+    }
   }
-  const pipeline = sharp(path, { autoOrient: true, sequentialRead: true, failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS })
+  let pipeline = sharp(path, { autoOrient: true, sequentialRead: true, failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS });
+  if (region) pipeline = pipeline.extract(region);
+  pipeline = pipeline
     .resize(rw, rh, { fit: 'fill' })
     .flatten({ background: ALPHA_BACKGROUND })
     .toColourspace('srgb')

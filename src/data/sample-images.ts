@@ -123,12 +123,22 @@ async function fetchJpeg(url: string, attempts: number, timeoutMs: number): Prom
         const bytes = new Uint8Array(await res.arrayBuffer());
         // A proxy or a wrong base URL can answer 200 with an HTML page: only JPEG bytes are kept.
         if (bytes.length < 3 || bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff) throw new Error(`not a JPEG (${bytes.length} bytes of ${res.headers.get('content-type') ?? 'unknown type'})`);
+        // A JPEG ends with its EOI marker (FF D9), give or take a little padding: without it the file was cut
+        // short, and keeping it would mark the download done with a broken image in it.
+        if (!endsWithEoi(bytes)) throw new Error(`truncated JPEG (${bytes.length} bytes, no end-of-image marker)`);
         return bytes;
       }
       retry = RETRY.has(res.status);
       reason = `HTTP ${res.status}`;
     } catch (e) {
       if ((e as Error).message.startsWith('not a JPEG')) throw e;
+      if ((e as Error).message.startsWith('truncated JPEG')) {
+        retry = true;
+        reason = (e as Error).message;
+        if (a >= attempts) throw new Error(reason);
+        await new Promise((r) => setTimeout(r, 250 * a));
+        continue;
+      }
       const err = e as Error & { cause?: { code?: string; message?: string } };
       retry = true;
       reason = err.name === 'TimeoutError' ? `no answer in ${timeoutMs / 1000} s` : (err.cause?.code ?? err.cause?.message ?? err.message);
@@ -136,6 +146,11 @@ async function fetchJpeg(url: string, attempts: number, timeoutMs: number): Prom
     if (!retry || a >= attempts) throw new Error(reason);
     await new Promise((r) => setTimeout(r, 250 * a));
   }
+}
+
+function endsWithEoi(bytes: Uint8Array): boolean {
+  for (let i = bytes.length - 2; i >= Math.max(2, bytes.length - 64); i--) if (bytes[i] === 0xff && bytes[i + 1] === 0xd9) return true;
+  return false;
 }
 
 export interface SampleImages {

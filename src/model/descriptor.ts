@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { PatchAtlasError } from '../errors.js';
+import { isPlainFileName } from '../formats/model-json.js';
 import { parseJsonText } from '../formats/file.js';
 import { readLabelFile } from '../formats/labels.js';
 import { packageRoot } from '../util/paths.js';
@@ -108,7 +109,8 @@ export function validateDescriptor(raw: unknown, path: string): ModelDescriptor 
   if (typeof o.name !== 'string' || !o.name) bad('name', 'must be a non-empty string');
   if (o.format !== 'layers' && o.format !== 'graph' && o.format !== 'onnx') bad('format', 'must be "layers", "graph" (tfjs) or "onnx"');
   const w = o.weights ?? {};
-  if (typeof w.localName !== 'string' || !w.localName) bad('weights.localName', 'must name the weights folder');
+  // A plain folder name: it is joined to the models folder and the cache, and a download replaces that folder.
+  if (typeof w.localName !== 'string' || !isPlainFileName(w.localName)) bad('weights.localName', 'must be a plain folder name (no "/", "\\" or "..")');
   if (w.url !== undefined && (typeof w.url !== 'string' || !(o.format === 'onnx' ? /^https?:\/\/.+\.onnx$/ : /^https?:\/\/.+\/model\.json$/).test(w.url)))
     bad('weights.url', o.format === 'onnx' ? 'must be an http(s) URL ending in .onnx' : 'must be an http(s) URL ending in model.json');
   if (w.file !== undefined && (o.format !== 'onnx' || typeof w.file !== 'string' || !/^[^/\\]+\.onnx$/.test(w.file) || w.file.startsWith('.')))

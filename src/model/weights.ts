@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Env } from '../config.js';
 import { PatchAtlasError } from '../errors.js';
 import { parseModelJson } from '../formats/model-json.js';
+import { downloadBounds, fetchBounded } from '../util/download.js';
 import { decodeModel } from '../engine/index.js';
 import type { ModelDescriptor } from './descriptor.js';
 
@@ -97,7 +98,11 @@ export async function pullWeights(d: ModelDescriptor, opts: ResolveOptions): Pro
     let done = 0;
     for (const f of files) {
       opts.onProgress?.(done, files.length, f);
-      await writeFile(join(tmp, f), await fetchBytes(new URL(f, base).href));
+      // Shards come from model.json's own folder: a name such as "https:other.host" would leave it.
+      const url = new URL(f, base);
+      if (url.origin !== new URL(base).origin || !url.href.startsWith(base))
+        throw new PatchAtlasError('DOWNLOAD_FAILED', `${d.weights.url} names shard "${f}", which is not in its own folder`, `check weights.url in ${d.path}`);
+      await writeFile(join(tmp, f), await fetchBytes(url.href));
       done++;
     }
     opts.onProgress?.(done, files.length, '');
@@ -121,16 +126,9 @@ function checkOnnx(bytes: Uint8Array, url: string): void {
   }
 }
 
-async function fetchBytes(url: string): Promise<Uint8Array> {
-  let res: Response;
-  try {
-    res = await fetch(url);
-  } catch (e) {
-    const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
-    throw new PatchAtlasError('DOWNLOAD_FAILED', `cannot download ${url} (${cause})`, 'check the network, or set PATCH_ATLAS_MODELS to a folder that holds the weights');
-  }
-  if (!res.ok) throw new PatchAtlasError('DOWNLOAD_FAILED', `cannot download ${url}: HTTP ${res.status}`);
-  return new Uint8Array(await res.arrayBuffer());
+/** One file of a model download, bounded in time and size (the descriptor's weights.maxBytes, else 2 GiB). */
+function fetchBytes(url: string, maxBytes?: number): Promise<Uint8Array> {
+  return fetchBounded(url, downloadBounds(process.env, maxBytes));
 }
 
 const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };

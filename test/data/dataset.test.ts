@@ -1,12 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDataset, type Dataset } from '../../src/data/dataset.js';
 import { isImageFile } from '../../src/data/extensions.js';
 import { PatchAtlasError } from '../../src/errors.js';
 import { LabelSet } from '../../src/model/labels.js';
-import { copyTo, makeTempDir, removeDir, writeJpeg, writeText } from '../helpers/images.js';
+import { makeTempDir, removeDir, writeJpeg, writeText } from '../helpers/images.js';
 
 const labels = new LabelSet(JSON.parse(readFileSync(new URL('../../models/labels/imagenet-1000.json', import.meta.url), 'utf8')));
 const GREY_WHALE = 'n02066245';
@@ -14,14 +15,14 @@ const TENCH = 'n01440764';
 const SHARK = 'n01484850';
 
 let root: string;
-let jpg: string;
 beforeAll(async () => {
   root = await makeTempDir('pa-dataset-');
-  jpg = await writeJpeg(join(root, 'src.jpg'), 16, 16);
 });
 afterAll(async () => {
   await removeDir(root);
 });
+
+let shade = 1;
 
 /** Build files under a fresh folder: names ending in an image extension get a real JPEG. */
 async function tree(name: string, files: string[]): Promise<string> {
@@ -29,7 +30,8 @@ async function tree(name: string, files: string[]): Promise<string> {
   await mkdir(dir, { recursive: true });
   for (const f of files) {
     if (f.endsWith('/')) await mkdir(join(dir, f), { recursive: true });
-    else if (isImageFile(f)) await copyTo(jpg, join(dir, f));
+    // A different colour per file: identical images are one image to openDataset (counted once).
+    else if (isImageFile(f)) await writeJpeg(join(dir, f), 16, 16, [(shade * 37) % 256, (shade * 91) % 256, (shade++ * 53) % 256]);
     else await writeText(join(dir, f));
   }
   return dir;
@@ -169,10 +171,13 @@ describe('openDataset: CSV manifest', () => {
       ['imgs/quote"d.png', TENCH],
       ['elsewhere/abs.jpg', SHARK],
       ['imgs/a.jpg', undefined],
-      ['imgs/a.jpg', undefined],
     ]);
-    expect(ds.unlabelled).toBe(2);
-    expect(ds.skipped).toEqual([{ path: join(dir, 'imgs/missing.jpg'), reason: 'not found (manifest line 8)' }]);
+    expect(ds.unlabelled).toBe(1);
+    // The repeated row is counted once, with a note.
+    expect(ds.skipped).toEqual([
+      { path: join(dir, 'imgs/missing.jpg'), reason: 'not found (manifest line 8)' },
+      { path: join(dir, 'imgs/a.jpg'), reason: `the same image as ${join(dir, 'imgs/a.jpg')} (listed twice), counted once` },
+    ]);
   });
 
   it('works without a header', async () => {
@@ -254,3 +259,47 @@ describe('openDataset: errors', () => {
     expect((await rejection(openDataset([], labels))).code).toBe('NO_IMAGES');
   });
 });
+
+describe('openDataset: hostile folders', () => {
+  it('skips dangling links, link loops and FIFOs with a reason each (a FIFO is never opened)', async () => {
+    const dir = await tree('specials', [`${TENCH}_a.jpg`]);
+    symlinkSync(join(dir, 'nowhere.jpg'), join(dir, `${TENCH}_dangling.jpg`));
+    symlinkSync(join(dir, 'loop-b.jpg'), join(dir, 'loop-a.jpg'));
+    symlinkSync(join(dir, 'loop-a.jpg'), join(dir, 'loop-b.jpg'));
+    execFileSync('mkfifo', [join(dir, `${TENCH}_fifo.jpg`)]);
+    const ds = await openDataset(dir, labels);
+    expect(rel(ds, dir)).toEqual([[`${TENCH}_a.jpg`, TENCH]]);
+    const reasons = Object.fromEntries(ds.skipped.map((s) => [s.path.slice(dir.length + 1), s.reason]));
+    expect(reasons[`${TENCH}_dangling.jpg`]).toMatch(/dangling symbolic link/);
+    expect(reasons['loop-a.jpg']).toMatch(/symbolic link loop/);
+    expect(reasons[`${TENCH}_fifo.jpg`]).toMatch(/named pipe/);
+    // Given explicitly, or in a manifest, a FIFO is skipped too rather than read.
+    const direct = await openDataset([join(dir, `${TENCH}_fifo.jpg`), join(dir, `${TENCH}_a.jpg`)], labels);
+    expect(direct.items).toHaveLength(1);
+    expect(direct.skipped[0]!.reason).toMatch(/named pipe/);
+  });
+
+  it('does not let a link out of a class folder lend its images that class', async () => {
+    const dir = await tree('escape', [`${GREY_WHALE}/own.jpg`, `${SHARK}/shark.jpg`]);
+    symlinkSync(join(dir, SHARK, 'shark.jpg'), join(dir, GREY_WHALE, 'borrowed.jpg'));
+    symlinkSync(join(dir, SHARK), join(dir, GREY_WHALE, 'more'));
+    const ds = await openDataset(dir, labels);
+    expect(rel(ds, dir)).toEqual([[`${SHARK}/shark.jpg`, SHARK], [`${GREY_WHALE}/own.jpg`, GREY_WHALE]]);
+    const out = ds.skipped.filter((s) => /leads out of its class folder/.test(s.reason)).map((s) => s.path.slice(dir.length + 1));
+    expect(out.sort()).toEqual([`${GREY_WHALE}/borrowed.jpg`, `${GREY_WHALE}/more`]);
+  });
+
+  it('counts the same image once: a repeated manifest line, a copy under another name', async () => {
+    const dir = await tree('dups', [`${TENCH}_a.jpg`, `${TENCH}_b.jpg`]);
+    copyFileSync(join(dir, `${TENCH}_a.jpg`), join(dir, `${TENCH}_copy.jpg`));
+    const flat = await openDataset(dir, labels);
+    expect(rel(flat, dir)).toEqual([[`${TENCH}_a.jpg`, TENCH], [`${TENCH}_b.jpg`, TENCH]]);
+    expect(flat.skipped).toEqual([{ path: join(dir, `${TENCH}_copy.jpg`), reason: `the same image as ${join(dir, `${TENCH}_a.jpg`)} (same content), counted once` }]);
+    const csv = join(dir, 'list.csv');
+    writeFileSync(csv, `${TENCH}_b.jpg,tench\n${TENCH}_b.jpg,tench\n${TENCH}_a.jpg,tench\n`);
+    const m = await openDataset(csv, labels);
+    expect(m.items.map((i) => basename(i.path))).toEqual([`${TENCH}_b.jpg`, `${TENCH}_a.jpg`]);
+    expect(m.skipped.map((s) => s.reason)).toEqual([`the same image as ${join(dir, `${TENCH}_b.jpg`)} (listed twice), counted once`]);
+  });
+});
+

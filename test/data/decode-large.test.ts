@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PREPROCESS, decodeImage, type DecodedImage } from '../../src/data/decode.js';
 import { makeTempDir, maxDiff, pixelAt, removeDir, rgbDiff, writeLargeJpeg } from '../helpers/images.js';
@@ -75,3 +76,29 @@ describe('decodeImage on 10,000-pixel JPEGs', () => {
     expect([img.sourceWidth, img.sourceHeight, img.data.length]).toEqual([17_000, 16_000, 224 * 224 * 3]);
   });
 });
+
+describe('decodeImage on extreme aspect ratios (tiny files, huge resize)', () => {
+  // A 1×N image resized so its shorter side is 256 would be N·256 wide: 1×100000 is a 275-byte PNG that asked
+  // for 18 GB. Only the centre crop is kept, so the region it covers is cut out first.
+  // 1 px thin: the crop covers under a pixel of the long axis, so it is the centre pixel, ⌊(n − 1)/2⌋ (the last
+  // red one), throughout; 3 px thin: about 2.6 px around the centre, red then blue.
+  for (const [w, h, first, last] of [[100_000, 1, 'red', 'red'], [1, 100_000, 'red', 'red'], [8000, 1, 'red', 'red'], [3, 20_000, 'red', 'blue']] as const) {
+    it(`decodes a ${w}×${h} PNG to 224×224 within the memory bound, keeping its colours`, async () => {
+      const path = join(dir, `strip-${w}x${h}.png`);
+      // Left half red, right half blue (along the long side): the centre crop straddles the boundary.
+      const long = Math.max(w, h);
+      const raw = Buffer.alloc(w * h * 3);
+      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) raw.set((w > h ? x : y) < long / 2 ? [255, 0, 0] : [0, 0, 255], (y * w + x) * 3);
+      await sharp(raw, { raw: { width: w, height: h, channels: 3 } }).png().toFile(path);
+      const { img, growthMb } = await decodeMeasured(path);
+      expect([img.height, img.width]).toEqual([224, 224]);
+      expect([img.sourceWidth, img.sourceHeight]).toEqual([w, h]);
+      const along = (k: number) => (w > h ? pixelAt(img.data, 224, k, 112) : pixelAt(img.data, 224, 112, k));
+      const rgb = { red: [255, 0, 0], blue: [0, 0, 255] } as const;
+      expect(rgbDiff(along(2), [...rgb[first]])).toBeLessThanOrEqual(40);
+      expect(rgbDiff(along(221), [...rgb[last]])).toBeLessThanOrEqual(40);
+      expect(growthMb).toBeLessThan(RSS_BOUND_MB);
+    });
+  }
+});
+

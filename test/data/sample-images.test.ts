@@ -31,6 +31,11 @@ class SampleServer {
         res.writeHead(status, { 'content-type': 'text/plain' }).end('nope');
         return;
       }
+      if (name === 'cut-short.JPEG') {
+        // A JPEG's first half, with a Content-Length that matches what is sent: only the missing EOI marker tells.
+        res.writeHead(200, { 'content-type': 'image/jpeg' }).end(this.jpeg.subarray(0, Math.floor(this.jpeg.length / 2)));
+        return;
+      }
       if (name === 'html-page.JPEG') {
         res.writeHead(200, { 'content-type': 'text/html' }).end('<html>rate limited</html>');
         return;
@@ -115,6 +120,14 @@ describe('downloadFiles', () => {
     const err = await downloadFiles({ dest: join(root, 'html'), baseUrl: server.url, files: ['html-page.JPEG'] }).catch((e: unknown) => e);
     expect(oneLine(err)).toMatch(/html-page\.JPEG: not a JPEG \(25 bytes of text\/html\)/);
     expect(existsSync(join(root, 'html', 'html-page.JPEG'))).toBe(false);
+  });
+
+  it('does not keep a truncated JPEG, and never marks the download complete with one', async () => {
+    const dest = join(root, 'cut');
+    const err = await downloadFiles({ dest, baseUrl: server.url, files: ['cut-short.JPEG', 'n01_a.JPEG'] }).catch((e: unknown) => e);
+    expect(oneLine(err)).toMatch(/cut-short\.JPEG: truncated JPEG \(\d+ bytes, no end-of-image marker\)/);
+    expect(existsSync(join(dest, 'cut-short.JPEG'))).toBe(false);
+    expect(await isComplete(dest, ['cut-short.JPEG', 'n01_a.JPEG'])).toBe(false);
   });
 
   it('gives up early, in one line, when nothing can be reached', async () => {

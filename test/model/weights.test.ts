@@ -7,7 +7,7 @@ import { initBackend } from '../../src/engine/backend.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readEnv } from '../../src/config.js';
 import { isPatchAtlasError } from '../../src/errors.js';
-import { loadDescriptor } from '../../src/model/descriptor.js';
+import { loadDescriptor, validateDescriptor } from '../../src/model/descriptor.js';
 import { cacheFolder, findLocalWeights, readArtifacts, resolveWeights } from '../../src/model/weights.js';
 import { saveLayersModel, tinyLayersModel, writeTinyDescriptor } from '../helpers/tiny-models.js';
 
@@ -107,6 +107,23 @@ describe('weights', () => {
       expect(listTree(dir)).toEqual([...before, 'cache', join('cache', 'models')].sort());
       expect(existsSync(join(env.cacheDir, 'models', 'x')) || existsSync(join(env.cacheDir, 'x')) || existsSync(join(root, 'x'))).toBe(false);
       expect(findLocalWeights(desc, { env })).toBeUndefined();
+    }
+  });
+
+  it('fetches shards only from model.json\'s own folder: a name with a scheme is refused before any fetch', async () => {
+    const manifest = JSON.parse(readFileSync(join(served, 'model.json'), 'utf8')) as { weightsManifest: Array<{ paths: string[] }> };
+    hostile.set('scheme', JSON.stringify({ ...manifest, weightsManifest: [{ ...manifest.weightsManifest[0], paths: ['https:elsewhere.example'] }] }));
+    const url = `${base.replace(/\/m\/$/, '/hostile/')}scheme/model.json`;
+    const { desc, env } = setup('hostile-scheme', url);
+    const n = hits.length;
+    await expect(resolveWeights(desc, { env })).rejects.toThrow(/names shard "https:elsewhere\.example", which is not in its own folder/);
+    expect(hits.slice(n)).toEqual(['/hostile/scheme/model.json']);
+    expect(findLocalWeights(desc, { env })).toBeUndefined();
+  });
+
+  it('refuses a descriptor whose localName is not a plain folder name (it names a folder a download replaces)', () => {
+    for (const bad of ['../../victim', 'a/b', '..', '.', 'a\\b']) {
+      expect(() => validateDescriptor({ name: 'x', format: 'layers', weights: { localName: bad }, input: { size: [8, 8] }, labels: { set: 'imagenet-1000' }, output: { kind: 'logits' }, layers: { default: 'l' } }, 'x.json')).toThrow(/"weights.localName" must be a plain folder name/);
     }
   });
 

@@ -1,0 +1,70 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { downloadBounds, fetchBounded } from '../../src/util/download.js';
+
+/** Downloads are untrusted: a server that hangs, stalls, lies about or exceeds its size never hangs or fools us. */
+let server: Server;
+let base = '';
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const path = req.url!;
+    if (path === '/ok') return res.end(Buffer.alloc(1000, 7));
+    if (path === '/hang') return; // accepts the connection, never answers
+    if (path === '/stall') {
+      res.writeHead(200, { 'content-length': '2000' });
+      res.write(Buffer.alloc(500)); // then nothing more
+      return;
+    }
+    if (path === '/big-announced') {
+      res.writeHead(200, { 'content-length': String(10_000) });
+      return res.end(Buffer.alloc(10_000));
+    }
+    if (path === '/big-chunked') {
+      res.writeHead(200); // no length: chunked
+      for (let i = 0; i < 10; i++) res.write(Buffer.alloc(1000));
+      return res.end();
+    }
+    if (path === '/truncated') {
+      res.writeHead(200, { 'content-length': '2000' });
+      res.write(Buffer.alloc(500));
+      return res.destroy(); // the connection drops early
+    }
+    res.statusCode = 404;
+    res.end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => {
+  server.closeAllConnections();
+  server.close();
+});
+
+const bounds = { stallMs: 300, maxBytes: 5000 };
+
+describe('fetchBounded', () => {
+  it('returns the body of a good download', async () => {
+    expect((await fetchBounded(`${base}/ok`, bounds)).byteLength).toBe(1000);
+  });
+
+  it('gives up on a server that never answers, and on one that stops sending, within the stall time', async () => {
+    const t0 = Date.now();
+    await expect(fetchBounded(`${base}/hang`, bounds)).rejects.toThrow(/cannot download .*\/hang: no answer within 0\.3 s; .*PATCH_ATLAS_DOWNLOAD_TIMEOUT/);
+    await expect(fetchBounded(`${base}/stall`, bounds)).rejects.toThrow(/\/stall: no data for 0\.3 s/);
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
+  it('refuses a body over the cap, announced or not, and a truncated one', async () => {
+    await expect(fetchBounded(`${base}/big-announced`, bounds)).rejects.toThrow(/10000 bytes announced, more than the 5000-byte limit/);
+    await expect(fetchBounded(`${base}/big-chunked`, bounds)).rejects.toThrow(/more than the 5000-byte limit/);
+    await expect(fetchBounded(`${base}/truncated`, bounds)).rejects.toThrow(/truncated|connection broke/);
+    await expect(fetchBounded(`${base}/missing`, bounds)).rejects.toThrow(/HTTP 404/);
+  });
+
+  it('reads its stall time from PATCH_ATLAS_DOWNLOAD_TIMEOUT and refuses a bad value in one line', () => {
+    expect(downloadBounds({ PATCH_ATLAS_DOWNLOAD_TIMEOUT: '2.5' }).stallMs).toBe(2500);
+    expect(downloadBounds({}).stallMs).toBe(30_000);
+    expect(() => downloadBounds({ PATCH_ATLAS_DOWNLOAD_TIMEOUT: 'soon' })).toThrow(/PATCH_ATLAS_DOWNLOAD_TIMEOUT must be a number of seconds > 0, got "soon"/);
+  });
+});
