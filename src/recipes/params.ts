@@ -25,7 +25,8 @@ export type ParamFail = (key: string, value: unknown, problem: string, hint?: st
 /** The CLI's names: `iconSteps` → `--icon-steps`. */
 export const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
-const show = (v: unknown): string => (Array.isArray(v) ? v.join(',') : typeof v === 'string' ? v : JSON.stringify(v) ?? String(v));
+// NaN is what yargs makes of a number flag given text ("--batch-size abc"): say so rather than print null.
+const show = (v: unknown): string => (Array.isArray(v) ? v.join(',') : typeof v === 'string' ? v : Number.isNaN(v) ? '(not a number)' : JSON.stringify(v) ?? String(v));
 
 /** BAD_FLAG naming the flag: "--icon-steps -1 must be a whole number ≥ 0". */
 export const flagFail: ParamFail = (key, value, problem, hint) => new PatchAtlasError('BAD_FLAG', `${flagName(key)} ${show(value)} ${problem}`, hint);

@@ -59,7 +59,8 @@ describe('stage recipes on a tiny model', () => {
     const out = join(root, 'accuracy.json');
     const r = await noLeak(() => accuracy(c, ds, { out, params: { batchSize: 5 } }));
     expect(r.images).toBe(12);
-    expect(readAccuracy(out)).toMatchObject({ images: 12, correctTop1: r.correctTop1, producer: { model: 'tiny_layers', engine: 'wasm' } });
+    // Gradients on wasm; forward passes on onnxruntime where it is installed (it is, after npm ci).
+    expect(readAccuracy(out)).toMatchObject({ images: 12, correctTop1: r.correctTop1, backend: c.forwardBackend, producer: { model: 'tiny_layers', engine: c.forwardBackend === 'onnxruntime' ? 'wasm+onnxruntime' : 'wasm' } });
   });
 
   it('collect → atlas → icons → patches leave no tensors behind', async () => {
