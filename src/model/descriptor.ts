@@ -20,6 +20,8 @@ export interface ModelDescriptor {
     file?: string;
     /** The model file itself, when the user named it (`--model path/model.onnx`); not a descriptor key. */
     path?: string;
+    /** sha256 (hex) of every weight file by name: checked before a download is taken as complete, and at every load. */
+    sha256?: Record<string, string>;
     /** Folder name under PATCH_ATLAS_MODELS (and in the cache). */
     localName: string;
   };
@@ -109,6 +111,8 @@ export function validateDescriptor(raw: unknown, path: string): ModelDescriptor 
   if (typeof o.name !== 'string' || !o.name) bad('name', 'must be a non-empty string');
   if (o.format !== 'layers' && o.format !== 'graph' && o.format !== 'onnx') bad('format', 'must be "layers", "graph" (tfjs) or "onnx"');
   const w = o.weights ?? {};
+  if (w.sha256 !== undefined && (typeof w.sha256 !== 'object' || w.sha256 === null || Array.isArray(w.sha256) || Object.entries(w.sha256).some(([f, h]) => !isPlainFileName(f) || typeof h !== 'string' || !/^[0-9a-f]{64}$/.test(h))))
+    bad('weights.sha256', 'must map weight file names to sha256 hashes (64 lowercase hex digits); `patch-atlas models pin` writes it');
   // A plain folder name: it is joined to the models folder and the cache, and a download replaces that folder.
   if (typeof w.localName !== 'string' || !isPlainFileName(w.localName)) bad('weights.localName', 'must be a plain folder name (no "/", "\\" or "..")');
   if (w.url !== undefined && (typeof w.url !== 'string' || !(o.format === 'onnx' ? /^https?:\/\/.+\.onnx$/ : /^https?:\/\/.+\/model\.json$/).test(w.url)))
@@ -141,7 +145,7 @@ export function validateDescriptor(raw: unknown, path: string): ModelDescriptor 
     name: o.name,
     description: typeof o.description === 'string' ? o.description : '',
     format: o.format,
-    weights: { localName: w.localName, ...(w.url ? { url: w.url } : {}), ...(w.file ? { file: w.file } : {}) },
+    weights: { localName: w.localName, ...(w.url ? { url: w.url } : {}), ...(w.file ? { file: w.file } : {}), ...(w.sha256 ? { sha256: w.sha256 } : {}) },
     input: {
       size: [i.size[0], i.size[1]],
       resizeShorter,

@@ -1,11 +1,14 @@
-import { existsSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Env } from '../config.js';
 import { PatchAtlasError } from '../errors.js';
+import { parseJsonText } from '../formats/file.js';
 import { parseModelJson } from '../formats/model-json.js';
 import { downloadBounds, fetchBounded } from '../util/download.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { decodeModel } from '../engine/index.js';
 import type { ModelDescriptor } from './descriptor.js';
 
@@ -28,6 +31,62 @@ export interface ResolveOptions {
 /** The model file's name inside its folder: model.json for tfjs models, the descriptor's (default model.onnx) for ONNX. */
 export function modelFileName(d: ModelDescriptor): string {
   return d.format === 'onnx' ? d.weights.file ?? 'model.onnx' : 'model.json';
+}
+
+/** The record of the hashes a download arrived with (trust on first use), kept beside the files in the cache. */
+export const HASH_RECORD = 'sha256.json';
+
+/** The files a model consists of: the .onnx file, or model.json and its shards. */
+export async function weightFiles(d: ModelDescriptor, file: string): Promise<string[]> {
+  return d.format === 'onnx' ? [file] : [file, ...(await readArtifactsManifest(file))];
+}
+
+/** sha256 (hex) of each file, by file name. */
+export async function hashFiles(files: readonly string[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const f of files) out[basename(f)] = createHash('sha256').update(await readFile(f)).digest('hex');
+  return out;
+}
+
+/**
+ * Check the weights against the descriptor's pins, else against the hashes recorded when they were downloaded.
+ * A changed file (same size or not) is WEIGHTS_INVALID naming it; nothing to check against passes.
+ */
+export async function verifyWeights(d: ModelDescriptor, w: ResolvedWeights): Promise<void> {
+  const pins = d.weights.sha256;
+  const recordPath = join(dirname(w.file), HASH_RECORD);
+  const record = !pins && w.source === 'cache' && existsSync(recordPath) ? readHashRecord(recordPath) : undefined;
+  const want = pins ?? record;
+  if (!want) return;
+  const got = await hashFiles(await weightFiles(d, w.file));
+  for (const [name, hash] of Object.entries(got)) {
+    const expected = want[name];
+    if (expected === hash) continue;
+    const why = expected === undefined ? 'is not among the pinned files' : `has sha256 ${hash.slice(0, 12)}…, ${pins ? `${d.path} pins` : 'it was downloaded with'} ${expected.slice(0, 12)}…`;
+    throw new PatchAtlasError('WEIGHTS_INVALID', `weight file ${join(dirname(w.file), name)} ${why}`, pins ? `restore the file, or re-pin with \`patch-atlas models pin ${d.path}\` if you changed it on purpose` : `delete ${dirname(w.file)} and run \`patch-atlas models pull ${d.name}\``);
+  }
+}
+
+/**
+ * `models pin`: write the sha256 of the model's current weight files into its descriptor (a user's descriptor file;
+ * built-in descriptors are pinned only with hashes checked against the official bytes, so they are refused here).
+ */
+export async function pinWeights(d: ModelDescriptor, opts: Pick<ResolveOptions, 'weights' | 'env'>, builtIn: boolean): Promise<Record<string, string>> {
+  const w = findLocalWeights(d, opts);
+  if (!w) throw new PatchAtlasError('WEIGHTS_MISSING', `no local weights for model "${d.name}" to pin`, `run \`patch-atlas models pull ${d.name}\` first, or pass --weights DIR`);
+  const hashes = await hashFiles(await weightFiles(d, w.file));
+  if (builtIn)
+    throw new PatchAtlasError('BAD_FLAG', `model "${d.name}" is built in: its descriptor is pinned only with hashes verified against the official files`, `copy ${d.path} to your own descriptor and pin that (hashes of ${w.file}: ${Object.entries(hashes).map(([f, h]) => `${f} ${h.slice(0, 12)}…`).join(', ')})`);
+  const raw = parseJsonText(readFileSync(d.path, 'utf8'), (where) => new PatchAtlasError('BAD_DESCRIPTOR', `model descriptor ${d.path} is not valid JSON: ${where}`)) as { weights?: Record<string, unknown> };
+  raw.weights = { ...(raw.weights ?? {}), sha256: hashes };
+  await writeFileAtomic(d.path, `${JSON.stringify(raw, null, 2)}\n`);
+  return hashes;
+}
+
+function readHashRecord(path: string): Record<string, string> | undefined {
+  const raw = parseJsonText(readFileSync(path, 'utf8'), () => new PatchAtlasError('WEIGHTS_INVALID', `${path} is not valid JSON`, 'delete the model folder and pull it again'));
+  if (!raw || typeof raw !== 'object' || Object.values(raw).some((h) => typeof h !== 'string')) throw new PatchAtlasError('WEIGHTS_INVALID', `${path} is not a hash record`, 'delete the model folder and pull it again');
+  return raw as Record<string, string>;
 }
 
 export function cacheFolder(d: ModelDescriptor, env: Env): string {
@@ -56,7 +115,10 @@ export function findLocalWeights(d: ModelDescriptor, opts: Pick<ResolveOptions, 
 
 export async function resolveWeights(d: ModelDescriptor, opts: ResolveOptions): Promise<ResolvedWeights> {
   const local = findLocalWeights(d, opts);
-  if (local) return local;
+  if (local) {
+    await verifyWeights(d, local);
+    return local;
+  }
   if (opts.download === false || !d.weights.url) {
     throw new PatchAtlasError(
       'WEIGHTS_MISSING',
@@ -84,6 +146,7 @@ export async function pullWeights(d: ModelDescriptor, opts: ResolveOptions): Pro
       const bytes = await fetchBytes(d.weights.url);
       checkOnnx(bytes, d.weights.url);
       await writeFile(join(tmp, modelFileName(d)), bytes);
+      await recordHashes(d, [join(tmp, modelFileName(d))], tmp);
       opts.onProgress?.(1, 1, '');
       await rm(dest, { recursive: true, force: true });
       await mkdir(dirname(dest), { recursive: true });
@@ -108,6 +171,7 @@ export async function pullWeights(d: ModelDescriptor, opts: ResolveOptions): Pro
     opts.onProgress?.(done, files.length, '');
     await writeFile(join(tmp, 'model.json'), jsonBytes);
     await readArtifacts(join(tmp, 'model.json')); // validates shard sizes before the rename
+    await recordHashes(d, [join(tmp, 'model.json'), ...files.map((f) => join(tmp, f))], tmp);
     await rm(dest, { recursive: true, force: true });
     await mkdir(dirname(dest), { recursive: true });
     await rename(tmp, dest);
@@ -116,6 +180,22 @@ export async function pullWeights(d: ModelDescriptor, opts: ResolveOptions): Pro
     await rm(tmp, { recursive: true, force: true });
     throw e;
   }
+}
+
+/**
+ * Before a download is taken as complete: its files must match the descriptor's pins (if any); their hashes are
+ * recorded beside them, so every later load can tell a changed file (trust on first use).
+ */
+async function recordHashes(d: ModelDescriptor, files: string[], dir: string): Promise<void> {
+  const got = await hashFiles(files);
+  const pins = d.weights.sha256;
+  if (pins) {
+    for (const [name, hash] of Object.entries(got)) {
+      if (pins[name] !== hash)
+        throw new PatchAtlasError('DOWNLOAD_FAILED', `downloaded ${name} has sha256 ${hash.slice(0, 12)}…, but ${d.path} pins ${pins[name] ? `${pins[name]!.slice(0, 12)}…` : 'no hash for it'}`, 'the server sent other bytes than the pinned ones: nothing was kept');
+    }
+  }
+  await writeFile(join(dir, HASH_RECORD), `${JSON.stringify(got, null, 2)}\n`);
 }
 
 function checkOnnx(bytes: Uint8Array, url: string): void {

@@ -2,13 +2,13 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { initBackend } from '../../src/engine/backend.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readEnv } from '../../src/config.js';
 import { isPatchAtlasError } from '../../src/errors.js';
 import { loadDescriptor, validateDescriptor } from '../../src/model/descriptor.js';
-import { cacheFolder, findLocalWeights, readArtifacts, resolveWeights } from '../../src/model/weights.js';
+import { cacheFolder, findLocalWeights, HASH_RECORD, pinWeights, readArtifacts, resolveWeights } from '../../src/model/weights.js';
 import { saveLayersModel, tinyLayersModel, writeTinyDescriptor } from '../helpers/tiny-models.js';
 
 const root = mkdtempSync(join(tmpdir(), 'pa-weights-'));
@@ -145,4 +145,46 @@ describe('weights', () => {
     const { desc, env } = setup('offline');
     await expect(resolveWeights(desc, { env, download: false })).rejects.toThrow(/no weights for model "tiny_layers".*patch-atlas models pull tiny_layers/);
   });
+
+  it('records the hashes a download arrived with, and refuses a shard changed later even at the same size', async () => {
+    const { desc, env } = setup('tofu');
+    const got = await resolveWeights(desc, { env });
+    const record = JSON.parse(readFileSync(join(dirname(got.file), HASH_RECORD), 'utf8')) as Record<string, string>;
+    expect(Object.keys(record).sort()).toEqual(['group1-shard1of1', 'model.json']);
+    await expect(resolveWeights(desc, { env })).resolves.toMatchObject({ source: 'cache' });
+    const shard = join(dirname(got.file), 'group1-shard1of1');
+    const bytes = readFileSync(shard);
+    bytes[10] = bytes[10]! ^ 0xff;
+    writeFileSync(shard, bytes);
+    const err = await resolveWeights(desc, { env }).catch((e: unknown) => e);
+    expect(isPatchAtlasError(err) && err.code).toBe('WEIGHTS_INVALID');
+    expect((err as Error).message).toMatch(/group1-shard1of1 has sha256 .*, it was downloaded with .*; delete .* and run `patch-atlas models pull/);
+  });
+
+  it('takes a download as complete only when it matches the descriptor\'s pins', async () => {
+    const { desc, env } = setup('pinned-wrong');
+    const wrong = { ...desc, weights: { ...desc.weights, sha256: { 'model.json': '0'.repeat(64), 'group1-shard1of1': '1'.repeat(64) } } };
+    const err = await resolveWeights(wrong, { env }).catch((e: unknown) => e);
+    expect(isPatchAtlasError(err) && err.code).toBe('DOWNLOAD_FAILED');
+    expect((err as Error).message).toMatch(/downloaded (model\.json|group1-shard1of1) has sha256 .*but .* pins/);
+    expect(findLocalWeights(wrong, { env })).toBeUndefined();
+    expect(existsSync(join(env.cacheDir, 'models')) ? readdirSync(join(env.cacheDir, 'models')) : []).toEqual([]);
+  });
+
+  it('`models pin` writes the hashes into a user descriptor, which later loads check; built-ins are refused', async () => {
+    const { desc, env } = setup('pin');
+    await resolveWeights(desc, { env });
+    const hashes = await pinWeights(desc, { env }, false);
+    const pinned = loadDescriptor(desc.path);
+    expect(pinned.weights.sha256).toEqual(hashes);
+    await expect(resolveWeights(pinned, { env })).resolves.toMatchObject({ source: 'cache' });
+    const json = join(cacheFolder(pinned, env), 'model.json');
+    writeFileSync(json, readFileSync(json, 'utf8').replace('"modelTopology"', ' "modelTopology"'));
+    const err = await resolveWeights(pinned, { env }).catch((e: unknown) => e);
+    expect(isPatchAtlasError(err) && err.code).toBe('WEIGHTS_INVALID');
+    expect((err as Error).message).toMatch(/model\.json has sha256 .* pins/);
+    const builtIn = await pinWeights(desc, { env }, true).catch((e: unknown) => e);
+    expect(isPatchAtlasError(builtIn) && builtIn.code).toBe('BAD_FLAG');
+  });
 });
+

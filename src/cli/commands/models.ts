@@ -1,24 +1,25 @@
 import type { Argv, CommandModule } from 'yargs';
 import { readEnv } from '../../config.js';
-import { listDescriptors, loadDescriptor, type ModelDescriptor } from '../../model/descriptor.js';
-import { findLocalWeights, pullWeights } from '../../model/weights.js';
+import { listDescriptors, loadDescriptor, modelsDir, type ModelDescriptor } from '../../model/descriptor.js';
+import { findLocalWeights, pinWeights, pullWeights } from '../../model/weights.js';
 import type { CliIO } from '../io.js';
 import { loadFromArgs, withModel, type ModelArgs } from '../options.js';
 
 export function modelsCommand(io: CliIO): CommandModule {
   return {
     command: 'models <action> [name]',
-    describe: 'list built-in models, show a model\'s layers, or download its weights',
+    describe: 'list built-in models, show a model\'s layers, download its weights, or pin their hashes',
     builder: (y: Argv) =>
       withModel(y)
-        .positional('action', { choices: ['list', 'info', 'pull'] as const, describe: 'list | info | pull' })
+        .positional('action', { choices: ['list', 'info', 'pull', 'pin'] as const, describe: 'list | info | pull | pin' })
         .positional('name', { type: 'string', describe: 'model name (default: --model)' })
         .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
         .example('$0 models list', 'built-in models and where their weights are')
         .example('$0 models info mobilenet_v1_0.75', 'every layer with its output shape')
-        .example('$0 models pull', 'download the default model\'s weights into the cache'),
+        .example('$0 models pull', 'download the default model\'s weights into the cache')
+        .example('$0 models pin my-model.json', 'write the sha256 of its weight files into the descriptor; later loads check them'),
     handler: async (raw) => {
-      const a = raw as unknown as ModelArgs & { action: 'list' | 'info' | 'pull'; name?: string; json: boolean };
+      const a = raw as unknown as ModelArgs & { action: 'list' | 'info' | 'pull' | 'pin'; name?: string; json: boolean };
       const name = a.name ?? a.model;
       const env = readEnv();
       if (a.action === 'list') {
@@ -32,6 +33,13 @@ export function modelsCommand(io: CliIO): CommandModule {
           io.out(`${r.name}  ${r.format}, ${r.input.join('x')}, ${r.classes}  ${r.weights ? `weights: ${r.weights}` : 'weights: not downloaded (`patch-atlas models pull ' + r.name + '`)'}`);
           if (r.description) io.out(`  ${r.description}`);
         }
+        return;
+      }
+      if (a.action === 'pin') {
+        const d = loadDescriptor(name);
+        const hashes = await pinWeights(d, { env, ...(a.weights ? { weights: a.weights } : {}) }, d.path.startsWith(modelsDir()));
+        if (a.json) return io.out(JSON.stringify({ descriptor: d.path, sha256: hashes }, null, 2));
+        io.out(`pinned ${Object.keys(hashes).length} weight file(s) in ${d.path}`);
         return;
       }
       if (a.action === 'pull') {
