@@ -22,6 +22,8 @@ export interface ModelDescriptor {
     path?: string;
     /** sha256 (hex) of every weight file by name: checked before a download is taken as complete, and at every load. */
     sha256?: Record<string, string>;
+    /** Origins a download may be redirected to besides the URL's own (e.g. GitHub's media host). */
+    mirrors?: string[];
     /** Folder name under PATCH_ATLAS_MODELS (and in the cache). */
     localName: string;
   };
@@ -111,6 +113,8 @@ export function validateDescriptor(raw: unknown, path: string): ModelDescriptor 
   if (typeof o.name !== 'string' || !o.name) bad('name', 'must be a non-empty string');
   if (o.format !== 'layers' && o.format !== 'graph' && o.format !== 'onnx') bad('format', 'must be "layers", "graph" (tfjs) or "onnx"');
   const w = o.weights ?? {};
+  if (w.mirrors !== undefined && (!Array.isArray(w.mirrors) || w.mirrors.some((m: unknown) => typeof m !== 'string' || !/^https:\/\/[^/]+\/?$/.test(m))))
+    bad('weights.mirrors', 'must be a list of https origins, e.g. ["https://media.githubusercontent.com"]');
   if (w.sha256 !== undefined && (typeof w.sha256 !== 'object' || w.sha256 === null || Array.isArray(w.sha256) || Object.entries(w.sha256).some(([f, h]) => !isPlainFileName(f) || typeof h !== 'string' || !/^[0-9a-f]{64}$/.test(h))))
     bad('weights.sha256', 'must map weight file names to sha256 hashes (64 lowercase hex digits); `patch-atlas models pin` writes it');
   // A plain folder name: it is joined to the models folder and the cache, and a download replaces that folder.
@@ -145,7 +149,7 @@ export function validateDescriptor(raw: unknown, path: string): ModelDescriptor 
     name: o.name,
     description: typeof o.description === 'string' ? o.description : '',
     format: o.format,
-    weights: { localName: w.localName, ...(w.url ? { url: w.url } : {}), ...(w.file ? { file: w.file } : {}), ...(w.sha256 ? { sha256: w.sha256 } : {}) },
+    weights: { localName: w.localName, ...(w.url ? { url: w.url } : {}), ...(w.file ? { file: w.file } : {}), ...(w.sha256 ? { sha256: w.sha256 } : {}), ...(w.mirrors ? { mirrors: w.mirrors } : {}) },
     input: {
       size: [i.size[0], i.size[1]],
       resizeShorter,

@@ -143,7 +143,7 @@ export async function pullWeights(d: ModelDescriptor, opts: ResolveOptions): Pro
     if (d.format === 'onnx') {
       // One file; checked to decode as ONNX before it is moved into place.
       opts.onProgress?.(0, 1, modelFileName(d));
-      const bytes = await fetchBytes(d.weights.url);
+      const bytes = await fetchBytes(d.weights.url, d.weights.mirrors);
       checkOnnx(bytes, d.weights.url);
       await writeFile(join(tmp, modelFileName(d)), bytes);
       await recordHashes(d, [join(tmp, modelFileName(d))], tmp);
@@ -153,7 +153,7 @@ export async function pullWeights(d: ModelDescriptor, opts: ResolveOptions): Pro
       await rename(tmp, dest);
       return join(dest, modelFileName(d));
     }
-    const jsonBytes = await fetchBytes(d.weights.url);
+    const jsonBytes = await fetchBytes(d.weights.url, d.weights.mirrors);
     // Checked before any shard is fetched: every shard path is a plain file name, so nothing lands outside tmp.
     const json = parseModelJson(new TextDecoder().decode(jsonBytes), d.weights.url, 'DOWNLOAD_FAILED', `check weights.url in ${d.path}`);
     const files = json.weightsManifest.flatMap((g) => g.paths);
@@ -165,7 +165,7 @@ export async function pullWeights(d: ModelDescriptor, opts: ResolveOptions): Pro
       const url = new URL(f, base);
       if (url.origin !== new URL(base).origin || !url.href.startsWith(base))
         throw new PatchAtlasError('DOWNLOAD_FAILED', `${d.weights.url} names shard "${f}", which is not in its own folder`, `check weights.url in ${d.path}`);
-      await writeFile(join(tmp, f), await fetchBytes(url.href));
+      await writeFile(join(tmp, f), await fetchBytes(url.href, d.weights.mirrors));
       done++;
     }
     opts.onProgress?.(done, files.length, '');
@@ -206,9 +206,9 @@ function checkOnnx(bytes: Uint8Array, url: string): void {
   }
 }
 
-/** One file of a model download, bounded in time and size (the descriptor's weights.maxBytes, else 2 GiB). */
-function fetchBytes(url: string, maxBytes?: number): Promise<Uint8Array> {
-  return fetchBounded(url, downloadBounds(process.env, maxBytes));
+/** One file of a model download, bounded in time and size (2 GiB), redirected only to the descriptor's mirrors. */
+function fetchBytes(url: string, mirrors?: readonly string[]): Promise<Uint8Array> {
+  return fetchBounded(url, { ...downloadBounds(process.env), ...(mirrors ? { mirrors } : {}) });
 }
 
 const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };

@@ -4,7 +4,11 @@ import { PatchAtlasError } from '../errors.js';
 export interface DownloadBounds {
   stallMs: number;
   maxBytes: number;
+  /** Origins a redirect may lead to besides the URL's own (a descriptor's mirrors); none by default. */
+  mirrors?: readonly string[];
 }
+
+const MAX_REDIRECTS = 5;
 
 /** PATCH_ATLAS_DOWNLOAD_TIMEOUT (seconds without data, default 30) and a 2 GiB cap unless the caller sets one. */
 export function downloadBounds(env: NodeJS.ProcessEnv = process.env, maxBytes = 2 ** 31): DownloadBounds {
@@ -34,13 +38,24 @@ export async function fetchBounded(url: string, bounds: DownloadBounds): Promise
   const fail = (why: string, hint?: string) => new PatchAtlasError('DOWNLOAD_FAILED', `cannot download ${url}: ${why}`, hint);
   arm();
   try {
-    let res: Response;
-    try {
-      res = await fetch(url, { signal: ctrl.signal });
-    } catch (e) {
-      if (stalled) throw fail(`no answer within ${bounds.stallMs / 1000} s`, 'check the network, or raise PATCH_ATLAS_DOWNLOAD_TIMEOUT (seconds)');
-      const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
-      throw fail(cause, 'check the network, or set PATCH_ATLAS_MODELS to a folder that holds the weights');
+    // Redirects are followed by hand, each checked before it is contacted: only to the URL's own origin or a mirror.
+    const allowed = new Set([new URL(url).origin, ...(bounds.mirrors ?? []).map((m) => new URL(m).origin)]);
+    let res: Response | undefined;
+    let at = url;
+    for (let hop = 0; ; hop++) {
+      try {
+        res = await fetch(at, { signal: ctrl.signal, redirect: 'manual' });
+      } catch (e) {
+        if (stalled) throw fail(`no answer within ${bounds.stallMs / 1000} s`, 'check the network, or raise PATCH_ATLAS_DOWNLOAD_TIMEOUT (seconds)');
+        const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
+        throw fail(cause, 'check the network, or set PATCH_ATLAS_MODELS to a folder that holds the weights');
+      }
+      if (res.status < 300 || res.status >= 400 || !res.headers.get('location')) break;
+      const next = new URL(res.headers.get('location')!, at);
+      await res.body?.cancel();
+      if (!allowed.has(next.origin)) throw fail(`redirected to ${next.origin}, which is neither its own origin nor a declared mirror`, 'add the origin to "weights.mirrors" in the descriptor if you trust it');
+      if (hop >= MAX_REDIRECTS) throw fail(`more than ${MAX_REDIRECTS} redirects`);
+      at = next.href;
     }
     if (!res.ok) throw fail(`HTTP ${res.status}`);
     const announced = Number(res.headers.get('content-length') ?? NaN);

@@ -1,15 +1,23 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isPatchAtlasError } from '../../src/errors.js';
 import { downloadBounds, fetchBounded } from '../../src/util/download.js';
 
 /** Downloads are untrusted: a server that hangs, stalls, lies about or exceeds its size never hangs or fools us. */
 let server: Server;
 let base = '';
+/** A second server: another origin (another port). */
+let other: Server;
+let otherBase = '';
+const otherHits: string[] = [];
 beforeAll(async () => {
   server = createServer((req, res) => {
     const path = req.url!;
     if (path === '/ok') return res.end(Buffer.alloc(1000, 7));
+    if (path === '/moved') return res.writeHead(302, { location: '/ok' }).end();
+    if (path === '/away') return res.writeHead(302, { location: `${otherBase}/ok` }).end();
+    if (path === '/loop') return res.writeHead(302, { location: '/loop' }).end();
     if (path === '/hang') return; // accepts the connection, never answers
     if (path === '/stall') {
       res.writeHead(200, { 'content-length': '2000' });
@@ -35,10 +43,18 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  other = createServer((req, res) => {
+    otherHits.push(req.url!);
+    res.end(Buffer.alloc(100, 1));
+  });
+  await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+  otherBase = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
 });
 afterAll(() => {
-  server.closeAllConnections();
-  server.close();
+  for (const s of [server, other]) {
+    s.closeAllConnections();
+    s.close();
+  }
 });
 
 const bounds = { stallMs: 300, maxBytes: 5000 };
@@ -60,6 +76,16 @@ describe('fetchBounded', () => {
     await expect(fetchBounded(`${base}/big-chunked`, bounds)).rejects.toThrow(/more than the 5000-byte limit/);
     await expect(fetchBounded(`${base}/truncated`, bounds)).rejects.toThrow(/truncated|connection broke/);
     await expect(fetchBounded(`${base}/missing`, bounds)).rejects.toThrow(/HTTP 404/);
+  });
+
+  it('follows redirects within the origin, and to another origin only when it is a declared mirror (never contacting it otherwise)', async () => {
+    expect((await fetchBounded(`${base}/moved`, bounds)).byteLength).toBe(1000);
+    const err = await fetchBounded(`${base}/away`, bounds).catch((e: unknown) => e);
+    expect(isPatchAtlasError(err) && err.code).toBe('DOWNLOAD_FAILED');
+    expect((err as Error).message).toMatch(/redirected to http:\/\/127\.0\.0\.1:\d+, which is neither its own origin nor a declared mirror/);
+    expect(otherHits).toEqual([]);
+    expect((await fetchBounded(`${base}/away`, { ...bounds, mirrors: [otherBase] })).byteLength).toBe(100);
+    await expect(fetchBounded(`${base}/loop`, bounds)).rejects.toThrow(/more than 5 redirects/);
   });
 
   it('reads its stall time from PATCH_ATLAS_DOWNLOAD_TIMEOUT and refuses a bad value in one line', () => {
