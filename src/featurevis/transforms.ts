@@ -129,6 +129,12 @@ export const STANDARD_ANGLES: readonly number[] = Array.from({ length: 41 }, (_,
  * The article's order (method.md §4): pad 2, jitter 4 (×2), jitter 8 (×3), random scale, random rotate,
  * jitter 2 — then back to the input size. Net crop: 34 − 4 = 30 px.
  */
+/**
+ * The smallest image side the standard transforms accept (pad 2 and crops of 4+4+8+8+8 leave side − 28, and the
+ * final jitter 2 needs more than 2; 31 is the measured edge, 32 the documented one): icons and icon patches start here.
+ */
+export const STANDARD_MIN_SIDE = 32;
+
 export function standardTransforms(opts: StandardTransformOptions = {}): Transform {
   const fill = opts.fill ?? 0.5;
   const list = compose([

@@ -1,3 +1,4 @@
+import { STANDARD_MIN_SIDE } from '../featurevis/transforms.js';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { writeAtlasPicture, writePng } from '../data/png.js';
@@ -35,7 +36,8 @@ export interface IconParams {
 
 export const ICON_PARAMS: ParamSpec<IconParams> = {
   cells: { default: 'bridges', check: (v) => (v === 'all' || v === 'bridges' || (Number.isInteger(v) && v >= 1) ? undefined : `must be "all", "bridges" (the ${BRIDGE_CELLS} top-ranked) or a number of top-ranked cells`) },
-  iconPx: { default: 96, check: wholeNumber(16, 1024) },
+  // The standard transforms crop 30 px: smaller icons would leave nothing to optimise.
+  iconPx: { default: 96, check: wholeNumber(STANDARD_MIN_SIDE, 1024), hint: `icons are optimised under the article's jitter, which crops 30 px: ${STANDARD_MIN_SIDE} px is the smallest side` },
   steps: { default: 512, check: wholeNumber(0) },
   tries: { default: 1, check: wholeNumber(1) },
   batch: { default: 8, check: wholeNumber(1) },

@@ -1,3 +1,4 @@
+import { STANDARD_MIN_SIDE } from '../featurevis/transforms.js';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { openDataset, type ImageItem, type Skipped } from '../data/dataset.js';
@@ -59,7 +60,7 @@ export const BRIDGE_PATCHES = 3;
 
 export const MAKE_PATCH_PARAMS: ParamSpec<MakePatchParams> = {
   cells: { default: 'bridges', check: (v) => (v === 'bridges' || (Number.isInteger(v) && v >= 1) ? undefined : `must be "bridges" (the top ${BRIDGE_PATCHES}) or a number of top-ranked bridge cells`) },
-  patchPx: { default: PATCH_DEFAULTS.patchPx, check: wholeNumber(8, 1024), hint: 'the patch is resampled to each placement; 32–128 px is plenty' },
+  patchPx: { default: PATCH_DEFAULTS.patchPx, check: wholeNumber(STANDARD_MIN_SIDE, 1024), hint: `icon patches are optimised under the article's jitter, which crops 30 px (${STANDARD_MIN_SIDE} px is the smallest side); the patch is resampled to each placement, so 32–128 px is plenty` },
   iconSteps: { default: 256, check: wholeNumber(0) },
   iconTries: { default: ICON_PARAMS.tries.default, check: wholeNumber(1) },
   cossimPower: ICON_PARAMS.cossimPower,

@@ -1,4 +1,10 @@
+import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
+import { initBackend } from '../../src/engine/backend.js';
+import { STANDARD_MIN_SIDE, standardTransforms } from '../../src/featurevis/transforms.js';
+import { ICON_PARAMS } from '../../src/recipes/icons.js';
+import { MAKE_PATCH_PARAMS } from '../../src/recipes/patches.js';
+import { mulberry32 } from '../../src/util/random.js';
 import { isPatchAtlasError } from '../../src/errors.js';
 import { checkParams, type ParamSpec } from '../../src/recipes/params.js';
 
@@ -19,5 +25,27 @@ describe('checkParams', () => {
       expect((err as Error).message).toBe(`--batch-size ${shown} must be a whole number ≥ 1`);
     }
     expect(checkParams(spec, {}).batchSize).toBe(16);
+  });
+});
+
+describe('the smallest icon and icon-patch side is the one the transforms accept', () => {
+  it('refuses sides below STANDARD_MIN_SIDE up front, and the standard transforms run at that side', async () => {
+    await initBackend('wasm');
+    for (const [spec, key] of [[ICON_PARAMS, 'iconPx'], [MAKE_PATCH_PARAMS, 'patchPx']] as const) {
+      const err = (() => {
+        try {
+          checkParams(spec as ParamSpec<Record<string, unknown>>, { [key]: STANDARD_MIN_SIDE - 8 });
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(isPatchAtlasError(err) && err.code).toBe('BAD_FLAG');
+    }
+    for (let seed = 0; seed < 20; seed++) {
+      const y = tf.tidy(() => standardTransforms()(tf.zeros([1, STANDARD_MIN_SIDE, STANDARD_MIN_SIDE, 3]), mulberry32(seed)));
+      expect(y.shape).toEqual([1, STANDARD_MIN_SIDE, STANDARD_MIN_SIDE, 3]);
+      y.dispose();
+    }
+    expect(() => tf.tidy(() => standardTransforms()(tf.zeros([1, 28, 28, 3]), mulberry32(0)))).toThrow(/leaves nothing/);
   });
 });
