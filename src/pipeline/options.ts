@@ -1,3 +1,4 @@
+import { MAX_GRID } from '../recipes/atlas.js';
 import { ATLAS_DEFAULTS } from '../atlas/atlases.js';
 import type { PositionCount } from '../attribution/positions.js';
 import type { EngineChoice } from '../engine/index.js';
@@ -82,7 +83,7 @@ export const RUN_PARAMS: ParamSpec<RunBudget> = {
   positions: { default: 4, check: (v) => (v === 'all' || (Number.isInteger(v) && v >= 1) ? undefined : 'must be a whole number >= 1 or "all"') },
   seed: { default: 0, check: wholeNumber(0) },
   testFraction: MAKE_PATCH_PARAMS.testFraction,
-  grid: { default: 8, check: wholeNumber(1) },
+  grid: { default: 8, check: wholeNumber(1, MAX_GRID) },
   minDensity: { default: ATLAS_DEFAULTS.pair.minDensity, check: wholeNumber(1) },
   icons: { default: 6, check: wholeNumber(1) },
   iconPx: { default: 80, check: ICON_PARAMS.iconPx.check! },

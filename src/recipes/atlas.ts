@@ -49,8 +49,12 @@ export interface AtlasParams {
   seed: number;
 }
 
+/** The largest atlas grid side. */
+export const MAX_GRID = 1000;
+
 export const ATLAS_PARAMS: ParamSpec<AtlasParams> = {
-  grid: { default: undefined, check: (v) => (v === undefined ? undefined : wholeNumber(1)(v)) },
+  // G×G cells, each with its statistics: beyond 1000 (a million cells) the grid outgrows memory and any real run.
+  grid: { default: undefined, check: (v) => (v === undefined ? undefined : wholeNumber(1, MAX_GRID)(v)), hint: 'a G×G grid; cells with fewer than --min-density points are dropped, so a grid much finer than the points is empty' },
   minDensity: { default: undefined, check: (v) => (v === undefined ? undefined : wholeNumber(1)(v)) },
   topN: { default: undefined, check: (v) => (v === undefined ? undefined : wholeNumber(1)(v)) },
   neighbors: { default: undefined, check: (v) => (v === undefined ? undefined : wholeNumber(1)(v)) },

@@ -1,3 +1,4 @@
+import { MAX_GRID } from './atlas.js';
 import * as tf from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -71,7 +72,7 @@ export const SCREEN_PARAMS: ParamSpec<ScreenParams> = {
   patchPx: { default: 80, check: wholeNumber(32, 256) },
   iconSteps: { default: 128, check: wholeNumber(0) },
   cossimPower: { default: 2, check: atLeast(0) },
-  grid: { default: 8, check: wholeNumber(2) },
+  grid: { default: 8, check: wholeNumber(2, MAX_GRID) },
   minDensity: { default: 5, check: wholeNumber(1) },
   // The article keeps the top 2000 of a million points (0.2 %); a screen's run holds thousands, so fewer are kept per class.
   topN: { default: 500, check: wholeNumber(1) },

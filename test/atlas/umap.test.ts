@@ -173,6 +173,20 @@ describe('symmetricEigen and PCA', () => {
     }
   });
 
+  it('fits PCA to three points in 384 dimensions with a third of the channels dead (a rank-2 covariance)', () => {
+    // The real case that stopped `atlas` with "QL iteration did not converge": the float32 covariance of 3 ReLU
+    // activation vectors leaves a block of roundoff-sized entries after the reduction.
+    const dims = 384;
+    const rand = mulberry32(11);
+    const x = new Float32Array(3 * dims);
+    for (let i = 0; i < 3; i++) for (let c = 0; c < dims; c++) x[i * dims + c] = c % 3 === 0 ? 0 : Math.max(0, rand() - 0.3) * 0.2;
+    const fit = pcaFit(x, dims, 3, 50);
+    expect(fit.variances[0]!).toBeGreaterThan(fit.variances[1]!);
+    expect(fit.variances[1]!).toBeGreaterThan(0);
+    // Rank 2: everything after the second axis is nothing, up to the float32 covariance.
+    for (let k = 2; k < 50; k++) expect(fit.variances[k]!).toBeLessThan(1e-6 * fit.variances[0]!); // float32 accumulation
+  });
+
   it('recovers rank-3 data exactly, with the variances in descending order', () => {
     const n = 600;
     const dims = 40;

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/engine/backend.js';
 import { STANDARD_MIN_SIDE, standardTransforms } from '../../src/featurevis/transforms.js';
+import { ATLAS_PARAMS, MAX_GRID } from '../../src/recipes/atlas.js';
 import { ICON_PARAMS } from '../../src/recipes/icons.js';
 import { MAKE_PATCH_PARAMS } from '../../src/recipes/patches.js';
 import { mulberry32 } from '../../src/util/random.js';
@@ -47,5 +48,20 @@ describe('the smallest icon and icon-patch side is the one the transforms accept
       y.dispose();
     }
     expect(() => tf.tidy(() => standardTransforms()(tf.zeros([1, 28, 28, 3]), mulberry32(0)))).toThrow(/leaves nothing/);
+  });
+});
+
+describe('atlas grid', () => {
+  it('refuses a grid whose cells would not fit in memory, before any work', () => {
+    const err = (() => {
+      try {
+        checkParams(ATLAS_PARAMS, { grid: 100_000 });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(isPatchAtlasError(err) && err.code).toBe('BAD_FLAG');
+    expect((err as Error).message).toMatch(new RegExp(`^--grid 100000 must be a whole number from 1 to ${MAX_GRID}`));
+    expect(checkParams(ATLAS_PARAMS, { grid: MAX_GRID }).grid).toBe(MAX_GRID);
   });
 });

@@ -120,12 +120,18 @@ function tridiagonalise(m: Float64Array, d: number, diag: Float64Array, off: Flo
  */
 function implicitQL(diag: Float64Array, off: Float64Array, zt: Float64Array, d: number): void {
   const eps = Number.EPSILON;
+  // An off-diagonal is negligible next to its two diagonal entries, or next to the whole matrix (d·eps·‖T‖, the size
+  // of the reduction's own rounding): a rank-deficient covariance (an atlas of three points in 384 dimensions, 136
+  // dead channels) leaves a block of roundoff-sized entries on which a purely relative test never converges.
+  let norm = 0;
+  for (let i = 0; i < d; i++) norm = Math.max(norm, Math.abs(diag[i]!) + Math.abs(off[i]!));
+  const floor = d * eps * norm;
   for (let l = 0; l < d; l++) {
     for (let iter = 0; ; iter++) {
       let mEnd = l;
       while (mEnd < d - 1) {
         const dd = Math.abs(diag[mEnd]!) + Math.abs(diag[mEnd + 1]!);
-        if (Math.abs(off[mEnd]!) <= eps * dd) break;
+        if (Math.abs(off[mEnd]!) <= eps * dd || Math.abs(off[mEnd]!) <= floor) break;
         mEnd++;
       }
       if (mEnd === l) break;
