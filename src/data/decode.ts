@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { PatchAtlasError } from '../errors.js';
 import type { DecodedImage, Preprocess } from './pixels.js';
@@ -84,7 +84,7 @@ export async function decodeImage(path: string, pre: Preprocess): Promise<Decode
   try {
     out = await pipeline.toBuffer({ resolveWithObject: true });
   } catch (e) {
-    throw fail(sharpReason(e));
+    throw fail((await fileProblem(path)) ?? sharpReason(e));
   }
   const { data, info } = out;
   // Guard the invariants downstream code relies on rather than trusting every libvips path.
@@ -130,7 +130,26 @@ async function fileProblem(path: string): Promise<string | undefined> {
   const st = await stat(path).catch(() => undefined);
   if (st?.isDirectory()) return 'is a folder, not an image file';
   if (st?.isFile() && st.size === 0) return 'file is empty (0 bytes)';
+  if (st?.isFile()) return jpegCutShort(path, st.size);
   return undefined;
+}
+
+/** A JPEG (FF D8 FF …) that does not end with its end-of-image marker (FF D9, give or take padding) was cut short. */
+async function jpegCutShort(path: string, size: number): Promise<string | undefined> {
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (!fh) return undefined;
+  try {
+    const head = Buffer.alloc(3);
+    await fh.read(head, 0, 3, 0);
+    if (head[0] !== 0xff || head[1] !== 0xd8 || head[2] !== 0xff) return undefined;
+    const n = Math.min(size, 64);
+    const tail = Buffer.alloc(n);
+    await fh.read(tail, 0, n, size - n);
+    for (let i = n - 2; i >= 0; i--) if (tail[i] === 0xff && tail[i + 1] === 0xd9) return undefined;
+    return `file is truncated (a JPEG of ${size} bytes without its end-of-image marker)`;
+  } finally {
+    await fh.close();
+  }
 }
 
 /** libvips messages are multi-line and name internal loaders; keep the first informative line. */
@@ -139,8 +158,14 @@ function sharpReason(e: unknown): string {
   if (/Input file is missing/i.test(msg)) return 'file not found';
   if (/unsupported image format/i.test(msg)) return 'not an image, or a format sharp cannot read';
   if (/exceeds pixel limit/i.test(msg)) return `over the limit of ${MAX_SIDE}×${MAX_SIDE} pixels`;
-  if (/premature end|truncated|not enough data|unexpected end/i.test(msg)) return `file is truncated (${firstLine(msg)})`;
-  return firstLine(msg);
+  // libvips messages repeat, split a cause over lines ("Input file has corrupt header:" + the decoder's words on the
+  // next), and sometimes carry only "Unknown error": say what is known, once.
+  const lines = [...new Set(msg.split('\n').flatMap((l) => l.split(/:\s+(?=Vips)/)).map((l) => l.replace(/^Vips\w*:\s*/, '').replace(/:\s*$/, '').trim()).filter(Boolean))];
+  const truncated = lines.find((l) => /premature end|truncated|not enough data|unexpected end/i.test(l));
+  if (truncated) return `file is truncated (${truncated})`;
+  const informative = lines.filter((l) => !/^unknown error$/i.test(l));
+  if (informative.length === 0) return 'the decoder gave no reason: the file is probably truncated or corrupt';
+  return firstLine(informative.slice(0, 2).join('; '));
 }
 
 function firstLine(msg: string): string {

@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import sharp from 'sharp';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PREPROCESS, decodeImage, toFloatBatch, type DecodedImage, type Preprocess } from '../../src/data/decode.js';
@@ -188,6 +190,14 @@ describe('decodeImage: geometry', () => {
 describe('decodeImage: unreadable files are BAD_IMAGE', () => {
   it('truncated JPEG', async () => {
     await expectBadImage(await writeTruncatedJpeg(join(dir, 'trunc.jpg')), /truncated|premature|end of/i);
+  });
+  it('a JPEG cut anywhere says it is truncated (never "Unknown error")', async () => {
+    const whole = await sharp({ create: { width: 64, height: 48, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg({ quality: 90 }).toBuffer();
+    for (const keep of [200, 700, Math.floor(whole.length / 4), Math.floor(whole.length / 2), whole.length - 10]) {
+      const path = join(dir, `cut-${keep}.jpg`);
+      writeFileSync(path, whole.subarray(0, keep));
+      await expectBadImage(path, /file is truncated/);
+    }
   });
   it('text file named .jpg', async () => {
     await expectBadImage(await writeText(join(dir, 'text.jpg')), /not an image/);

@@ -36,7 +36,7 @@ export function classifyCommand(io: CliIO): CommandModule {
             r.top.forEach((t, i) => io.out(`  ${i + 1}. ${LabelSet.display(t.class)} (${t.class.wnid})  ${(t.probability * 100).toFixed(1)} %`));
           }
         }
-        if (results.length === 0) throw new PatchAtlasError('NO_IMAGES', `none of the ${a.images.length} file(s) given could be read as an image`);
+        if (results.length === 0) throw new PatchAtlasError('NO_IMAGES', `none of the ${ds.items.length} image file(s) in ${ds.source} could be read`, 'the warnings above say why for each');
       } finally {
         c.dispose();
       }
