@@ -148,6 +148,11 @@ export function parseAuditConfig(text: string, label: string, opts: { checkInput
   const output = confine(dir, outputGiven, (msg) => fail('output', `"${outputGiven}" ${msg}`, 'use a sub-folder of the config\'s folder, e.g. "audit-out"'), 'the config\'s folder');
   const junitGiven = v.optString(raw, 'junit', '') ?? AUDIT_DEFAULTS.junit;
   const junit = confine(output, junitGiven, (msg) => fail('junit', `"${junitGiven}" ${msg}`, 'name a file inside the output folder, e.g. "junit.xml"'), 'the output folder');
+  // The audit writes audit.json and the checks', screens' and generated patches' folders itself: the JUnit file
+  // must not land on any of them.
+  const junitRel = relative(output, junit).split(sep).join('/');
+  if (junitRel === 'audit.json' || ['checks', 'screens', 'generated'].some((d) => junitRel === d || junitRel.startsWith(`${d}/`)))
+    throw fail('junit', `"${junitGiven}" is where the audit writes ${junitRel === 'audit.json' ? 'its own report' : 'check results'}`, 'name another file, e.g. "junit.xml"');
   const batchSize = v.optInt(raw, 'batchSize', '', 1) ?? EVALUATE_PARAMS.batchSize.default;
   const maxImages = v.optInt(raw, 'maxImages', '', 1);
 

@@ -328,6 +328,10 @@ describe('audit', () => {
     expect(errOf(config(ok, { output: '.' }))).toMatch(/"output" "\." is outside/);
     expect(errOf(config(ok, { junit: '../junit.xml' }))).toMatch(/"junit" "\.\.\/junit\.xml" is outside the output folder/);
     expect(errOf(config(ok, { junit: '/tmp/junit.xml' }))).toMatch(/"junit" "\/tmp\/junit\.xml" is outside the output folder/);
+    // The JUnit file never lands on what the audit writes itself.
+    expect(errOf(config(ok, { junit: 'audit.json' }))).toMatch(/"junit" "audit\.json" is where the audit writes its own report/);
+    expect(errOf(config(ok, { junit: 'checks/whale/results.json' }))).toMatch(/"junit" "checks\/whale\/results\.json" is where the audit writes check results/);
+    expect(errOf(config(ok, { junit: './screens/x.xml' }))).toMatch(/is where the audit writes check results/);
     expect(errOf(config(ok, { output: 'images/audit' }))).toMatch(/"output" "images\/audit" overlaps the input "images"/);
     expect(errOf(config(ok, { output: 'patches' }))).toMatch(/"output" "patches" overlaps the input "checks\[0\]\.patches\[0\]"/);
     // A symlink inside the config's folder that leads out of it.
