@@ -28,7 +28,8 @@ export type ErrorCode =
   | 'BAD_RUN'
   | 'BAD_FILE'
   | 'RUN_MISMATCH'
-  | 'FILE_ERROR';
+  | 'FILE_ERROR'
+  | 'INTERRUPTED';
 
 export class PatchAtlasError extends Error {
   readonly code: ErrorCode;

@@ -64,6 +64,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     }
     io.err(`patch-atlas: ${formatError(e)}`);
     if (debug && e instanceof Error && e.stack) io.err(e.stack);
-    return isPatchAtlasError(e) && e.code === 'BAD_FLAG' ? 2 : 1;
+    // 130: stopped by Ctrl-C (128 + SIGINT), as a shell reports it; the finished work is kept.
+    return isPatchAtlasError(e) && e.code === 'BAD_FLAG' ? 2 : isPatchAtlasError(e) && e.code === 'INTERRUPTED' ? 130 : 1;
   }
 }

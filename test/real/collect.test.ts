@@ -64,6 +64,32 @@ describeReal('collect on the real model', () => {
     await run.close();
   });
 
+  it('Ctrl-C stops at the end of a batch with exit code 130 and one line; the same command then finishes', async () => {
+    const out = join(root, 'sigint');
+    const args = ['collect', '--images', images, '--layer', 'conv_pw_11_relu', '--positions', 'all', '--out', out, '--batch-size', '2', '--json'];
+    const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      const t = setInterval(() => {
+        const chunks = join(out, 'chunks');
+        if (existsSync(chunks) && readdirSync(chunks).filter((f) => f.endsWith('.json')).length >= 1) {
+          clearInterval(t);
+          child.kill('SIGINT');
+        }
+      }, 50);
+      child.on('exit', (c) => {
+        clearInterval(t);
+        resolve(c);
+      });
+    });
+    expect(code).toBe(130);
+    expect(err.split('\n').filter((l) => l.startsWith('patch-atlas:'))).toEqual([expect.stringMatching(/^patch-atlas: interrupted: .*sigint holds \d+ finished images; re-run the same command to resume$/)]);
+    const again = await runCli(args);
+    expect(again.code, again.err).toBe(0);
+    expect(JSON.parse(again.out)).toMatchObject({ complete: true });
+  });
+
   it('--shard 0/2 + --shard 1/2 + merge gives the same arrays as one unsharded run', async () => {
     const base = ['collect', '--images', images, '--layer', 'conv_pw_11_relu', '--positions', '3', '--seed', '5', '--json'];
     for (const [out, extra] of [['one', []], ['s0', ['--shard', '0/2']], ['s1', ['--shard', '1/2']]] as const) {

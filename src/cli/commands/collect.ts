@@ -1,3 +1,4 @@
+import { PatchAtlasError } from '../../errors.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
@@ -69,7 +70,11 @@ export function collectCommand(io: CliIO): CommandModule {
         });
         bar.done();
         const m = r.manifest;
-        if (a.json) return io.out(JSON.stringify({ run: a.out, complete: r.complete, points: m.points, processed: r.processed, resumed: r.resumed, skipped: m.skippedImages.length, method: r.method, seconds: r.seconds, layer: m.layer, positions: m.positions }, null, 2));
+        const interrupted = !r.complete && abort.signal.aborted;
+        if (a.json) io.out(JSON.stringify({ run: a.out, complete: r.complete, points: m.points, processed: r.processed, resumed: r.resumed, skipped: m.skippedImages.length, method: r.method, seconds: r.seconds, layer: m.layer, positions: m.positions }, null, 2));
+        // Stopped by Ctrl-C: the finished images are on disk, and the exit code says the work is not done.
+        if (interrupted) throw new PatchAtlasError('INTERRUPTED', `interrupted: ${a.out} holds ${r.resumed + r.processed} finished images`, 're-run the same command to resume');
+        if (a.json) return;
         if (!r.complete) return io.out(`${a.out}: partial (${r.resumed + r.processed} images done); re-run the same command to resume`);
         io.out(`${a.out}: ${m.points} points from ${m.processedImages} images at ${m.layer} (${m.channels} channels, attribution to ${m.classes.length} classes${r.method === 'reverse' ? ', reverse-mode' : ''}); ${m.skippedImages.length} skipped; ${r.seconds.toFixed(1)} s`);
       } finally {
