@@ -66,6 +66,8 @@ export async function renderIcons(c: Classifier, atlasGiven: string, given: Part
   if (todo.length) {
     const w = await runWhitening(atlas.run);
     let done = 0;
+    // Announced before the first batch, which can take minutes: a log shows the heartbeat meanwhile.
+    o.onBatch?.(0, todo.length);
     for (let s = 0; s < todo.length; s += p.batch) {
       const group = todo.slice(s, s + p.batch);
       const r = await renderCellIcons(c, atlas.layer, w, group.map((k) => cells[k]!.meanAct.map((v) => v ?? 0)), { iconPx: p.iconPx, steps: p.steps, tries: p.tries, cossimPower: p.cossimPower, seed: p.seed + s });

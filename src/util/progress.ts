@@ -1,8 +1,10 @@
 /**
  * Progress of long work on stderr. On a terminal: one bar redrawn in place. Elsewhere (CI logs, a
- * pipe, `2> log`): a plain line at every tenth of the work, at most every 15 s, so a long job is never
- * silent. Off in --json mode.
+ * pipe, `nohup`, `2> log`): a plain line with rate and ETA every 10 s while work moves, and a heartbeat
+ * line every 10 s while a long step (a batch of icons) has not finished, so a job is never silent. Off in
+ * --json mode.
  */
+export const LOG_INTERVAL_MS = 10_000;
 export interface Progress {
   tick(n?: number): void;
   /** Set the count done so far (of a total that may change, e.g. when a resumed run learns it). */
@@ -26,10 +28,10 @@ export function progress(label: string, total: number, opts: ProgressOptions = {
   const start = opts.start ?? Date.now();
   let count = 0;
   let last = -Infinity;
-  let lastTenth = 0;
   const line = (final: boolean) => {
     const secs = (Date.now() - start) / 1000;
     const rate = secs > 0 ? count / secs : 0;
+    if (count === 0 && !final) return `0/${total}, ${clock(secs)} elapsed, first ${unit} not finished yet`;
     const eta = rate > 0 && total > count ? ` ETA ${clock((total - count) / rate)}` : '';
     return `${count}/${total} ${rate.toFixed(1)} ${unit}/s${final ? ` in ${clock(secs)}` : eta}`;
   };
@@ -43,13 +45,13 @@ export function progress(label: string, total: number, opts: ProgressOptions = {
       stream.write(`\r${label} [${bar}] ${line(final)}\x1b[K${final ? '\n' : ''}`);
       return;
     }
-    const tenth = total > 0 ? Math.floor((10 * count) / total) : 0;
-    if (!final && (tenth <= lastTenth || now - last < 15_000) && now - last < 60_000) return;
-    if (!final && count === 0) return;
+    if (!final && now - last < LOG_INTERVAL_MS) return;
     last = now;
-    lastTenth = tenth;
     stream.write(`${label}: ${line(final)}\n`);
   };
+  // The heartbeat: a line every interval even when no tick comes (one batch can take minutes).
+  const heartbeat = enabled && !tty ? setInterval(() => draw(false), LOG_INTERVAL_MS) : undefined;
+  heartbeat?.unref();
   return {
     tick(n = 1) {
       count += n;
@@ -62,6 +64,7 @@ export function progress(label: string, total: number, opts: ProgressOptions = {
       if (enabled) draw(false);
     },
     done() {
+      clearInterval(heartbeat);
       if (enabled && count > 0) draw(true);
     },
   };

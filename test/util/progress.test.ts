@@ -10,7 +10,7 @@ function stream(isTTY: boolean) {
 afterEach(() => vi.restoreAllMocks());
 
 describe('progress', () => {
-  it('in a log (not a terminal) writes whole lines: at most one per tenth of the work and 15 s, and a last one', () => {
+  it('in a log (not a terminal) writes whole lines with rate and ETA: at most one per 10 s, and a last one', () => {
     let now = 0;
     vi.spyOn(Date, 'now').mockImplementation(() => now);
     const { writes, s } = stream(false);
@@ -21,11 +21,28 @@ describe('progress', () => {
     }
     p.done();
     expect(writes.every((w) => w.endsWith('\n') && !w.includes('\r'))).toBe(true);
-    // The first image, then every 15 s once a new tenth is reached, then the end.
-    expect(writes.length).toBeGreaterThanOrEqual(5);
-    expect(writes.length).toBeLessThanOrEqual(9);
+    // The first image, then one line per 10 s, then the end.
+    expect(writes.length).toBe(11);
     expect(writes[0]).toMatch(/^collect: 1\/100 /);
+    expect(writes[1]).toMatch(/^collect: 11\/100 1\.0 img\/s ETA 1:29\n$/);
     expect(writes.at(-1)).toMatch(/^collect: 100\/100 1\.0 img\/s in 1:40\n$/);
+  });
+
+  it('in a log, keeps saying it is alive every 10 s while one long step has not finished', () => {
+    vi.useFakeTimers();
+    try {
+      const { writes, s } = stream(false);
+      const p = progress('icons', 43, { stream: s, unit: 'icon' });
+      vi.advanceTimersByTime(25_000);
+      expect(writes).toEqual(['icons: 0/43, 0:10 elapsed, first icon not finished yet\n', 'icons: 0/43, 0:20 elapsed, first icon not finished yet\n']);
+      p.update(8, 43);
+      p.done();
+      vi.advanceTimersByTime(30_000);
+      expect(writes).toHaveLength(3); // the last line (the batch came 5 s after a heartbeat); no heartbeat after done()
+      expect(writes[2]).toMatch(/^icons: 8\/43 .* in 0:25\n$/);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('on a terminal redraws one bar in place, and is silent when disabled', () => {
