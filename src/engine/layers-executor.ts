@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { INPUT, type Executor, type LayerInfo, type JvpResult } from './executor.js';
+import { INPUT, type Executor, type LayerInfo } from './executor.js';
 import { fuseSteps, layerStep, type LayerStep } from './fuse.js';
-import { StepGraph } from './step-graph.js';
+import { NamedStepExecutor, StepGraph } from './step-graph.js';
 import { exportLayersModel, type ExportResult } from './onnx/export.js';
 
 type SymbolicLike = { id: number };
@@ -11,12 +11,10 @@ type NodeLike = { inputTensors: SymbolicLike[]; outputTensors: SymbolicLike[] };
  * Executes a tf.LayersModel layer by layer on concrete tensors. LayersModel.execute only accepts
  * the model's own inputs as feeds; attribution needs to start from a hidden layer's activation.
  */
-export class LayersExecutor implements Executor {
+export class LayersExecutor extends NamedStepExecutor implements Executor {
   readonly layers: LayerInfo[];
   readonly outputName: string;
-  private readonly outputIdOf = new Map<string, number>();
-  /** Layer by layer, and with conv → batch norm → ReLU6 chains fused (fuse.ts). */
-  private readonly graph: StepGraph;
+  protected readonly unit = 'layer';
   /** How many conv → batch-norm → activation chains run as one fused kernel. */
   readonly fusedChains: number;
 
@@ -26,9 +24,10 @@ export class LayersExecutor implements Executor {
   }
 
   constructor(private readonly model: tf.LayersModel) {
+    super();
     if (model.inputs.length !== 1) throw new Error('patch-atlas supports image models with exactly one input');
     const inputId = (model.inputs[0] as unknown as SymbolicLike).id;
-    this.outputIdOf.set(INPUT, inputId);
+    this.ids.set(INPUT, inputId);
     const steps: LayerStep[] = [];
     for (const layer of model.layers) {
       if (layer.getClassName() === 'InputLayer') continue;
@@ -37,7 +36,7 @@ export class LayersExecutor implements Executor {
       const node = (layer as unknown as { inboundNodes: NodeLike[] }).inboundNodes[0]!;
       const step = layerStep(layer, node.inputTensors.map((t) => t.id), node.outputTensors.map((t) => t.id));
       steps.push(step);
-      this.outputIdOf.set(layer.name, step.outputs[0]!);
+      this.ids.set(layer.name, step.outputs[0]!);
     }
     const modelOutputs = new Set(model.outputs.map((o) => (o as unknown as SymbolicLike).id));
     this.graph = new StepGraph(steps, fuseSteps(steps, modelOutputs), inputId);
@@ -53,32 +52,6 @@ export class LayersExecutor implements Executor {
   /** The model as ONNX (for onnxruntime's forward passes); throws ExportUnsupported naming a layer it cannot write. */
   toOnnx(): ExportResult {
     return exportLayersModel(this.model);
-  }
-
-  has(name: string): boolean {
-    return this.outputIdOf.has(name);
-  }
-
-  run(feeds: ReadonlyMap<string, tf.Tensor>, outputs: readonly string[]): tf.Tensor[] {
-    return this.graph.run(this.byId(feeds), outputs.map((o) => this.idOf(o)));
-  }
-
-  /**
-   * Forward-mode product: the outputs and their derivatives along `tangent`, a perturbation of layer
-   * `from`'s output (batch = primal batch × groups). Undefined when a layer on the path has no JVP rule.
-   */
-  jvp(feeds: ReadonlyMap<string, tf.Tensor>, from: string, tangent: tf.Tensor, groups: number, outputs: readonly string[]): JvpResult | undefined {
-    return this.graph.jvp(this.byId(feeds), this.idOf(from), tangent, groups, outputs.map((o) => this.idOf(o)));
-  }
-
-  private byId(feeds: ReadonlyMap<string, tf.Tensor>): Map<number, tf.Tensor> {
-    return new Map([...feeds].map(([name, t]) => [this.idOf(name), t]));
-  }
-
-  private idOf(name: string): number {
-    const id = this.outputIdOf.get(name);
-    if (id === undefined) throw new Error(`unknown layer ${name}`);
-    return id;
   }
 
   dispose(): void {

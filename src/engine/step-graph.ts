@@ -130,3 +130,40 @@ function schedule(steps: Step[]): Schedule {
   steps.forEach((s, k) => s.outputs.forEach((id) => producer.set(id, k)));
   return { steps, producer };
 }
+
+/**
+ * An executor over a StepGraph whose tensors have names (Keras layer names, ONNX tensor names): the name → id map
+ * and the calls every such executor makes the same way. Subclasses fill `ids` and set `graph` in their constructor.
+ */
+export abstract class NamedStepExecutor {
+  protected readonly ids = new Map<string, number>();
+  protected graph!: StepGraph;
+  /** What an unknown name is called in the error ("layer", "tensor"). */
+  protected abstract readonly unit: string;
+
+  has(name: string): boolean {
+    return this.ids.has(name);
+  }
+
+  run(feeds: ReadonlyMap<string, tf.Tensor>, outputs: readonly string[]): tf.Tensor[] {
+    return this.graph.run(this.byId(feeds), outputs.map((o) => this.idOf(o)));
+  }
+
+  /**
+   * Forward-mode product: the outputs and their derivatives along `tangent`, a perturbation of `from`'s value
+   * (batch = primal batch × groups). Undefined when a step on the path has no JVP rule.
+   */
+  jvp(feeds: ReadonlyMap<string, tf.Tensor>, from: string, tangent: tf.Tensor, groups: number, outputs: readonly string[]): JvpResult | undefined {
+    return this.graph.jvp(this.byId(feeds), this.idOf(from), tangent, groups, outputs.map((o) => this.idOf(o)));
+  }
+
+  protected byId(feeds: ReadonlyMap<string, tf.Tensor>): Map<number, tf.Tensor> {
+    return new Map([...feeds].map(([name, t]) => [this.idOf(name), t]));
+  }
+
+  protected idOf(name: string): number {
+    const id = this.ids.get(name);
+    if (id === undefined) throw new Error(`unknown ${this.unit} ${name}`);
+    return id;
+  }
+}

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { EngineError } from '../errors.js';
-import { INPUT, type Executor, type JvpResult, type LayerInfo } from '../executor.js';
+import { INPUT, type Executor, type LayerInfo } from '../executor.js';
 import { fusedConvStep, type Step } from '../fuse.js';
-import { StepGraph } from '../step-graph.js';
+import { NamedStepExecutor, StepGraph } from '../step-graph.js';
 import { Attrs } from './attrs.js';
 import { buildOp, IMAGE_INPUT_OPS, toNhwc, type Layout, type OpImpl } from './ops.js';
 import { decodeModel, type GraphProto, type ModelProto, type NodeProto } from './proto.js';
@@ -40,12 +40,11 @@ interface Pending {
  * the batch runs on small int tensors. Conv → ReLU / ReLU6 pairs run as one fused kernel where neither the
  * intermediate is asked for nor fed.
  */
-export class OnnxExecutor implements Executor {
+export class OnnxExecutor extends NamedStepExecutor implements Executor {
   readonly layers: LayerInfo[] = [];
   readonly outputName: string;
   readonly summary: OnnxSummary;
-  private readonly ids = new Map<string, number>();
-  private readonly graph: StepGraph;
+  protected readonly unit = 'tensor';
   private constants: tf.Tensor[] = [];
   /** The constants steps read at run time, by name. */
   private readonly constantNames = new Map<string, tf.Tensor>();
@@ -64,6 +63,7 @@ export class OnnxExecutor implements Executor {
   }
 
   private constructor(model: ModelProto, opts: OnnxLoadOptions) {
+    super();
     const g: GraphProto = model.graph ?? fail('the file holds no graph');
     const opset = (model.opset_import ?? []).find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? fail('the file declares no ai.onnx opset');
     const constants = new Map<string, tf.Tensor>();
@@ -217,18 +217,6 @@ export class OnnxExecutor implements Executor {
     };
   }
 
-  has(name: string): boolean {
-    return this.ids.has(name);
-  }
-
-  run(feeds: ReadonlyMap<string, tf.Tensor>, outputs: readonly string[]): tf.Tensor[] {
-    return this.graph.run(this.byId(feeds), outputs.map((o) => this.idOf(o)));
-  }
-
-  jvp(feeds: ReadonlyMap<string, tf.Tensor>, from: string, tangent: tf.Tensor, groups: number, outputs: readonly string[]): JvpResult | undefined {
-    return this.graph.jvp(this.byId(feeds), this.idOf(from), tangent, groups, outputs.map((o) => this.idOf(o)));
-  }
-
   /** The input of the graph's final Softmax: the logits of an export that outputs probabilities only. */
   preSoftmax(): string | undefined {
     return this.softmaxInput;
@@ -263,16 +251,6 @@ export class OnnxExecutor implements Executor {
       const outs = this.run(new Map([[INPUT, input]]), names);
       outs.forEach((t, i) => (this.layers[i]!.shape = t.shape.slice(1)));
     });
-  }
-
-  private byId(feeds: ReadonlyMap<string, tf.Tensor>): Map<number, tf.Tensor> {
-    return new Map([...feeds].map(([name, t]) => [this.idOf(name), t]));
-  }
-
-  private idOf(name: string): number {
-    const id = this.ids.get(name);
-    if (id === undefined) throw new Error(`unknown tensor ${name}`);
-    return id;
   }
 
   dispose(): void {
