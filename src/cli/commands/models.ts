@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { readEnv } from '../../config.js';
 import { listDescriptors, loadDescriptor, modelsDir, type ModelDescriptor } from '../../model/descriptor.js';
+import { checkModel } from '../../model/check.js';
 import { findLocalWeights, pinWeights, pullWeights } from '../../model/weights.js';
 import type { CliIO } from '../io.js';
 import { loadFromArgs, withModel, type ModelArgs } from '../options.js';
@@ -8,18 +9,19 @@ import { loadFromArgs, withModel, type ModelArgs } from '../options.js';
 export function modelsCommand(io: CliIO): CommandModule {
   return {
     command: 'models <action> [name]',
-    describe: 'list built-in models, show a model\'s layers, download its weights, or pin their hashes',
+    describe: 'list built-in models, show a model\'s layers, check a descriptor against its weights, download weights, or pin their hashes',
     builder: (y: Argv) =>
       withModel(y)
-        .positional('action', { choices: ['list', 'info', 'pull', 'pin'] as const, describe: 'list | info | pull | pin' })
+        .positional('action', { choices: ['list', 'info', 'check', 'pull', 'pin'] as const, describe: 'list | info | check | pull | pin' })
         .positional('name', { type: 'string', describe: 'model name (default: --model)' })
         .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' })
         .example('$0 models list', 'built-in models and where their weights are')
         .example('$0 models info mobilenet_v1_0.75', 'every layer with its output shape')
         .example('$0 models pull', 'download the default model\'s weights into the cache')
+        .example('$0 models check my-model.json', 'load it and check every name and size the descriptor gives, before any work')
         .example('$0 models pin my-model.json', 'write the sha256 of its weight files into the descriptor; later loads check them'),
     handler: async (raw) => {
-      const a = raw as unknown as ModelArgs & { action: 'list' | 'info' | 'pull' | 'pin'; name?: string; json: boolean };
+      const a = raw as unknown as ModelArgs & { action: 'list' | 'info' | 'check' | 'pull' | 'pin'; name?: string; json: boolean };
       const name = a.name ?? a.model;
       const env = readEnv();
       if (a.action === 'list') {
@@ -52,6 +54,21 @@ export function modelsCommand(io: CliIO): CommandModule {
         return io.out(file);
       }
       const c = await loadFromArgs({ ...a, model: name }, io, a.json);
+      if (a.action === 'check') {
+        try {
+          const r = checkModel(c);
+          if (a.json) return io.out(JSON.stringify({ descriptor: c.descriptor.path, weights: c.weights.file, ...r }, null, 2));
+          io.out(`${c.descriptor.path}: ok`);
+          io.out(`weights: ${c.weights.file} (${c.descriptor.format}); forward passes on ${c.forwardBackend}`);
+          io.out(`input ${describeInput(c.descriptor)}`);
+          io.out(`logits: ${r.logits.tensor}, ${r.logits.width} values = ${r.labels.classes} classes of ${r.labels.set}${r.labels.offset ? ' + 1 background' : ''}`);
+          io.out(`atlas layer: ${r.defaultLayer.name} → ${r.defaultLayer.tensor} [${r.defaultLayer.shape.join(', ')}]`);
+          io.out(`aliases: ${r.aliases.map((x) => `${x.alias} → ${x.tensor}`).join(', ') || 'none'}`);
+          return;
+        } finally {
+          c.dispose();
+        }
+      }
       try {
         const d = c.descriptor;
         const aliasOf = new Map<string, string[]>();
