@@ -25,6 +25,13 @@ export class GraphExecutor implements Executor {
     this.outputName = model.outputs[0]!.name;
   }
 
+  /** [height, width] when the graph's input has a fixed size (TF-Hub and converted graphs often do). */
+  get inputSize(): [number, number] | undefined {
+    const input = this.model.inputs.find((i) => i.name === this.inputName) ?? this.model.inputs[0];
+    const [, h, w] = input?.shape ?? [];
+    return h && w && h > 0 && w > 0 ? [h, w] : undefined;
+  }
+
   has(name: string): boolean {
     return name === INPUT || this.names.has(name.replace(/:\d+$/, ''));
   }

@@ -126,11 +126,15 @@ export class Classifier {
     return { scale, offset, reverse: i.channelOrder === 'bgr' };
   }
 
-  /** [0,1] RGB pixels -> the model's input values (differentiable). */
+  /**
+   * [0,1] RGB pixels -> the model's input values (differentiable). A graph whose input has a fixed size gets the
+   * image resampled to it (bilinear, differentiable), so icons and patches of any size work on it.
+   */
   toModelInput(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
       const i = this.descriptor.input;
-      let y: tf.Tensor4D = x;
+      const fixed = this.exec instanceof GraphExecutor ? this.exec.inputSize : undefined;
+      let y: tf.Tensor4D = fixed && (x.shape[1] !== fixed[0] || x.shape[2] !== fixed[1]) ? tf.image.resizeBilinear(x, fixed) : x;
       if (i.mean && i.std) y = tf.div(tf.sub(y, i.mean), i.std);
       else if (i.range && (i.range[0] !== 0 || i.range[1] !== 1)) y = tf.add(tf.mul(y, i.range[1] - i.range[0]), i.range[0]);
       if (i.channelOrder === 'bgr') y = tf.reverse(y, -1);

@@ -118,6 +118,20 @@ describe('Classifier on a layers model', () => {
 });
 
 describe('Classifier on a graph model', () => {
+  it('takes images of any size when the graph\'s input size is fixed: resampled, with gradients (icons, patches)', async () => {
+    const c = await Classifier.load({ model: graphDesc, env });
+    const small = image(1, 8, 3);
+    const big = tf.tidy(() => tf.image.resizeBilinear(small, [20, 20]) as tf.Tensor4D);
+    // The big image is resampled back to the graph's 8×8 before it runs: close to the original's logits.
+    const [a, b] = [c.logits(small), c.logits(big)];
+    expect(b.shape).toEqual(a.shape);
+    const { grad } = c.inputGradient(big, ['logits'], ([l]) => tf.sum(l!));
+    expect(grad.shape).toEqual([1, 20, 20, 3]);
+    expect(tf.tidy(() => tf.max(tf.abs(grad)).dataSync()[0]!)).toBeGreaterThan(0);
+    tf.dispose([small, big, a, b, grad]);
+    c.dispose();
+  });
+
   it('computes the graph, reads hidden nodes and gets gradients w.r.t. them', async () => {
     const c = await Classifier.load({ model: graphDesc, env });
     const x = image(2, 8);
