@@ -35,6 +35,8 @@ export interface CollectOptions extends Partial<CollectParams> {
   onSkip?: (s: { path: string; reason: string }) => void;
   /** Stops cleanly after the current chunk (Ctrl-C); the run resumes on the next call. */
   signal?: AbortSignal;
+  /** Said before the work starts: e.g. that attribution will take one backward pass per class, and about how long. */
+  onNote?: (note: string) => void;
 }
 
 export interface CollectResult {
@@ -82,6 +84,10 @@ export async function collect(c: Classifier, ds: Dataset, opts: CollectOptions):
   let done = resumed;
   let method: CollectResult['method'] = 'none';
   opts.onProgress?.(done, inShard.length);
+  if (todo.length > 0 && opts.onNote) {
+    const slow = reverseModeCost(c, layer);
+    if (slow) opts.onNote(`${c.descriptor.name} has no forward-mode rule on the path from ${layer} to the logits: attribution takes one backward pass per class (${c.labels.size}), about ${slow} per image position`);
+  }
   if (!writer.complete && todo.length > 0) {
     let skipped: Array<{ image: number; reason: string }> = [];
     for await (const batch of imageBatches(todo.map((i) => items[i]!), {
@@ -142,4 +148,26 @@ function argmax(a: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < a.length; i++) if (a[i]! > a[best]!) best = i;
   return best;
+}
+
+/**
+ * Undefined when one forward-mode pass gives every class's attribution; otherwise the estimated time per image
+ * position of the reverse-mode fallback (one backward pass per class, timed once here on a blank image).
+ */
+function reverseModeCost(c: Classifier, layer: string): string | undefined {
+  const probe = tf.zeros([1, ...c.inputSize, 3]) as tf.Tensor4D;
+  try {
+    const h = c.activation(probe, layer);
+    const r = c.jvp(probe, layer, h, tf.zerosLike(h), 1);
+    const supported = r !== undefined;
+    tf.dispose([h, ...(r ? [...r.primal, ...r.tangent] : [])]);
+    if (supported) return undefined;
+    const t0 = performance.now();
+    const g = c.layerGradient(probe, layer, ['logits'], ([l]) => tf.sum(tf.slice(l!, [0, c.labels.offset], [-1, 1])));
+    tf.dispose([g.activation, g.grad]);
+    const s = ((performance.now() - t0) / 1000) * c.labels.size;
+    return s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`;
+  } finally {
+    probe.dispose();
+  }
 }

@@ -9,8 +9,9 @@ import { META, RunReader, fromHalf } from '../../src/formats/run/index.js';
 import { buildAtlas } from '../../src/recipes/atlas.js';
 import { renderIcons } from '../../src/recipes/icons.js';
 import { openDataset } from '../../src/data/dataset.js';
-import type { Classifier } from '../../src/model/classifier.js';
-import { TINY_CLASSES, loadTinyClassifier } from '../helpers/tiny-models.js';
+import { Classifier } from '../../src/model/classifier.js';
+import { readEnv } from '../../src/config.js';
+import { TINY_CLASSES, loadTinyClassifier, writeTinyDescriptor, writeTinyGraphModel } from '../helpers/tiny-models.js';
 
 const root = mkdtempSync(join(tmpdir(), 'pa-collect-unit-'));
 const images = join(root, 'images');
@@ -90,3 +91,21 @@ describe('collect + atlas on a tiny model', () => {
     expect(again).toMatchObject({ rendered: 0, reused: 2 });
   });
 });
+
+describe('collect announces a slow attribution before the run', () => {
+  it('says nothing for a model with forward-mode rules, and names the reverse-mode cost for a graph model', async () => {
+    const notes: string[] = [];
+    const ds = await openDataset(images, c.labels);
+    await collect(c, ds, { layer: 'conv_pw_1_relu', out: join(root, 'run-notes'), positions: 1, seed: 0, shard: null, batchSize: 6, onNote: (n) => notes.push(n) });
+    expect(notes).toEqual([]);
+    writeTinyGraphModel(join(root, 'tiny_graph'), 8);
+    const g = await Classifier.load({ model: writeTinyDescriptor(join(root, 'gdesc'), { format: 'graph', size: 8, logits: 'logits', defaultLayer: 'relu1' }), env: { ...readEnv({}), modelsDir: root, cacheDir: join(root, 'cache') } });
+    const gds = await openDataset(images, g.labels);
+    const r = await collect(g, gds, { layer: 'relu1', out: join(root, 'run-graph'), positions: 1, seed: 0, shard: null, batchSize: 6, onNote: (n) => notes.push(n) });
+    expect(r.method).toBe('reverse');
+    expect(notes).toHaveLength(1);
+    expect(notes[0]).toMatch(/^tiny_graph has no forward-mode rule on the path from relu1 to the logits: attribution takes one backward pass per class \(\d+\), about \d+ (s|min) per image position$/);
+    g.dispose();
+  });
+});
+

@@ -62,6 +62,7 @@ export function collectCommand(io: CliIO): CommandModule {
           shard,
           signal: abort.signal,
           onSkip: skips.onSkip,
+          ...(a.json ? {} : { onNote: (n: string) => io.err(`note: ${n}`) }),
           onProgress: (done, total) => {
             if (!started && done > 0 && !a.json) io.err(`resuming: ${done} of ${total} images already done`);
             started = true;
