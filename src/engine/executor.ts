@@ -1,4 +1,4 @@
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 
 /** One layer (layers model) or node (graph model) whose output can be read or fed. */
 export interface LayerInfo {
@@ -31,4 +31,16 @@ export interface Executor {
 export interface JvpResult {
   primal: tf.Tensor[];
   tangent: tf.Tensor[];
+}
+
+/**
+ * Fill in every layer's output shape (batch dropped) by running one input through the model, for formats whose files
+ * carry no shapes (tfjs graphs, ONNX): shapes as fetched, NHWC for image tensors.
+ */
+export function probeShapes(exec: Executor, input: tf.Tensor): void {
+  const names = exec.layers.map((l) => l.name);
+  tf.tidy(() => {
+    const outs = exec.run(new Map([[INPUT, input]]), names);
+    outs.forEach((t, i) => (exec.layers[i]!.shape = t.shape.slice(1)));
+  });
 }

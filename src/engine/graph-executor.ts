@@ -43,15 +43,6 @@ export class GraphExecutor implements Executor {
     return Array.isArray(out) ? out : [out];
   }
 
-  /** Fill in output shapes by running a zero image once (graph JSON carries no shapes). */
-  probeShapes(input: tf.Tensor): void {
-    const names = this.layers.map((l) => l.name);
-    tf.tidy(() => {
-      const outs = this.run(new Map([[INPUT, input]]), names);
-      outs.forEach((t, i) => (this.layers[i]!.shape = t.shape.slice(1)));
-    });
-  }
-
   dispose(): void {
     this.model.dispose();
   }

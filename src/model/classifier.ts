@@ -10,7 +10,7 @@ import { PatchAtlasError } from '../errors.js';
 import { closest } from '../util/suggest.js';
 import { initBackend, OrtForward, setForwardEngine, tfjsBackendOf, type BackendName, type EngineChoice, type Preprocessing } from '../engine/index.js';
 import { loadDescriptor, loadLabels, type ModelDescriptor } from './descriptor.js';
-import { INPUT, type Executor, type LayerInfo } from '../engine/index.js';
+import { INPUT, probeShapes, type Executor, type LayerInfo } from '../engine/index.js';
 import { EngineError, EXPORT_VERSION, ExportUnsupported, GraphExecutor, OnnxExecutor } from '../engine/index.js';
 import { withMaxPoolGrad, type MaxPoolGradMode } from '../engine/index.js';
 import { LayersExecutor } from '../engine/index.js';
@@ -293,7 +293,7 @@ export class Classifier {
   private checkOutputs(): void {
     const probe = tf.zeros([1, ...this.inputSize, 3]) as tf.Tensor4D;
     try {
-      if (this.exec instanceof GraphExecutor || this.exec instanceof OnnxExecutor) this.exec.probeShapes(this.toModelInput(probe));
+      if (this.exec instanceof GraphExecutor || this.exec instanceof OnnxExecutor) probeShapes(this.exec, this.toModelInput(probe));
       const logits = this.logits(probe);
       const width = logits.shape[1];
       logits.dispose();

@@ -244,15 +244,6 @@ export class OnnxExecutor extends NamedStepExecutor implements Executor {
     return name ? this.constantNames.get(name) : undefined;
   }
 
-  /** Fill in output shapes by running a zero image once (layouts as fetched: NHWC for image tensors). */
-  probeShapes(input: tf.Tensor): void {
-    const names = this.layers.map((l) => l.name);
-    tf.tidy(() => {
-      const outs = this.run(new Map([[INPUT, input]]), names);
-      outs.forEach((t, i) => (this.layers[i]!.shape = t.shape.slice(1)));
-    });
-  }
-
   dispose(): void {
     this.graph.dispose();
     tf.dispose(this.constants);
