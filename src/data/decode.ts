@@ -1,4 +1,5 @@
-import { open, stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, open, stat } from 'node:fs/promises';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { PatchAtlasError } from '../errors.js';
 import type { DecodedImage, Preprocess } from './pixels.js';
@@ -130,6 +131,8 @@ async function fileProblem(path: string): Promise<string | undefined> {
   const st = await stat(path).catch(() => undefined);
   if (st?.isDirectory()) return 'is a folder, not an image file';
   if (st?.isFile() && st.size === 0) return 'file is empty (0 bytes)';
+  // Unreadable (permissions) is not "not an image": say so. (Root, as in CI, reads everything.)
+  if (st?.isFile() && !(await access(path, fsConstants.R_OK).then(() => true, () => false))) return 'permission denied: the file cannot be read';
   if (st?.isFile()) return jpegCutShort(path, st.size);
   return undefined;
 }

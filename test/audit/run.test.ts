@@ -300,6 +300,17 @@ describe('audit', () => {
     const cls = await runCli(['audit', '--config', writeConfig('cls.json', config([{ ...ok, target: 'great whte shark' }]))]);
     expect(cls.code).toBe(1);
     expect(cls.err).toMatch(/cls\.json: "checks\[0\]\.target": .*great whte shark/);
+    // An atlas source that is not an atlas.json (broken JSON, or another file): one line naming the key and the file.
+    writeFileSync(join(project, 'broken-atlas.json'), '{"format": "patch-atlas-atlas/2", "cells": [');
+    writeFileSync(join(project, 'other.json'), '{"hello": 1}');
+    for (const [file, why] of [['broken-atlas.json', /is not valid JSON \(.*line 1, column \d+\)/], ['other.json', /is not an atlas\.json written by `patch-atlas atlas`/]] as const) {
+      const at = await runCli(['audit', '--config', writeConfig(`atl-${file}`, config([{ ...ok, patches: [{ atlas: file }] }]))]);
+      expect(at.code).toBe(1);
+      expect(at.err.trim().split('\n').filter((l) => l.startsWith('patch-atlas:'))).toHaveLength(1);
+      expect(at.err).toMatch(new RegExp(`"checks\\[0\\]\\.patches\\[0\\]\\.atlas": .*${file.replace('.', '\\.')}`));
+      expect(at.err).toMatch(why);
+      expect(at.err).not.toMatch(/unexpected error/);
+    }
   });
 
   it('the documented example config is valid (as audit.json at the project root)', () => {
