@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { depthwiseConv2dInputGrad } from './gradients/depthwise.js';
-import { jvpKind, layerJvp } from './linearise.js';
+import { jvpKind, layerJvp, perGroup } from './linearise.js';
 
 /** One unit of execution: a Keras layer, or a fused conv → batch-norm → activation chain. */
 export interface Step {
@@ -209,9 +209,7 @@ export function fusedConvStep(spec: ConvSpec, act: Activation, inputs: number[],
         if (act === 'linear') return { primal, tangent: lin };
         // f'(z) from the registered gradient, so the kink convention matches tf.grad (as in linearise.ts).
         const d = tf.grad((v: tf.Tensor) => tf.sum(activate(v)))(z);
-        const [b, ...rest] = d.shape;
-        const tangent = tf.reshape(tf.mul(tf.reshape(lin, [b!, groups, ...rest]), tf.expandDims(d, 1)), lin.shape);
-        return { primal, tangent };
+        return { primal, tangent: perGroup(lin, d, groups) };
       }),
     dispose: () => {
       filter.dispose();

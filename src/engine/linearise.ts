@@ -40,8 +40,17 @@ export function layerJvp(layer: tf.layers.Layer, primalIns: tf.Tensor[], tangent
     // Elementwise: f'(x) from the registered gradient, so the kink convention (e.g. relu6 at 0 and 6) matches tf.grad.
     const x = primalIns[0]!;
     const d = tf.grad((v: tf.Tensor) => tf.sum(apply([v])))(x);
-    const t = tangentIns[0]!;
-    const [b, ...rest] = d.shape;
-    return tf.reshape(tf.mul(tf.reshape(t, [b!, groups, ...rest]), tf.expandDims(d, 1)), t.shape);
+    return perGroup(tangentIns[0]!, d, groups);
   });
+}
+
+/**
+ * t [B·G, ...] times d [B, ...] broadcast over each example's group of G tangents (example-major); a d without a
+ * batch of its own (rank 0, or batch 1) multiplies every tangent.
+ */
+export function perGroup(t: tf.Tensor, d: tf.Tensor, groups: number): tf.Tensor {
+  if (d.rank === 0 || d.shape[0] === 1 || groups === 1) return tf.mul(t, d);
+  const b = d.shape[0]!;
+  const prod = tf.mul(tf.reshape(t, [b, groups, ...t.shape.slice(1)]), tf.expandDims(d, 1));
+  return tf.reshape(prod, [b * groups, ...prod.shape.slice(2)]);
 }

@@ -15,7 +15,7 @@ import { EngineError, EXPORT_VERSION, ExportUnsupported, GraphExecutor, OnnxExec
 import { withMaxPoolGrad, type MaxPoolGradMode } from '../engine/index.js';
 import { LayersExecutor } from '../engine/index.js';
 import type { ClassRef, LabelSet } from './labels.js';
-import { readArtifacts, readArtifactsManifest, resolveWeights, type ResolvedWeights } from './weights.js';
+import { hashFiles, readArtifacts, resolveWeights, weightFiles, type ResolvedWeights } from './weights.js';
 
 export interface LoadOptions {
   /** Built-in model name or descriptor path (default mobilenet_v1_0.75). */
@@ -56,9 +56,10 @@ export class Classifier {
     readonly backend: BackendName,
     readonly weights: ResolvedWeights,
     private readonly exec: Executor,
-    /** onnxruntime-node for forward-only work, when chosen and available. */
-    private readonly forward: OrtForward | undefined,
   ) {}
+
+  /** onnxruntime-node for forward-only work, when chosen and available (set once, by `load`). */
+  private forward: OrtForward | undefined;
 
   /** What runs forward-only work (accuracy, classify, evaluate, the screen's scoring). */
   get forwardBackend(): string {
@@ -76,12 +77,13 @@ export class Classifier {
       ...(opts.download !== undefined ? { download: opts.download } : {}),
       ...(opts.onDownload ? { onProgress: opts.onDownload } : {}),
     });
-    const exec = await buildExecutor(descriptor, weights.file);
-    let c = new Classifier(descriptor, labels, backend, weights, exec, undefined);
+    // An ONNX file is read once: the tfjs executor and the onnxruntime session are both made from these bytes.
+    const onnx = descriptor.format === 'onnx' ? await readFile(weights.file) : undefined;
+    const exec = await buildExecutor(descriptor, weights.file, onnx);
+    const c = new Classifier(descriptor, labels, backend, weights, exec);
     c.checkOutputs();
-    const forward = await forwardSession(c, exec, choice, opts.env ?? readEnv());
-    if (forward) c = new Classifier(descriptor, labels, backend, weights, exec, forward);
-    setForwardEngine(forward ? 'onnxruntime' : undefined);
+    c.forward = await forwardSession(c, exec, choice, opts.env ?? readEnv(), onnx);
+    setForwardEngine(c.forward ? 'onnxruntime' : undefined);
     return c;
   }
 
@@ -319,13 +321,13 @@ export class Classifier {
  * onnxruntime for forward-only work: always for `onnxruntime`, where possible for `auto`. ONNX models go as they
  * are; tfjs layers models are exported to ONNX first (cached under PATCH_ATLAS_CACHE by the weights' hash).
  */
-async function forwardSession(c: Classifier, exec: Executor, choice: EngineChoice, env: Env): Promise<OrtForward | undefined> {
+async function forwardSession(c: Classifier, exec: Executor, choice: EngineChoice, env: Env, onnx: Uint8Array | undefined): Promise<OrtForward | undefined> {
   if (choice !== 'onnxruntime' && choice !== 'auto') return undefined;
   const d = c.descriptor;
   let model: { bytes: Uint8Array; input: string } | undefined;
   try {
-    if (exec instanceof OnnxExecutor) model = { bytes: await readFile(c.weights.file), input: exec.summary.input.name };
-    else if (exec instanceof LayersExecutor) model = await exportedOnnx(exec, c.weights.file, env);
+    if (exec instanceof OnnxExecutor && onnx) model = { bytes: onnx, input: exec.summary.input.name };
+    else if (exec instanceof LayersExecutor) model = await exportedOnnx(exec, c, env);
   } catch (e) {
     if (choice === 'auto' && e instanceof ExportUnsupported) return undefined;
     if (e instanceof ExportUnsupported) throw new PatchAtlasError('BAD_FLAG', `--backend onnxruntime: model "${d.name}" cannot be written as ONNX (${e.message})`, 'use --backend wasm (or auto)');
@@ -347,12 +349,10 @@ async function forwardSession(c: Classifier, exec: Executor, choice: EngineChoic
 }
 
 /** The layers model as ONNX, from the cache when the same weights were exported before (never beside the weights). */
-async function exportedOnnx(exec: LayersExecutor, modelJson: string, env: Env): Promise<{ bytes: Uint8Array; input: string }> {
-  const hash = createHash('sha256');
-  hash.update(`patch-atlas export ${EXPORT_VERSION}\n`);
-  hash.update(await readFile(modelJson));
-  for (const shard of (await readArtifactsManifest(modelJson)).sort()) hash.update(await readFile(shard));
-  const path = join(env.cacheDir, 'onnx', `${hash.digest('hex').slice(0, 32)}.onnx`);
+async function exportedOnnx(exec: LayersExecutor, c: Classifier, env: Env): Promise<{ bytes: Uint8Array; input: string }> {
+  const hashes = await hashFiles(await weightFiles(c.descriptor, c.weights.file));
+  const key = createHash('sha256').update(JSON.stringify([EXPORT_VERSION, Object.entries(hashes).sort()])).digest('hex');
+  const path = join(env.cacheDir, 'onnx', `${key.slice(0, 32)}.onnx`);
   try {
     return { bytes: await readFile(path), input: 'input' };
   } catch {
@@ -363,8 +363,8 @@ async function exportedOnnx(exec: LayersExecutor, modelJson: string, env: Env): 
   }
 }
 
-async function buildExecutor(d: ModelDescriptor, file: string): Promise<Executor> {
-  if (d.format === 'onnx') return buildOnnx(d, file);
+async function buildExecutor(d: ModelDescriptor, file: string, onnx: Uint8Array | undefined): Promise<Executor> {
+  if (onnx) return buildOnnx(d, file, onnx);
   const modelJson = file;
   const artifacts = await readArtifacts(modelJson);
   const handler = { load: async () => artifacts };
@@ -383,8 +383,7 @@ async function buildExecutor(d: ModelDescriptor, file: string): Promise<Executor
 }
 
 
-async function buildOnnx(d: ModelDescriptor, file: string): Promise<Executor> {
-  const bytes = await readFile(file);
+function buildOnnx(d: ModelDescriptor, file: string, bytes: Uint8Array): Executor {
   try {
     return OnnxExecutor.fromBytes(bytes, { external: externalDataIn(dirname(file)), ...(d.input.node ? { input: d.input.node } : {}) });
   } catch (e) {

@@ -20,6 +20,8 @@ export const EXPORT_VERSION = 2;
 export class ExportUnsupported extends Error {}
 
 type Pair = [number, number];
+/** Keras activations that are one attribute-free ONNX operator. */
+const PLAIN_ACTIVATIONS: Record<string, string> = { linear: 'Identity', relu: 'Relu', sigmoid: 'Sigmoid', tanh: 'Tanh' };
 const pair = (v: number | number[] | undefined, d: number): Pair => (v === undefined ? [d, d] : Array.isArray(v) ? [v[0]!, v[1] ?? v[0]!] : [v, v]);
 
 export function exportLayersModel(model: tf.LayersModel): ExportResult {
@@ -43,30 +45,13 @@ export function exportLayersModel(model: tf.LayersModel): ExportResult {
   const int = (name: string, v: number): AttributeProto => ({ name, type: AttrType.INT, i: v });
   const float = (name: string, v: number): AttributeProto => ({ name, type: AttrType.FLOAT, f: v });
 
-  /** Append an activation after `x`; returns the tensor holding its output (`out` if given). */
-  const activate = (act: string | undefined, x: string, out: string): string => {
-    switch (act ?? 'linear') {
-      case 'linear':
-        node('Identity', [x], out);
-        return out;
-      case 'relu':
-        node('Relu', [x], out);
-        return out;
-      case 'relu6':
-        node('Clip', [x, weight(fresh(`${out}/min`), tf.scalar(0)), weight(fresh(`${out}/max`), tf.scalar(6))], out);
-        return out;
-      case 'sigmoid':
-        node('Sigmoid', [x], out);
-        return out;
-      case 'tanh':
-        node('Tanh', [x], out);
-        return out;
-      case 'softmax':
-        node('Softmax', [x], out, [int('axis', -1)]);
-        return out;
-      default:
-        throw new ExportUnsupported(`activation "${act}"`);
-    }
+  /** Append an activation after `x`, writing `out`. */
+  const activate = (act: string | undefined, x: string, out: string): void => {
+    const a = act ?? 'linear';
+    if (a === 'relu6') node('Clip', [x, weight(fresh(`${out}/min`), tf.scalar(0)), weight(fresh(`${out}/max`), tf.scalar(6))], out);
+    else if (a === 'softmax') node('Softmax', [x], out, [int('axis', -1)]);
+    else if (a in PLAIN_ACTIVATIONS) node(PLAIN_ACTIVATIONS[a]!, [x], out);
+    else throw new ExportUnsupported(`activation "${act}"`);
   };
 
   /** Explicit [top, left, bottom, right] pads for TF 'same' at a known input size. */

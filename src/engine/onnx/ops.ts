@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { EngineError } from '../errors.js';
 import type { ConvSpec, ExplicitPad } from '../fuse.js';
+import { SMOOTH_MAXPOOL_EPS } from '../gradients/smooth-maxpool.js';
+import { perGroup } from '../linearise.js';
 import { Attrs } from './attrs.js';
 import { tensorFromProto } from './tensors.js';
 
@@ -81,14 +83,6 @@ function ints(t: tf.Tensor | undefined): number[] {
 
 function unsupported(c: OpContext, what: string): never {
   throw new EngineError('UNSUPPORTED_OP', `ONNX ${c.op} node "${c.node}" (opset ${c.opset}): ${what} is not supported`);
-}
-
-/** d/dx applied per tangent group: t [B·G, ...] times d [B, ...] broadcast over each example's group. */
-export function perGroup(t: tf.Tensor, d: tf.Tensor, groups: number): tf.Tensor {
-  if (d.rank === 0 || d.shape[0] === 1 || groups === 1) return tf.mul(t, d);
-  const b = d.shape[0]!;
-  const prod = tf.mul(tf.reshape(t, [b, groups, ...t.shape.slice(1)]), tf.expandDims(d, 1));
-  return tf.reshape(prod, [b * groups, ...prod.shape.slice(2)]);
 }
 
 /** Pointwise f: the tangent is f'(x)·t, with f' from the registered gradient (kink conventions as tf.grad). */
@@ -183,7 +177,7 @@ function autoPad(mode: 'SAME_UPPER' | 'SAME_LOWER', size: number[], kernel: numb
 }
 
 const conv: Builder = (c) => {
-  const [x, w, b] = c.inputs;
+  const [, w, b] = c.inputs;
   if (!w?.constant) unsupported(c, 'a weight that is not a constant');
   if (b?.name && !b.constant) unsupported(c, 'a bias that is not a constant');
   if (w.constant!.rank !== 4) unsupported(c, `a ${w.constant!.rank - 2}-D convolution`);
@@ -198,7 +192,6 @@ const conv: Builder = (c) => {
   const depthwise = group > 1 && group === cin;
   if (typeof pad === 'string' && pad.startsWith('SAME_')) unsupported(c, `auto_pad ${pad} (export with explicit pads)`);
   const spec = pad as ConvSpec['pad'];
-  void x;
   if (group === 1 || depthwise) {
     const filter = tf.tidy(() =>
       depthwise
@@ -271,16 +264,13 @@ const maxPool: Builder = (c) => {
     const A = (v: tf.Tensor) => tf.avgPool(v as tf.Tensor4D, k, s, pad);
     const xs = x!;
     const N = A(tf.square(xs));
-    const D = tf.add(A(tf.abs(xs)), SMOOTH_EPS);
+    const D = tf.add(A(tf.abs(xs)), SMOOTH_MAXPOOL_EPS);
     const viaN = A(perGroup(t, tf.mul(xs, 2), groups));
     const viaD = A(perGroup(t, tf.sign(xs), groups));
     return tf.sub(perGroup(viaN, tf.reciprocal(D), groups), perGroup(viaD, tf.div(N, tf.square(D)), groups));
   };
   return { apply, layouts: ['nhwc'], jvp };
 };
-
-/** ε of the max-pool relaxation (as gradients/smooth-maxpool.ts). */
-const SMOOTH_EPS = 1e-2;
 
 const averagePool: Builder = (c) => {
   const kernel = (c.attrs.ints('kernel_shape') ?? unsupported(c, 'a missing kernel_shape')) as [number, number];
