@@ -109,6 +109,9 @@ if (only.has('collect')) {
   const p = torch?.mobilenet_v1_075_attribution_b8_img_per_s as number | undefined;
   table.push([`collect: decode + activation + attribution to all 1000 classes, images/s (${n} images)`, fmt(c.images_per_s), fmt(p), ratio(c.images_per_s as number, p, true), fmt(c.max_rss_mb, 0)]);
   table.push(['  … vs plain forward in this run', fmt(c.images_per_s), fmt(forward?.images_per_s), ratio(c.images_per_s as number, forward?.images_per_s as number, true), '']);
+  // The same network as a tfjs graph model (written by bench/graph-model.ts): it runs as ONNX, forward mode included.
+  const g = workload('collect', { images: n, positions: 1, format: 'graph' });
+  table.push([`  … the same network as a tfjs graph model, images/s (attribution: ${String(g.method)})`, fmt(g.images_per_s), fmt(c.images_per_s), ratio(g.images_per_s as number, c.images_per_s as number, true), fmt(g.max_rss_mb, 0)]);
 }
 if (only.has('evaluate')) {
   // The evaluation block (paste a patch at a placement, classify) against plain forward passes of the same batch, same process.

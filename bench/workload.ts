@@ -2,7 +2,7 @@
  * One benchmark workload, run in its own process so its peak memory (maxRSS) is its own.
  * Usage: node dist/bench/workload.js <name> '<json args>'  -> prints one JSON line.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -25,6 +25,8 @@ import { standardTransforms } from '../src/featurevis/transforms.js';
 import { initBackend, type EngineChoice } from '../src/engine/backend.js';
 import { attributePoints } from '../src/attribution/attribute.js';
 import { wasmThreads } from '../src/engine/wasm-threads.js';
+import { graphDescriptor, layersAsGraph } from './graph-model.js';
+import { readArtifacts } from '../src/model/weights.js';
 
 type Args = Record<string, number | string>;
 const workloads: Record<string, (a: Args) => Promise<Record<string, number | string>>> = {
@@ -62,7 +64,7 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
   async evaluate(a) {
     const env = readEnv();
     if (!env.dataDir) throw new Error('set PATCH_ATLAS_DATA (e.g. ../shared/data)');
-    const c = await Classifier.load();
+    const c = a.format === 'graph' ? await graphMobileNet() : await Classifier.load();
     const all = await openDataset(join(env.dataDir, 'imagenet-sample'), c.labels);
     const n = Number(a.images ?? 32);
     const b = Number(a.batch ?? 16);
@@ -101,7 +103,7 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
   async collect(a) {
     const env = readEnv();
     if (!env.dataDir) throw new Error('set PATCH_ATLAS_DATA (e.g. ../shared/data)');
-    const c = await Classifier.load();
+    const c = a.format === 'graph' ? await graphMobileNet() : await Classifier.load();
     const all = await openDataset(join(env.dataDir, 'imagenet-sample'), c.labels);
     const n = Number(a.images ?? 200);
     const ds = { ...all, items: all.items.slice(0, n) };
@@ -110,7 +112,7 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     const r = await collect(c, ds, { layer: String(a.layer ?? 'conv_pw_11_relu'), out, positions: a.positions === 'all' ? 'all' : Number(a.positions ?? 1), seed: 0, shard: null });
     const s = (performance.now() - t0) / 1000;
     rmSync(out, { recursive: true, force: true });
-    return { images_per_s: r.processed / s, points: r.manifest.points, seconds: s, method: r.method };
+    return { images_per_s: r.processed / s, points: r.manifest.points, seconds: s, method: r.method, engine: c.forwardBackend };
   },
   /**
    * Gradients on random input (MobileNet v1 0.75 by default): d logit / d pixels, and d logit / d hidden layer
@@ -281,3 +283,19 @@ if (!fn) {
 }
 const result = await fn(JSON.parse(json ?? '{}') as Args);
 console.log(JSON.stringify({ name, ...result, max_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) }));
+
+/** The default MobileNet written as a tfjs graph model (bench/graph-model.ts) into a temporary folder, and loaded. */
+async function graphMobileNet(): Promise<Classifier> {
+  const layers = await Classifier.load({ backend: 'wasm' });
+  const artifacts = await readArtifacts(layers.weights.file);
+  const model = await tf.loadLayersModel({ load: async () => artifacts });
+  const dir = mkdtempSync(join(tmpdir(), 'pa-bench-graph-'));
+  const g = layersAsGraph(model);
+  g.write(join(dir, 'mobilenet_graph'));
+  g.dispose();
+  model.dispose();
+  const desc = graphDescriptor(JSON.parse(readFileSync(layers.descriptor.path, 'utf8')) as Record<string, unknown>, join(dir, 'mobilenet_graph'), join(dir, 'mobilenet_graph.json'), 'mobilenet_graph');
+  layers.dispose();
+  return Classifier.load({ model: desc, weights: join(dir, 'mobilenet_graph') });
+}
+

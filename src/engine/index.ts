@@ -17,4 +17,5 @@ export { decodeModel, encodeModel, type ModelProto } from './onnx/proto.js';
 export { SUPPORTED_OPS as ONNX_OPS } from './onnx/ops.js';
 export { loadOrt, OrtForward, type Preprocessing } from './onnx/runtime.js';
 export { EXPORT_VERSION, ExportUnsupported, exportLayersModel, type ExportResult } from './onnx/export.js';
+export { graphToOnnx, type GraphConversion, type GraphNode } from './onnx/from-graph.js';
 export type { ExternalData } from './onnx/tensors.js';

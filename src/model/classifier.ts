@@ -11,7 +11,7 @@ import { closest } from '../util/suggest.js';
 import { initBackend, OrtForward, setForwardEngine, tfjsBackendOf, type BackendName, type EngineChoice, type Preprocessing } from '../engine/index.js';
 import { loadDescriptor, loadLabels, type ModelDescriptor } from './descriptor.js';
 import { INPUT, probeShapes, type Executor, type LayerInfo } from '../engine/index.js';
-import { EngineError, EXPORT_VERSION, ExportUnsupported, GraphExecutor, OnnxExecutor } from '../engine/index.js';
+import { EngineError, EXPORT_VERSION, ExportUnsupported, GraphExecutor, graphToOnnx, OnnxExecutor, type GraphConversion, type GraphNode } from '../engine/index.js';
 import { withMaxPoolGrad, type MaxPoolGradMode } from '../engine/index.js';
 import { LayersExecutor } from '../engine/index.js';
 import type { ClassRef, LabelSet } from './labels.js';
@@ -60,6 +60,10 @@ export class Classifier {
 
   /** onnxruntime-node for forward-only work, when chosen and available (set once, by `load`). */
   private forward: OrtForward | undefined;
+  /** The only input size the model takes, where it has one (set once, by `load`). */
+  private fixedInput: [number, number] | undefined;
+  /** Why the model has no forward-mode attribution, where the load found out (set once, by `load`). */
+  noJvp: string | undefined;
 
   /** What runs forward-only work (accuracy, classify, evaluate, the screen's scoring). */
   get forwardBackend(): string {
@@ -79,10 +83,12 @@ export class Classifier {
     });
     // An ONNX file is read once: the tfjs executor and the onnxruntime session are both made from these bytes.
     const onnx = descriptor.format === 'onnx' ? await readFile(weights.file) : undefined;
-    const exec = await buildExecutor(descriptor, weights.file, onnx);
-    const c = new Classifier(descriptor, labels, backend, weights, exec);
+    const built = await buildExecutor(descriptor, weights.file, onnx);
+    const c = new Classifier(descriptor, labels, backend, weights, built.exec);
+    c.fixedInput = built.fixedInput;
+    c.noJvp = built.noJvp;
     c.checkOutputs();
-    c.forward = await forwardSession(c, exec, choice, opts.env ?? readEnv(), onnx);
+    c.forward = await forwardSession(c, built.exec, choice, opts.env ?? readEnv(), built.onnx);
     setForwardEngine(c.forward ? 'onnxruntime' : undefined);
     return c;
   }
@@ -135,7 +141,7 @@ export class Classifier {
   toModelInput(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
       const i = this.descriptor.input;
-      const fixed = this.exec instanceof GraphExecutor ? this.exec.inputSize : undefined;
+      const fixed = this.fixedInput;
       let y: tf.Tensor4D = fixed && (x.shape[1] !== fixed[0] || x.shape[2] !== fixed[1]) ? tf.image.resizeBilinear(x, fixed) : x;
       if (i.mean && i.std) y = tf.div(tf.sub(y, i.mean), i.std);
       else if (i.range && (i.range[0] !== 0 || i.range[1] !== 1)) y = tf.add(tf.mul(y, i.range[1] - i.range[0]), i.range[0]);
@@ -335,7 +341,7 @@ async function forwardSession(c: Classifier, exec: Executor, choice: EngineChoic
   }
   if (!model) {
     if (choice === 'auto') return undefined;
-    throw new PatchAtlasError('BAD_FLAG', `--backend onnxruntime runs ONNX and tfjs layers models; model "${d.name}" is a tfjs ${d.format} model`, 'use --backend wasm (or auto)');
+    throw new PatchAtlasError('BAD_FLAG', `--backend onnxruntime: model "${d.name}" is a tfjs ${d.format} model that cannot be written as ONNX${c.noJvp ? ` (${c.noJvp})` : ''}`, 'use --backend wasm (or auto)');
   }
   let session: OrtForward | undefined;
   try {
@@ -363,29 +369,55 @@ async function exportedOnnx(exec: LayersExecutor, c: Classifier, env: Env): Prom
   }
 }
 
-async function buildExecutor(d: ModelDescriptor, file: string, onnx: Uint8Array | undefined): Promise<Executor> {
-  if (onnx) return buildOnnx(d, file, onnx);
+/** What runs a model: its executor, the ONNX bytes behind it (if any), and what the load found out on the way. */
+interface Built {
+  exec: Executor;
+  onnx?: Uint8Array;
+  /** [height, width] when the model only takes that input size (a tfjs graph with a fixed input). */
+  fixedInput?: [number, number];
+  /** Why the model has no forward-mode attribution (a graph operator with no ONNX rule here). */
+  noJvp?: string;
+}
+
+async function buildExecutor(d: ModelDescriptor, file: string, onnx: Uint8Array | undefined): Promise<Built> {
+  if (onnx) return { exec: buildOnnx(d, file, onnx), onnx };
   const modelJson = file;
   const artifacts = await readArtifacts(modelJson);
   const handler = { load: async () => artifacts };
   try {
     if (d.format === 'layers') {
       const model = await tf.loadLayersModel(handler);
-      return new LayersExecutor(model);
+      return { exec: new LayersExecutor(model) };
     }
+    // A graph model runs as ONNX when every operator has a rule (forward-mode attribution, fused kernels,
+    // onnxruntime); otherwise on tfjs's own GraphModel, with gradients by reverse mode only.
+    const nodes = (artifacts.modelTopology as { node?: GraphNode[] }).node ?? [];
+    const converted = graphAsOnnx(nodes, artifacts, d.input.node);
+    if (converted.ok) return { exec: buildOnnx(d, file, converted.value.bytes, converted.value.input), onnx: converted.value.bytes, ...(converted.value.inputSize ? { fixedInput: converted.value.inputSize } : {}) };
     const model = await tf.loadGraphModel(handler);
-    const topo = artifacts.modelTopology as { node?: Array<{ name: string; op: string }> };
-    return new GraphExecutor(model, topo.node ?? [], d.input.node);
+    const exec = new GraphExecutor(model, nodes, d.input.node);
+    return { exec, noJvp: converted.why, ...(exec.inputSize ? { fixedInput: exec.inputSize } : {}) };
   } catch (e) {
     if (e instanceof PatchAtlasError) throw e;
     throw new PatchAtlasError('WEIGHTS_INVALID', `cannot load ${modelJson} as a tfjs ${d.format} model: ${(e as Error).message.split('\n')[0]}`, `check "format" in ${d.path}`);
   }
 }
 
-
-function buildOnnx(d: ModelDescriptor, file: string, bytes: Uint8Array): Executor {
+function graphAsOnnx(nodes: GraphNode[], artifacts: tf.io.ModelArtifacts, inputNode: string | undefined): { ok: true; value: GraphConversion } | { ok: false; why: string } {
+  const weights = tf.io.decodeWeights(artifacts.weightData!, artifacts.weightSpecs ?? []);
   try {
-    return OnnxExecutor.fromBytes(bytes, { external: externalDataIn(dirname(file)), ...(d.input.node ? { input: d.input.node } : {}) });
+    return { ok: true, value: graphToOnnx(nodes, weights, inputNode) };
+  } catch (e) {
+    if (e instanceof ExportUnsupported) return { ok: false, why: e.message };
+    throw e;
+  } finally {
+    tf.dispose(Object.values(weights));
+  }
+}
+
+function buildOnnx(d: ModelDescriptor, file: string, bytes: Uint8Array, input = d.input.node): Executor {
+  try {
+    return OnnxExecutor.fromBytes(bytes, { external: externalDataIn(dirname(file)), ...(input ? { input } : {}) });
   } catch (e) {
     if (e instanceof EngineError) throw new PatchAtlasError('WEIGHTS_INVALID', `${file}: ${e.message}`);
     throw e;

@@ -86,7 +86,7 @@ export async function collect(c: Classifier, ds: Dataset, opts: CollectOptions):
   opts.onProgress?.(done, inShard.length);
   if (todo.length > 0 && opts.onNote) {
     const slow = reverseModeCost(c, layer);
-    if (slow) opts.onNote(`${c.descriptor.name} has no forward-mode rule on the path from ${layer} to the logits: attribution takes one backward pass per class (${c.labels.size}), about ${slow} per image position`);
+    if (slow) opts.onNote(`${c.descriptor.name} has no forward-mode rule on the path from ${layer} to the logits: attribution takes one backward pass per class (${c.labels.size}), about ${slow} per image position${c.noJvp ? ` (${c.noJvp})` : ''}`);
   }
   if (!writer.complete && todo.length > 0) {
     let skipped: Array<{ image: number; reason: string }> = [];

@@ -6,7 +6,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { attributePoints } from '../../src/attribution/attribute.js';
 import { parsePositions, positionsPerImage, samplePositions } from '../../src/attribution/positions.js';
 import type { Classifier } from '../../src/model/classifier.js';
-import { loadTinyClassifier } from '../helpers/tiny-models.js';
+import { readEnv } from '../../src/config.js';
+import { Classifier as ClassifierImpl } from '../../src/model/classifier.js';
+import { layersAsGraph } from '../../bench/graph-model.js';
+import { loadTinyClassifier, tinyLayersModel, writeTinyDescriptor } from '../helpers/tiny-models.js';
 
 const root = mkdtempSync(join(tmpdir(), 'pa-attr-'));
 let c: Classifier;
@@ -70,3 +73,39 @@ describe('attribution', () => {
     x.dispose();
   });
 });
+
+describe('attribution on a tfjs graph model', () => {
+  it('runs forward mode (the graph as ONNX) and equals per-class reverse mode to 1e-4, leaking nothing', async () => {
+    const m = tinyLayersModel(32);
+    const g = layersAsGraph(m);
+    g.write(join(root, 'tiny_graph'));
+    g.dispose();
+    m.dispose();
+    const desc = writeTinyDescriptor(join(root, 'gdesc'), { format: 'graph', size: 32, logits: 'conv_preds', defaultLayer: 'conv_dw_1_relu' });
+    const gc = await ClassifierImpl.load({ model: desc, env: { ...readEnv({}), modelsDir: root, cacheDir: join(root, 'cache') }, backend: 'wasm' });
+    expect(gc.noJvp).toBeUndefined();
+    const x = tf.randomUniform([2, 32, 32, 3], 0, 1, 'float32', 14) as tf.Tensor4D;
+    const positions = [samplePositions(8, 8, 4, 1, 'g0'), samplePositions(8, 8, 4, 1, 'g1')];
+    const before = tf.memory().numTensors;
+    const fast = attributePoints(gc, x, 'conv_dw_1_relu', positions);
+    const slow = attributePoints(gc, x, 'conv_dw_1_relu', positions, { reverse: true });
+    expect(tf.memory().numTensors).toBe(before);
+    expect([fast.method, slow.method]).toEqual(['jvp', 'reverse']);
+    // The graph computes what the layers model computes.
+    const same = attributePoints(c, x, 'conv_dw_1_relu', positions);
+    let maxDiff = 0;
+    let maxRef = 0;
+    let layersDiff = 0;
+    slow.attr.forEach((v, i) => {
+      maxDiff = Math.max(maxDiff, Math.abs(v - fast.attr[i]!));
+      layersDiff = Math.max(layersDiff, Math.abs(v - same.attr[i]!));
+      maxRef = Math.max(maxRef, Math.abs(v));
+    });
+    expect(maxRef).toBeGreaterThan(0);
+    expect(maxDiff / maxRef).toBeLessThan(1e-4);
+    expect(layersDiff / maxRef).toBeLessThan(1e-3);
+    x.dispose();
+    gc.dispose();
+  });
+});
+

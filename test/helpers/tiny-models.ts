@@ -56,9 +56,9 @@ const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 /**
  * A small TF graph (GraphDef JSON as tfjs-converter writes it): conv -> relu -> mean -> matmul -> softmax.
- * Returns the weights so tests can compute the same function with plain tf ops.
+ * With `Selu` (an operator the ONNX conversion has no rule for) it stays on tfjs's GraphModel. Returns the weights so tests can compute the same function with plain tf ops.
  */
-export function writeTinyGraphModel(dir: string, size = 8, classes = TINY_CLASSES.length) {
+export function writeTinyGraphModel(dir: string, size = 8, classes = TINY_CLASSES.length, activation: 'Relu' | 'Selu' = 'Relu') {
   const w1 = tf.randomNormal([3, 3, 3, 4], 0, 0.5, 'float32', 3);
   const wd = tf.randomNormal([4, classes], 0, 0.5, 'float32', 4);
   const axes = tf.tensor1d([1, 2], 'int32');
@@ -67,7 +67,7 @@ export function writeTinyGraphModel(dir: string, size = 8, classes = TINY_CLASSE
     { name: 'input', op: 'Placeholder', attr: { dtype: f, shape: { shape: { dim: [{ size: '-1' }, { size: String(size) }, { size: String(size) }, { size: '3' }] } } } },
     { name: 'w1', op: 'Const', attr: { dtype: f, value: { tensor: { dtype: 'DT_FLOAT', tensorShape: { dim: [{ size: '3' }, { size: '3' }, { size: '3' }, { size: '4' }] } } } } },
     { name: 'conv1', op: 'Conv2D', input: ['input', 'w1'], attr: { T: f, strides: { list: { i: ['1', '1', '1', '1'] } }, padding: { s: b64('SAME') }, data_format: { s: b64('NHWC') }, dilations: { list: { i: ['1', '1', '1', '1'] } } } },
-    { name: 'relu1', op: 'Relu', input: ['conv1'], attr: { T: f } },
+    { name: 'relu1', op: activation, input: ['conv1'], attr: { T: f } },
     { name: 'axes', op: 'Const', attr: { dtype: { type: 'DT_INT32' }, value: { tensor: { dtype: 'DT_INT32', tensorShape: { dim: [{ size: '2' }] } } } } },
     { name: 'gap', op: 'Mean', input: ['relu1', 'axes'], attr: { T: f, Tidx: { type: 'DT_INT32' }, keep_dims: { b: false } } },
     { name: 'wd', op: 'Const', attr: { dtype: f, value: { tensor: { dtype: 'DT_FLOAT', tensorShape: { dim: [{ size: '4' }, { size: String(classes) }] } } } } },

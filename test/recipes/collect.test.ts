@@ -93,18 +93,18 @@ describe('collect + atlas on a tiny model', () => {
 });
 
 describe('collect announces a slow attribution before the run', () => {
-  it('says nothing for a model with forward-mode rules, and names the reverse-mode cost for a graph model', async () => {
+  it('says nothing for a model with forward-mode rules, and names the reverse-mode cost and its cause otherwise', async () => {
     const notes: string[] = [];
     const ds = await openDataset(images, c.labels);
     await collect(c, ds, { layer: 'conv_pw_1_relu', out: join(root, 'run-notes'), positions: 1, seed: 0, shard: null, batchSize: 6, onNote: (n) => notes.push(n) });
     expect(notes).toEqual([]);
-    writeTinyGraphModel(join(root, 'tiny_graph'), 8);
+    writeTinyGraphModel(join(root, 'tiny_graph'), 8, undefined, 'Selu');
     const g = await Classifier.load({ model: writeTinyDescriptor(join(root, 'gdesc'), { format: 'graph', size: 8, logits: 'logits', defaultLayer: 'relu1' }), env: { ...readEnv({}), modelsDir: root, cacheDir: join(root, 'cache') } });
     const gds = await openDataset(images, g.labels);
     const r = await collect(g, gds, { layer: 'relu1', out: join(root, 'run-graph'), positions: 1, seed: 0, shard: null, batchSize: 6, onNote: (n) => notes.push(n) });
     expect(r.method).toBe('reverse');
     expect(notes).toHaveLength(1);
-    expect(notes[0]).toMatch(/^tiny_graph has no forward-mode rule on the path from relu1 to the logits: attribution takes one backward pass per class \(\d+\), about \d+ (s|min) per image position$/);
+    expect(notes[0]).toMatch(/^tiny_graph has no forward-mode rule on the path from relu1 to the logits: attribution takes one backward pass per class \(\d+\), about \d+ (s|min) per image position \(node relu1 \(Selu\): no ONNX rule\)$/);
     g.dispose();
   });
 });

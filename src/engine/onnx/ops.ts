@@ -190,8 +190,9 @@ const conv: Builder = (c) => {
   const pad = convPads(c, [kh, kw], strides, dilations);
   const cin = perGroupIn * group;
   const depthwise = group > 1 && group === cin;
-  if (typeof pad === 'string' && pad.startsWith('SAME_')) unsupported(c, `auto_pad ${pad} (export with explicit pads)`);
-  const spec = pad as ConvSpec['pad'];
+  // SAME_UPPER is TensorFlow's 'same' (the odd pixel at the end), which tfjs computes for any input size.
+  if (pad === 'SAME_LOWER') unsupported(c, `auto_pad ${pad} (export with explicit pads)`);
+  const spec = (pad === 'SAME_UPPER' ? 'same' : pad) as ConvSpec['pad'];
   if (group === 1 || depthwise) {
     const filter = tf.tidy(() =>
       depthwise

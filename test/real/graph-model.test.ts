@@ -1,0 +1,79 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { graphDescriptor, layersAsGraph } from '../../bench/graph-model.js';
+import { attributePoints } from '../../src/attribution/attribute.js';
+import { decodedBatches } from '../../src/data/batches.js';
+import { openDataset } from '../../src/data/dataset.js';
+import { toFloatBatch } from '../../src/data/pixels.js';
+import { Classifier } from '../../src/model/classifier.js';
+import { readArtifacts } from '../../src/model/weights.js';
+import { describeReal, SAMPLE_DIR } from '../helpers/real.js';
+
+/**
+ * The default MobileNet written as a tfjs graph model (fused conv ops, batch norms folded, as tfjs-converter
+ * writes graphs): it loads as ONNX, computes the layers model's logits, and its forward-mode attribution to all
+ * 1000 classes equals reverse mode.
+ */
+describeReal('the default model as a tfjs graph model', () => {
+  let layers: Classifier;
+  let graph: Classifier;
+  beforeAll(async () => {
+    layers = await Classifier.load({ backend: 'auto', download: false });
+    const artifacts = await readArtifacts(layers.weights.file);
+    const model = await tf.loadLayersModel({ load: async () => artifacts });
+    const dir = mkdtempSync(join(tmpdir(), 'pa-graph-real-'));
+    const g = layersAsGraph(model);
+    g.write(join(dir, 'mobilenet_graph'));
+    g.dispose();
+    model.dispose();
+    const desc = graphDescriptor(JSON.parse(readFileSync(layers.descriptor.path, 'utf8')) as Record<string, unknown>, join(dir, 'mobilenet_graph'), join(dir, 'mobilenet_graph.json'), 'mobilenet_graph');
+    graph = await Classifier.load({ model: desc, weights: join(dir, 'mobilenet_graph'), backend: 'auto', download: false });
+  });
+  afterAll(() => {
+    layers.dispose();
+    graph.dispose();
+  });
+
+  it('gives the layers model\'s logits on sample images, on both engines (1e-4 relative)', async () => {
+    const ds = await openDataset(SAMPLE_DIR!, layers.labels);
+    const items = ds.items.filter((_, i) => i % 125 === 0);
+    expect(graph.forwardBackend).toBe('onnxruntime');
+    for await (const b of decodedBatches(items, { pre: layers.preprocess, batchSize: 8 })) {
+      const x = tf.tensor4d(toFloatBatch(b.images), [b.images.length, 224, 224, 3]);
+      const want = layers.logits(x);
+      const tfjs = graph.logits(x);
+      const ort = await graph.forwardLogits(x);
+      const scale = tf.tidy(() => tf.max(tf.abs(want)).dataSync()[0]!);
+      for (const got of [tfjs, ort]) {
+        const err = tf.tidy(() => tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]!);
+        expect(err / scale).toBeLessThan(1e-4);
+      }
+      tf.dispose([x, want, tfjs, ort]);
+    }
+  });
+
+  it('attributes to all 1000 classes by forward mode, equal to one backward pass per class (1e-4)', async () => {
+    const ds = await openDataset(SAMPLE_DIR!, graph.labels);
+    let x = tf.zeros([1, 224, 224, 3]) as tf.Tensor4D;
+    for await (const b of decodedBatches(ds.items.slice(0, 1), { pre: graph.preprocess, batchSize: 1 })) {
+      x.dispose();
+      x = tf.tensor4d(toFloatBatch(b.images), [1, 224, 224, 3]);
+    }
+    const positions = [[[4, 9]] as Array<[number, number]>];
+    const fast = attributePoints(graph, x, 'conv_pw_11_relu', positions);
+    const slow = attributePoints(graph, x, 'conv_pw_11_relu', positions, { reverse: true });
+    expect([fast.method, slow.method]).toEqual(['jvp', 'reverse']);
+    let maxDiff = 0;
+    let maxRef = 0;
+    slow.attr.forEach((v, i) => {
+      maxDiff = Math.max(maxDiff, Math.abs(v - fast.attr[i]!));
+      maxRef = Math.max(maxRef, Math.abs(v));
+    });
+    expect(maxRef).toBeGreaterThan(0);
+    expect(maxDiff / maxRef).toBeLessThan(1e-4);
+    x.dispose();
+  }, 120_000);
+});
