@@ -8,7 +8,8 @@ import { lazyProgress } from '../util/progress.js';
 import type { CliIO } from './io.js';
 
 export interface ModelArgs {
-  model: string;
+  /** Absent when not given: the model a result file records, else the default model. */
+  model?: string;
   weights?: string;
   backend: EngineChoice;
   offline: boolean;
@@ -17,22 +18,28 @@ export interface ModelArgs {
 /** The flags every command that loads a model shares. */
 export function withModel<T>(y: Argv<T>) {
   return y
-    .option('model', { alias: 'm', type: 'string', default: DEFAULT_MODEL, describe: 'built-in model name (see `models list`), a descriptor .json, or an .onnx file with its descriptor (same name, .json) beside it' })
+    .option('model', { alias: 'm', type: 'string', describe: `built-in model name (see \`models list\`), a descriptor .json, or an .onnx file with its descriptor (same name, .json) beside it (default: the model that made the --atlas / --run / patches given, else ${DEFAULT_MODEL})` })
     .option('weights', { type: 'string', describe: 'folder holding the model file (model.json, or model.onnx), or the file itself; overrides PATCH_ATLAS_MODELS and the cache' })
     .option('backend', { type: 'string', choices: ENGINE_CHOICES as EngineChoice[], default: 'auto' as EngineChoice, describe: 'engine: auto (onnxruntime for forward passes of ONNX models when installed, else wasm), wasm, onnxruntime, cpu, tensorflow (needs @tensorflow/tfjs-node)' })
     .option('offline', { type: 'boolean', default: false, describe: 'never download weights' });
 }
 
-export async function loadFromArgs(a: ModelArgs, io: CliIO, quiet = false): Promise<Classifier> {
+/**
+ * The classifier the flags name; without --model, the one `recorded` names (the model that made the result file
+ * the command reads: see recordedModel), else the default model.
+ */
+export async function loadFromArgs(a: ModelArgs, io: CliIO, quiet = false, recorded?: { model: string; weights?: string }): Promise<Classifier> {
   let announced = false;
+  const model = a.model ?? recorded?.model ?? DEFAULT_MODEL;
+  const weights = a.weights ?? (a.model === undefined ? recorded?.weights : undefined);
   return Classifier.load({
-    model: a.model,
+    model,
     backend: a.backend,
     download: !a.offline,
-    ...(a.weights ? { weights: a.weights } : {}),
+    ...(weights ? { weights } : {}),
     onDownload: (done, total, file) => {
       if (quiet) return;
-      if (!announced) io.err(`downloading weights for ${a.model} (${total} files) ...`);
+      if (!announced) io.err(`downloading weights for ${model} (${total} files) ...`);
       announced = true;
       if (file && io.errStream.isTTY) io.errStream.write(`\r  ${done + 1}/${total} ${file}\x1b[K`);
       if (!file && io.errStream.isTTY) io.errStream.write('\n');

@@ -9,7 +9,8 @@ import type { Preprocess } from '../data/pixels.js';
 import { PatchAtlasError } from '../errors.js';
 import { closest } from '../util/suggest.js';
 import { initBackend, OrtForward, setForwardEngine, tfjsBackendOf, type BackendName, type EngineChoice, type Preprocessing } from '../engine/index.js';
-import { loadDescriptor, loadLabels, type ModelDescriptor } from './descriptor.js';
+import { isBuiltIn, loadDescriptor, loadLabels, sourceOf, type ModelDescriptor } from './descriptor.js';
+import { recordModelSource } from '../formats/producer.js';
 import { INPUT, probeShapes, type Executor, type LayerInfo } from '../engine/index.js';
 import { EngineError, EXPORT_VERSION, ExportUnsupported, GraphExecutor, graphToOnnx, OnnxExecutor, type GraphConversion, type GraphNode } from '../engine/index.js';
 import { withMaxPoolGrad, type MaxPoolGradMode } from '../engine/index.js';
@@ -73,6 +74,8 @@ export class Classifier {
   static async load(opts: LoadOptions = {}): Promise<Classifier> {
     const descriptor = loadDescriptor(opts.model);
     const labels = loadLabels(descriptor);
+    // Result files made with a model of the user's own record where it came from (see formats/producer.ts).
+    if (!isBuiltIn(descriptor)) recordModelSource(descriptor.name, sourceOf(descriptor, opts.weights));
     const choice = opts.backend ?? 'auto';
     const backend = await initBackend(tfjsBackendOf(choice));
     const weights = await resolveWeights(descriptor, {

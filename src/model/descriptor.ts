@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { PatchAtlasError } from '../errors.js';
 import { isPlainFileName } from '../formats/model-json.js';
 import { parseJsonText } from '../formats/file.js';
+import type { ModelSource } from '../formats/producer.js';
 import { readLabelFile } from '../formats/labels.js';
 import { packageRoot } from '../util/paths.js';
 import { didYouMean } from '../util/suggest.js';
@@ -85,6 +87,28 @@ export function loadDescriptor(nameOrPath: string = DEFAULT_MODEL): ModelDescrip
   }
   const raw = parseJsonText(readFileSync(path, 'utf8'), (where) => new PatchAtlasError('BAD_DESCRIPTOR', `model descriptor ${path} is not valid JSON: ${where}`));
   return validateDescriptor(raw, path);
+}
+
+/** Whether the descriptor is one of the built-in ones (its name alone finds it again). */
+export function isBuiltIn(d: ModelDescriptor): boolean {
+  return resolve(dirname(d.path)) === resolve(modelsDir()) && !d.weights.path;
+}
+
+/** What reloads a model that is not built in: its descriptor (or `.onnx`) file, the file's hash and the --weights given. */
+export function sourceOf(d: ModelDescriptor, weights?: string): ModelSource {
+  const path = d.weights.path ?? d.path;
+  return { path, sha256: createHash('sha256').update(readFileSync(d.path)).digest('hex'), ...(weights ? { weights: resolve(weights) } : {}) };
+}
+
+/**
+ * The --model (and --weights) that reload the model a result file records: the recorded descriptor file of a model
+ * that is not built in, else its name. `what` names the file for the message when the descriptor has gone.
+ */
+export function recordedModel(model: string, source: ModelSource | undefined, what: string): { model: string; weights?: string } {
+  if (!source) return { model };
+  if (!existsSync(source.path))
+    throw new PatchAtlasError('NOT_FOUND', `${what} was made with model "${model}" from ${source.path}, which no longer exists`, 'pass --model with its descriptor (and --weights if it needed them)');
+  return { model: source.path, ...(source.weights ? { weights: source.weights } : {}) };
 }
 
 /**

@@ -132,7 +132,7 @@ export async function buildAtlas(req: AtlasRequest): Promise<{ path: string; atl
     const cls = (column: number) => labels.atOutput(column + labels.offset);
     const atlas: AtlasFile = {
       format: ATLAS_FORMAT,
-      producer: producer(m.model),
+      producer: producer(m.model, m.producer?.source),
       kind: result.kind,
       run: req.run,
       model: m.model,
@@ -173,7 +173,7 @@ function runLabels(m: RunManifest): LabelSet {
   const { classes } = m;
   let labels: LabelSet | undefined;
   try {
-    labels = loadLabels(loadDescriptor(m.model));
+    labels = loadLabels(loadDescriptor(m.producer?.source?.path ?? m.model));
   } catch {
     labels = undefined;
   }

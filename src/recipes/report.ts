@@ -61,7 +61,9 @@ export async function buildReportData(req: ReportRequest): Promise<ReportData> {
   const images = files.length ? await loadPatches(files) : [];
   const patches = await Promise.all(images.map(async (image, k) => ({ image, path: files[k]!, sidecarKind: (await sidecarOf(files[k]!))?.kind ?? null })));
 
-  const modelName = req.model ?? evaluation?.file.model ?? screen?.file.model ?? atlas?.file.model ?? null;
+  // The model that made the results: its descriptor file where it was not built in (recorded by producer()).
+  const made = [evaluation?.file, screen?.file, atlas?.file].find((f) => f?.model);
+  const modelName = req.model ?? (made ? (made.producer.source?.path ?? made.model) : null);
   const inputs: ReportInputs = {
     atlas,
     evaluation,
@@ -78,7 +80,7 @@ export async function buildReportData(req: ReportRequest): Promise<ReportData> {
   };
   // Loaded here, not at the top: chart.js and the canvas binding should not slow every other command.
   const { reportData } = await import('../report/build.js');
-  return { format: REPORT_FORMAT, producer: producer(modelName), ...(await reportData(inputs, diskMedia)) };
+  return { format: REPORT_FORMAT, producer: producer(made?.model ?? modelName, made?.producer.source), ...(await reportData(inputs, diskMedia)) };
 }
 
 /** report.html, report-data.json and, unless `png: false`, charts/*.png in `dir`. */

@@ -8,6 +8,7 @@ import { EVALUATE_PARAMS, eligibleImages, evaluate } from '../../recipes/evaluat
 import { pairFor } from '../../recipes/pair.js';
 import { skipReporter, type CliIO } from '../io.js';
 import { loadFromArgs, numberList, progressBar, withModel, type ModelArgs } from '../options.js';
+import { modelOfAtlas, modelOfPatches } from '../../recipes/recorded.js';
 
 interface EvaluateArgs extends ModelArgs {
   patches: string[];
@@ -55,7 +56,8 @@ export function evaluateCommand(io: CliIO): CommandModule {
     handler: async (raw) => {
       const a = raw as unknown as EvaluateArgs;
       const params = { sizes: numberList('sizes', a.sizes), positions: checkPositions(a.positions.split(',').map((s) => s.trim())), circular: a.circular, noise: a.noise, noiseSeed: a.seed, batchSize: a.batchSize };
-      const c = await loadFromArgs(a, io, a.json);
+      const recorded = a.model !== undefined ? undefined : a.atlas ? modelOfAtlas(a.atlas) : await modelOfPatches(a.patches);
+      const c = await loadFromArgs(a, io, a.json, recorded);
       try {
         const pair = await pairFor(c.labels, { ...pick(a, 'source', 'target', 'atlas'), patches: a.patches, universal: a.universal });
         const { source, target } = pair;

@@ -5,6 +5,7 @@ import { ICON_PARAMS, renderIcons } from '../../recipes/icons.js';
 import { checkParams } from '../../recipes/params.js';
 import type { CliIO } from '../io.js';
 import { flagsNamed, loadFromArgs, progressBar, withModel, type ModelArgs } from '../options.js';
+import { modelOfAtlas } from '../../recipes/recorded.js';
 
 interface IconsArgs extends ModelArgs {
   atlas: string;
@@ -49,7 +50,7 @@ export function iconsCommand(io: CliIO): CommandModule {
       const a = raw as unknown as IconsArgs;
       // Checked before the model loads; the flag for cossimPower is --power.
       const params = checkParams(ICON_PARAMS, { cells: parseCells(a.cells), iconPx: a.iconPx, steps: a.steps, tries: a.tries, batch: a.batch, cossimPower: a.power, seed: a.seed, force: a.force }, flagsNamed({ cossimPower: 'power' }));
-      const c = await loadFromArgs(a, io, a.json);
+      const c = await loadFromArgs(a, io, a.json, a.model === undefined ? modelOfAtlas(a.atlas) : undefined);
       try {
         const bar = progressBar(io, 'icons', !a.json, 'icon');
         const r = await renderIcons(c, a.atlas, params, { onBatch: bar.update });

@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { readEnv } from '../../config.js';
-import { listDescriptors, loadDescriptor, modelsDir, type ModelDescriptor } from '../../model/descriptor.js';
+import { DEFAULT_MODEL, listDescriptors, loadDescriptor, modelsDir, type ModelDescriptor } from '../../model/descriptor.js';
 import { checkModel } from '../../model/check.js';
 import { findLocalWeights, pinWeights, pullWeights } from '../../model/weights.js';
 import type { CliIO } from '../io.js';
@@ -22,7 +22,7 @@ export function modelsCommand(io: CliIO): CommandModule {
         .example('$0 models pin my-model.json', 'write the sha256 of its weight files into the descriptor; later loads check them'),
     handler: async (raw) => {
       const a = raw as unknown as ModelArgs & { action: 'list' | 'info' | 'check' | 'pull' | 'pin'; name?: string; json: boolean };
-      const name = a.name ?? a.model;
+      const name = a.name ?? a.model ?? DEFAULT_MODEL;
       const env = readEnv();
       if (a.action === 'list') {
         const rows = listDescriptors().map((n) => {

@@ -5,6 +5,7 @@ import { BRIDGE_PATCHES, MAKE_PATCH_PARAMS, makePatches, type MakePatchParams } 
 import { progress } from '../../util/progress.js';
 import { skipReporter, type CliIO } from '../io.js';
 import { flagsNamed, loadFromArgs, numberList, withModel, type ModelArgs } from '../options.js';
+import { modelOfAtlas } from '../../recipes/recorded.js';
 
 /** The patch recipe's parameters as yargs gives them (the objective's exponent is --power, the size range text). */
 interface PatchArgs extends ModelArgs, Omit<MakePatchParams, 'cells' | 'cossimPower' | 'sizeRange' | 'iconTries'> {
@@ -60,7 +61,7 @@ export function patchCommand(io: CliIO): CommandModule {
         { cells: parseCells(a.cells), patchPx: a.patchPx, steps: a.steps, batchSize: a.batchSize, lr: a.lr, iconSteps: a.iconSteps, cossimPower: a.power, sizeRange: numberList('sizes-range', a.sizesRange) as [number, number], maxRotation: a.maxRotation, seed: a.seed, testFraction: a.testFraction, splitSeed: a.splitSeed, noise: a.noise, force: a.force },
         flagsNamed({ cossimPower: 'power', sizeRange: 'sizes-range' }),
       );
-      const c = await loadFromArgs(a, io, a.json);
+      const c = await loadFromArgs(a, io, a.json, a.model === undefined ? modelOfAtlas(a.atlas) : undefined);
       try {
         const skips = skipReporter(io, a.json);
         let bar: ReturnType<typeof progress> | undefined;

@@ -10,6 +10,7 @@ import { sampleImages } from '../../data/sample-images.js';
 import type { CliIO } from '../io.js';
 import { numberList, progressBar, withModel, type ModelArgs } from '../options.js';
 import { parsePair } from '../../recipes/pair.js';
+import { DEFAULT_MODEL } from '../../model/descriptor.js';
 
 /** The budget flags as yargs gives them: RunBudget, with lists and counts still as text. */
 export interface RunArgs extends ModelArgs, Omit<RunBudget, 'positions' | 'sizes' | 'placements' | 'evalImages'> {
@@ -65,7 +66,7 @@ export function runOptions(a: RunArgs, images: string, pair: [string, string], p
     images,
     pair,
     out: a.out ?? defaultOut,
-    model: a.model,
+    model: a.model ?? DEFAULT_MODEL,
     ...(a.weights ? { weights: a.weights } : {}),
     backend: a.backend,
     download: !a.offline,

@@ -4,6 +4,7 @@ import { checkParams } from '../../recipes/params.js';
 import { SCREEN_PARAMS, screen, type ScreenParams } from '../../recipes/screen.js';
 import { skipReporter, type CliIO } from '../io.js';
 import { loadFromArgs, progressBar, withModel, type ModelArgs } from '../options.js';
+import { modelOfRun } from '../../recipes/recorded.js';
 
 interface ScreenArgs extends ModelArgs {
   run: string;
@@ -51,7 +52,7 @@ export function screenCommand(io: CliIO): CommandModule {
       const kinds = a.kinds?.split(',').map((k) => k.trim()) as ScreenParams['kinds'] | undefined;
       const params = checkParams(SCREEN_PARAMS, { ...(kinds ? { kinds } : {}), pairs: a.pairs, maxPairs: a.maxPairs, sensitivity: a.sensitivity, seed: a.seed, patchPx: a.patchPx, iconSteps: a.iconSteps, grid: a.grid, topN: a.topN, batchSize: a.batchSize });
       const shard = a.shard ? parseShard(a.shard) : null;
-      const c = await loadFromArgs(a, io, a.json);
+      const c = await loadFromArgs(a, io, a.json, a.model === undefined ? await modelOfRun(a.run) : undefined);
       try {
         const skips = skipReporter(io, a.json);
         const bar = progressBar(io, `screen${shard ? ` ${a.shard}` : ''}`, !a.json, 'pair');
