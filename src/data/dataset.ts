@@ -12,6 +12,8 @@ import { mapLimit } from '../util/concurrency.js';
 export interface ImageItem {
   path: string;
   label?: ClassRef;
+  /** Why an image has no label (a WordNet id the model does not have, none in the file name, an empty manifest label). */
+  unlabelled?: string;
 }
 
 export interface Skipped {
@@ -85,7 +87,7 @@ async function openFolder(dir: string, labels: LabelSet): Promise<Dataset> {
     const items: ImageItem[] = [];
     for (const f of files) {
       const path = join(dir, f);
-      if (isImageFile(f)) items.push(withLabel(path, wnidLabel(f, labels)));
+      if (isImageFile(f)) items.push(wnidLabel(path, f, labels));
       else skipped.push(notImage(path));
     }
     return finish(dir, 'wnid-files', items, skipped);
@@ -147,7 +149,7 @@ async function openManifest(csv: string, labels: LabelSet): Promise<Dataset> {
     if (!st) skipped.push({ path: r.path, reason: `not found (manifest line ${r.line})` });
     else if (!st.isFile()) skipped.push({ path: r.path, reason: `${st.isDirectory() ? 'a folder' : specialKind(st)} (manifest line ${r.line})` });
     else if (!isImageFile(r.path)) skipped.push({ path: r.path, reason: `${notImage(r.path).reason} (manifest line ${r.line})` });
-    else items.push(withLabel(r.path, r.label));
+    else items.push(r.label ? { path: r.path, label: r.label } : { path: r.path, unlabelled: `no label on manifest line ${r.line}` });
   });
   return finish(csv, 'manifest', items, skipped);
 }
@@ -165,13 +167,13 @@ async function openFiles(paths: string[], labels: LabelSet): Promise<Dataset> {
       for (const d of dirs) skipped.push({ path: join(abs, d), reason: 'sub-folder not searched (give it explicitly)' });
       for (const f of files) {
         const path = join(abs, f);
-        if (isImageFile(f)) items.push(withLabel(path, wnidLabel(f, labels)));
+        if (isImageFile(f)) items.push(wnidLabel(path, f, labels));
         else skipped.push(notImage(path));
       }
     } else if (!st.isFile()) {
       skipped.push({ path: abs, reason: specialKind(st) });
     } else if (isImageFile(abs)) {
-      items.push(withLabel(abs, wnidLabel(basename(abs), labels)));
+      items.push(wnidLabel(abs, basename(abs), labels));
     } else {
       skipped.push(notImage(abs));
     }
@@ -231,14 +233,13 @@ async function hashFile(path: string): Promise<string> {
   return `sha256:${h.digest('hex')}`;
 }
 
-function withLabel(path: string, label: ClassRef | undefined): ImageItem {
-  return label ? { path, label } : { path };
-}
-
-function wnidLabel(name: string, labels: LabelSet): ClassRef | undefined {
+/** An image labelled by the WordNet id its file name starts with, or unlabelled with the reason. */
+function wnidLabel(path: string, name: string, labels: LabelSet): ImageItem {
   const m = WNID_PREFIX.exec(name);
+  if (!m) return { path, unlabelled: 'no WordNet id at the start of the file name' };
   // A wnid that is not in this model's label set leaves the image unlabelled rather than dropped.
-  return m ? labels.tryResolve(m[1]!) : undefined;
+  const label = labels.tryResolve(m[1]!);
+  return label ? { path, label } : { path, unlabelled: `WordNet id ${m[1]} is not among the model's classes` };
 }
 
 function notImage(path: string): Skipped {

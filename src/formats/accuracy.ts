@@ -25,6 +25,8 @@ const accuracySchema = z.object({
   correctTop5: z.number().int(),
   /** Images with no class among the model's (listed in `unlabelledImages` where recorded). */
   unlabelled: z.number().int(),
+  /** Each unlabelled image and why it has no label (absent in files from before it was recorded). */
+  unlabelledImages: z.array(z.object({ path: z.string(), reason: z.string() })).optional(),
   skipped: z.array(z.object({ path: z.string(), reason: z.string() })),
   perClass: z.array(z.object({ wnid: z.string(), name: z.string(), images: z.number().int(), top1: z.number(), top5: z.number() })),
   /** One row per image: path, true and predicted WordNet id, the prediction's probability, the true class's rank (1–5) or null. */

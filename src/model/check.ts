@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs';
 import { PatchAtlasError } from '../errors.js';
 import { closest } from '../util/suggest.js';
 import type { Classifier } from './classifier.js';
@@ -8,6 +9,10 @@ export interface ModelCheck {
   labels: { set: string; classes: number; offset: number };
   defaultLayer: { name: string; tensor: string; shape: number[] };
   aliases: Array<{ alias: string; tensor: string; shape: Array<number | null> | null }>;
+  /** How `collect` will attribute at the atlas layer: one forward-mode pass for every class, or a backward pass per class. */
+  attribution: { method: 'jvp' | 'reverse'; why?: string };
+  /** What the check accepted with a remark (a logits tensor found by the final-Softmax rule). */
+  notes: string[];
 }
 
 /**
@@ -34,9 +39,22 @@ export function checkModel(c: Classifier): ModelCheck {
   if (!shape || shape.length !== 3 || shape.some((v) => v === null || v < 1))
     bad('layers.default', `"${d.layers.default}" has output shape [${shape?.join(', ') ?? '?'}]; an atlas layer must be spatial, [height, width, channels]`, d.layers.default);
   return {
+    attribution: attributionAt(c, tensor),
+    notes: c.logitsNote ? [c.logitsNote] : [],
     logits: { tensor: c.logitsLayer, width: c.labels.outputs },
     labels: { set: d.labels.set, classes: c.labels.size, offset: c.labels.offset },
     defaultLayer: { name: d.layers.default, tensor, shape: shape as number[] },
     aliases,
   };
 }
+
+/** Whether a forward-mode pass reaches the logits from `layer` (probed on a blank image). */
+function attributionAt(c: Classifier, layer: string): ModelCheck['attribution'] {
+  const probe = tf.zeros([1, ...c.inputSize, 3]) as tf.Tensor4D;
+  const h = c.activation(probe, layer);
+  const r = c.jvp(probe, layer, h, tf.zerosLike(h), 1);
+  tf.dispose([probe, h, ...(r ? [...r.primal, ...r.tangent] : [])]);
+  if (r) return { method: 'jvp' };
+  return { method: 'reverse', why: c.noJvp ?? 'a layer on the path from the atlas layer to the logits has no forward-mode rule' };
+}
+

@@ -120,7 +120,7 @@ export class Classifier {
     throw new PatchAtlasError(
       'UNKNOWN_LAYER',
       `model "${this.descriptor.name}" has no layer "${name}"`,
-      sugg.length ? `closest: ${sugg.join(', ')} (all: \`patch-atlas models info ${this.descriptor.name}\`)` : `list them with \`patch-atlas models info ${this.descriptor.name}\``,
+      sugg.length ? `closest: ${sugg.join(', ')} (all: \`patch-atlas models info ${this.modelRef}\`)` : `list them with \`patch-atlas models info ${this.modelRef}\``,
     );
   }
 
@@ -301,7 +301,26 @@ export class Classifier {
   }
 
   /** Fails early when the label set does not match the model's output width. */
+  /** How commands name this model: the built-in name, else the descriptor's path. */
+  get modelRef(): string {
+    return isBuiltIn(this.descriptor) ? this.descriptor.name : this.descriptor.path;
+  }
+
+  /**
+   * Where the descriptor's logits tensor is not in the model and the final Softmax's input stands in for it (the ONNX
+   * model zoo's GoogLeNet names its tensors differently): says so, for `models check`.
+   */
+  get logitsNote(): string | undefined {
+    const named = this.descriptor.output.logits;
+    return named && !this.exec.has(named) ? `"output.logits" "${named}" is not in the model: the input of its final Softmax, "${this.logitsLayer}", is used` : undefined;
+  }
+
   private checkOutputs(): void {
+    const named = this.descriptor.output.logits;
+    if (named && !this.exec.has(named) && this.logitsLayer === named) {
+      const near = closest(named, this.exec.layers.map((l) => l.name), 3);
+      throw new PatchAtlasError('BAD_DESCRIPTOR', `model descriptor ${this.descriptor.path}: "output.logits" "${named}" is not a layer of the model`, near.length ? `closest: ${near.join(', ')} (all: \`patch-atlas models info ${this.modelRef}\`)` : `list them with \`patch-atlas models info ${this.modelRef}\``);
+    }
     const probe = tf.zeros([1, ...this.inputSize, 3]) as tf.Tensor4D;
     try {
       if (this.exec instanceof GraphExecutor || this.exec instanceof OnnxExecutor) probeShapes(this.exec, this.toModelInput(probe));
@@ -387,6 +406,7 @@ async function buildExecutor(d: ModelDescriptor, file: string, onnx: Uint8Array 
   const modelJson = file;
   const artifacts = await readArtifacts(modelJson);
   const handler = { load: async () => artifacts };
+  checkFormat(d, modelJson, artifacts);
   try {
     if (d.format === 'layers') {
       const model = await tf.loadLayersModel(handler);
@@ -395,6 +415,10 @@ async function buildExecutor(d: ModelDescriptor, file: string, onnx: Uint8Array 
     // A graph model runs as ONNX when every operator has a rule (forward-mode attribution, fused kernels,
     // onnxruntime); otherwise on tfjs's own GraphModel, with gradients by reverse mode only.
     const nodes = (artifacts.modelTopology as { node?: GraphNode[] }).node ?? [];
+    const inputs = nodes.filter((n) => n.op === 'Placeholder').map((n) => n.name);
+    if (d.input.node && !inputs.includes(d.input.node))
+      throw new PatchAtlasError('BAD_DESCRIPTOR', `model descriptor ${d.path}: "input.node" "${d.input.node}" is not an input of the graph`, `its inputs: ${inputs.join(', ') || 'none'}`);
+    if (!d.input.node && inputs.length > 1) throw new PatchAtlasError('BAD_DESCRIPTOR', `model descriptor ${d.path}: the graph has several inputs (${inputs.join(', ')})`, 'name the image input in "input.node"');
     const converted = graphAsOnnx(nodes, artifacts, d.input.node);
     if (converted.ok) return { exec: buildOnnx(d, file, converted.value.bytes, converted.value.input), onnx: converted.value.bytes, ...(converted.value.inputSize ? { fixedInput: converted.value.inputSize } : {}) };
     const model = await tf.loadGraphModel(handler);
@@ -402,8 +426,21 @@ async function buildExecutor(d: ModelDescriptor, file: string, onnx: Uint8Array 
     return { exec, noJvp: converted.why, ...(exec.inputSize ? { fixedInput: exec.inputSize } : {}) };
   } catch (e) {
     if (e instanceof PatchAtlasError) throw e;
-    throw new PatchAtlasError('WEIGHTS_INVALID', `cannot load ${modelJson} as a tfjs ${d.format} model: ${(e as Error).message.split('\n')[0]}`, `check "format" in ${d.path}`);
+    throw new PatchAtlasError('WEIGHTS_INVALID', `cannot load ${modelJson} as a tfjs ${d.format} model: ${clip((e as Error).message.split('\n')[0]!)}`, `check "format" in ${d.path}`);
   }
+}
+
+/** The descriptor's format against what model.json holds (a layers topology, or graph nodes), before tfjs reads it. */
+function checkFormat(d: ModelDescriptor, modelJson: string, artifacts: tf.io.ModelArtifacts): void {
+  const topo = artifacts.modelTopology as Record<string, unknown> | undefined;
+  const declared = (artifacts as { format?: string }).format;
+  const holds = Array.isArray(topo?.node) || declared === 'graph-model' ? 'graph' : topo && ('model_config' in topo || 'class_name' in topo || declared === 'layers-model') ? 'layers' : undefined;
+  if (holds && holds !== d.format) throw new PatchAtlasError('BAD_DESCRIPTOR', `model descriptor ${d.path}: "format" is "${d.format}" but ${modelJson} holds a tfjs ${holds} model`, `set "format": "${holds}"`);
+}
+
+/** A message cut to one readable line (tfjs puts whole configs into some). */
+function clip(s: string, max = 200): string {
+  return s.length > max ? `${s.slice(0, max)}…` : s;
 }
 
 function graphAsOnnx(nodes: GraphNode[], artifacts: tf.io.ModelArtifacts, inputNode: string | undefined): { ok: true; value: GraphConversion } | { ok: false; why: string } {

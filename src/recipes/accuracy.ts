@@ -44,7 +44,8 @@ export async function accuracy(c: Classifier, ds: Dataset, opts: AccuracyOptions
     ...(opts.onProgress ? { onBatch: opts.onProgress } : {}),
   });
   for await (const r of images) tally.add(r.item.path, r.item.label!, r.top);
-  const report: AccuracyReport = { format: ACCURACY_FORMAT, producer: producer(c.descriptor.name), ...tally.result() };
+  const unlabelledImages = ds.items.filter((i) => !i.label).map((i) => ({ path: i.path, reason: i.unlabelled ?? 'no label' }));
+  const report: AccuracyReport = { format: ACCURACY_FORMAT, producer: producer(c.descriptor.name), ...tally.result(), unlabelledImages };
   if (opts.out) await writeAccuracy(opts.out, report);
   return report;
 }

@@ -234,7 +234,7 @@ describe('openDataset: explicit files', () => {
     const dir = await tree('single', ['one.jpg']);
     const ds = await openDataset(join(dir, 'one.jpg'), labels);
     expect(ds.layout).toBe('files');
-    expect(ds.items).toEqual([{ path: join(dir, 'one.jpg') }]);
+    expect(ds.items).toEqual([{ path: join(dir, 'one.jpg'), unlabelled: 'no WordNet id at the start of the file name' }]);
   });
 
   it('a missing path in the list is NOT_FOUND naming it', async () => {

@@ -63,6 +63,21 @@ describe('stage recipes on a tiny model', () => {
     expect(readAccuracy(out)).toMatchObject({ images: 12, correctTop1: r.correctTop1, backend: c.forwardBackend, producer: { model: 'tiny_layers', engine: c.forwardBackend === 'onnxruntime' ? 'wasm+onnxruntime' : 'wasm' } });
   });
 
+  it('accuracy lists each unlabelled image and why it has none', async () => {
+    const mixed = join(root, 'mixed');
+    mkdirSync(mixed);
+    // Three colours: the same picture under three names would be counted once.
+    const png = (name: string, r: number) => sharp({ create: { width: 40, height: 40, channels: 3, background: { r, g: 20, b: 200 } } }).png().toFile(join(mixed, name));
+    await Promise.all([png(`${TINY_CLASSES[0]![0]}_a.png`, 10), png('n09999999_b.png', 90), png('holiday.png', 170)]);
+    const r = await accuracy(c, await openDataset(mixed, c.labels));
+    expect(r.images).toBe(1);
+    expect(r.unlabelled).toBe(2);
+    expect(r.unlabelledImages).toEqual([
+      { path: join(mixed, 'holiday.png'), reason: 'no WordNet id at the start of the file name' },
+      { path: join(mixed, 'n09999999_b.png'), reason: "WordNet id n09999999 is not among the model's classes" },
+    ]);
+  });
+
   it('collect → atlas → icons → patches leave no tensors behind', async () => {
     await noLeak(() => collect(c, ds, { layer: 'conv_pw_1_relu', out: join(root, 'run'), positions: 'all', seed: 1, shard: null }));
     atlasPath = (await noLeak(() => buildAtlas({ run: join(root, 'run'), classes: ['grey whale', 'great white shark'], grid: 4, minDensity: 1, umap: { seed: 1, nEpochs: 30 } }))).path;

@@ -1,5 +1,6 @@
 /**
- * Our UMAP: PCA → exact k-NN (blocked matMul) → fuzzy simplicial set → PCA init → SGD.
+ * Our UMAP: PCA → k-NN (exact blocked matMul, or NN-descent for large inputs) → fuzzy simplicial
+ * set → PCA init → SGD.
  * Follows umap-learn's algorithm and defaults (citations in each file); replaces umap-js, whose
  * NN-descent and per-point arrays took 772 s and 4.5 GB for 50,000 × 512 points.
  */
@@ -9,7 +10,8 @@ import { mulberry32 } from '../../util/random.js';
 import { findAB } from './curve.js';
 import { fuzzyUnion, membershipStrengths, pruneGraph, smoothKnnDist } from './fuzzy.js';
 import { pcaInit } from './init.js';
-import { knn, type KnnMetric } from './knn.js';
+import type { KnnMetric } from './knn.js';
+import { neighbours, type KnnMethod } from './neighbours.js';
 import { optimiseLayout } from './optimise.js';
 import { reduceRows } from './reduce.js';
 
@@ -29,10 +31,23 @@ export interface FastUmapOptions {
   /** PCA dims for the k-NN search (default 50); rows with ≤ pcaDims dims are used as they are. */
   pcaDims?: number;
   negativeSampleRate?: number;
+  /**
+   * k-NN search: 'exact' (all pairs; the quality reference), 'approximate' (NN-descent from
+   * RP trees, ~n·log n), or 'auto' (default: exact below approximateFrom(k) points, 35,000 at
+   * k = 15, else approximate). Either way the same seed gives the same output.
+   */
+  knnMethod?: KnnMethod;
+  /** NN-descent progress, (step, total) over its trees and rounds; the exact search calls it never. */
+  onKnnStep?: (step: number, total: number) => void;
+  /** The k-NN method actually used (after resolving 'auto'). */
+  onKnnMethod?: (method: 'exact' | 'approximate') => void;
   onEpoch?: (epoch: number, total: number) => void;
   /** Wall time of each phase as it completes. */
   onPhase?: (phase: UmapPhase, ms: number) => void;
 }
+
+// any constant works; it only separates the k-NN's random stream from the init/SGD one
+const KNN_SEED_SALT = 0x9e3779b9;
 
 /** umap-learn's epoch default. */
 export function defaultEpochs(n: number): number {
@@ -64,7 +79,14 @@ export async function umap(acts: Float32Array, dims: number, n: number, opts: Fa
 
   const red = reduceRows(acts, dims, n, opts.metric, opts.pcaDims ?? 50, nc);
   phase('pca');
-  const nn = knn(red.rows, red.dim, n, k, opts.metric);
+  // NN-descent draws from its own stream, so init and SGD see the same draws whichever search ran
+  const found = neighbours(red.rows, red.dim, n, k, opts.metric, {
+    rand: mulberry32((opts.seed ^ KNN_SEED_SALT) >>> 0),
+    ...(opts.knnMethod ? { method: opts.knnMethod } : {}),
+    ...(opts.onKnnStep ? { onStep: opts.onKnnStep } : {}),
+  });
+  const nn = found.knn;
+  opts.onKnnMethod?.(found.method);
   phase('knn');
   const { sigmas, rhos } = smoothKnnDist(nn, n);
   // umap-learn simplicial_set_embedding prunes by n_epochs, or by the default for very short runs

@@ -30,6 +30,8 @@ export function accuracyCommand(io: CliIO): CommandModule {
         io.out(`${r.model} on ${r.source} (${r.backend})`);
         io.out(`images: ${r.images}   top-1: ${pct(r.top1)} (${r.correctTop1})   top-5: ${pct(r.top5)} (${r.correctTop5})`);
         io.out(`classes: ${r.perClass.length}   unlabelled: ${r.unlabelled}   skipped: ${r.skipped.length}`);
+        const first = r.unlabelledImages?.[0];
+        if (first) io.out(`unlabelled images are not counted, e.g. ${first.path}: ${first.reason} (each one and why: --json, "unlabelledImages")`);
         io.out('per-class and per-image results: --json');
       } finally {
         c.dispose();

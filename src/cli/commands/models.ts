@@ -64,6 +64,8 @@ export function modelsCommand(io: CliIO): CommandModule {
           io.out(`logits: ${r.logits.tensor}, ${r.logits.width} values = ${r.labels.classes} classes of ${r.labels.set}${r.labels.offset ? ' + 1 background' : ''}`);
           io.out(`atlas layer: ${r.defaultLayer.name} → ${r.defaultLayer.tensor} [${r.defaultLayer.shape.join(', ')}]`);
           io.out(`aliases: ${r.aliases.map((x) => `${x.alias} → ${x.tensor}`).join(', ') || 'none'}`);
+          io.out(r.attribution.method === 'jvp' ? 'attribution: forward mode, one pass for every class' : `attribution: one backward pass per class (slow: ${r.attribution.why})`);
+          for (const n of r.notes) io.out(`note: ${n}`);
           return;
         } finally {
           c.dispose();
