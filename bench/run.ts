@@ -1,5 +1,7 @@
 /**
- * `npm run bench [-- --only forward,collect,gradient,featvis,atlas,demo] [--collect-images 200] [--atlas-points 10000,50000] [--no-peers]`
+ * `npm run bench [-- --only forward,collect,gradient,featvis,atlas,demo] [--collect-images 200] [--atlas-points 10000,50000] [--peer-budget 3600] [--no-peers]`
+ * At the article's scale: `npm run bench -- --only atlas --atlas-points 200000,1000000` (about an hour on 2 cores,
+ * most of it umap-learn; a peer past --peer-budget seconds is stopped and shown as not finished).
  * Runs each workload in its own process and prints figures, peak memory, and ratios against baselines
  * measured in the same run: the PyTorch / umap-learn peers from ../shared/peers where installed, and
  * plain forward throughput for collection. Timings belong here, never in tests.
@@ -43,14 +45,20 @@ function peer(script: string, ...a: string[]): Row | undefined {
   }
 }
 
-/** Like peer(), but also the peer's peak memory from GNU time (stderr's last line, kB). */
-function peerWithMemory(script: string, ...a: string[]): Row | undefined {
+/**
+ * Like peer(), but also the peer's peak memory from GNU time (stderr's last line, kB). With a budget (seconds) the
+ * peer is stopped there by coreutils timeout and comes back as { unfinished: 1 } with its peak memory so far.
+ */
+function peerWithMemory(script: string, budgetS: number, ...a: string[]): Row | undefined {
   if (!usePeers || !peers || !existsSync(join(peers, script)) || !existsSync('/usr/bin/time')) return peer(script, ...a);
   const t0 = Date.now();
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', '/usr/bin/python3', join(peers, script), ...a], { encoding: 'utf8' });
-  if (r.status !== 0) return undefined;
+  // time → timeout → python: timeout waits for python, so time's %M covers python's peak
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', 'timeout', String(budgetS), '/usr/bin/python3', join(peers, script), ...a], { encoding: 'utf8' });
   const kb = Number(r.stderr.trim().split('\n').pop());
-  return { ...(JSON.parse(r.stdout.trim().split('\n').pop()!) as Row), wall_s: (Date.now() - t0) / 1000, max_rss_mb: Math.round(kb / 1024) };
+  const common = { wall_s: (Date.now() - t0) / 1000, max_rss_mb: Math.round(kb / 1024) };
+  if (r.status === 124) return { ...common, unfinished: 1 };
+  if (r.status !== 0) return undefined;
+  return { ...(JSON.parse(r.stdout.trim().split('\n').pop()!) as Row), ...common };
 }
 
 const table: Array<[string, string, string, string, string]> = [];
@@ -127,6 +135,9 @@ if (only.has('gradient')) {
   const fwd = g.forward_images_per_s as number;
   const peerCost = p && pf ? `; PyTorch's attribution: ${(pf / p).toFixed(2)}` : '';
   table.push([`input gradient (1 logit), images/s (batch 8)`, fmt(g.input_grad_images_per_s), fmt(p), ratio(g.input_grad_images_per_s as number, p, true), fmt(g.max_rss_mb, 0)]);
+  // The same input gradient from a backward graph run by onnxruntime-node (engine/onnx/backward.ts).
+  table.push([`input gradient on onnxruntime (backward graph), images/s (batch 8)`, fmt(g.native_input_grad_images_per_s), fmt(p), ratio(g.native_input_grad_images_per_s as number, p, true), '']);
+  table.push([`  … onnxruntime backward graph vs our wasm input gradient, same process`, fmt(g.native_input_grad_images_per_s), fmt(g.input_grad_images_per_s), ratio(g.native_input_grad_images_per_s as number, g.input_grad_images_per_s as number, true), '']);
   table.push([`hidden-layer gradient (${String(g.layer)}), images/s (batch 8)`, fmt(g.layer_grad_images_per_s), fmt(p), ratio(g.layer_grad_images_per_s as number, p, true), '']);
   const cost = (v: number | string | undefined) => (typeof v === 'number' ? `costs ${v.toFixed(2)} forward passes` : '');
   table.push([`  … input gradient vs plain forward, same process (${cost(g.input_grad_vs_forward)}${peerCost})`, fmt(g.input_grad_images_per_s), fmt(fwd), ratio(g.input_grad_images_per_s as number, fwd, true), '']);
@@ -148,14 +159,19 @@ if (only.has('atlas')) {
   // Same data and settings as the peer (random uniform 512-d points, 15 neighbours, min_dist 0.1), wall time of
   // the whole process (start-up included) on both sides; then a whole-layer atlas (UMAP + grid + cells) on
   // clustered 384-d points for the end-to-end figure.
+  // Above approximateFrom(15) = 35,000 points our k-NN is NN-descent (src/atlas/umap/neighbours.ts), as umap-learn's.
+  const budget = Number(flag('peer-budget', '3600'));
   for (const n of flag('atlas-points', '10000,50000').split(',').map(Number)) {
     const t0 = Date.now();
     const u = workload('umap', { points: n, dims: 512 });
     const wall = (Date.now() - t0) / 1000;
-    const p = peerWithMemory('peer_umap.py', String(n));
-    table.push([`UMAP, ${n} × 512 random points, wall seconds incl. start-up`, fmt(wall), fmt(p?.wall_s), ratio(wall, p?.wall_s as number, false), `${fmt(u.max_rss_mb, 0)} (peer ${fmt(p?.max_rss_mb, 0)})`]);
+    const p = peerWithMemory('peer_umap.py', budget, String(n));
+    const phases = `k-NN ${String(u.knn)} ${fmt(u.knn_s)} s, SGD ${fmt(u.optimise_s)} s`;
+    const peerWall = p?.unfinished ? `not finished in ${budget} s` : fmt(p?.wall_s);
+    const r = p?.unfinished ? `> ${(budget / wall).toFixed(2)}×` : ratio(wall, p?.wall_s as number, false);
+    table.push([`UMAP, ${n} × 512 random points, wall seconds incl. start-up (${phases})`, fmt(wall), peerWall, r, `${fmt(u.max_rss_mb, 0)} (peer ${fmt(p?.max_rss_mb, 0)})`]);
     const a = workload('atlas', { points: n });
-    table.push([`  layer atlas (UMAP + grid + cells), ${n} × 384 clustered points, seconds`, fmt(a.seconds), '—', '—', fmt(a.max_rss_mb, 0)]);
+    table.push([`  layer atlas (UMAP + grid + cells), ${n} × 384 clustered points, seconds (k-NN ${fmt(a.knn_s)} s)`, fmt(a.seconds), '—', '—', fmt(a.max_rss_mb, 0)]);
   }
 }
 if (only.has('demo') && env.dataDir && env.modelsDir) {

@@ -16,6 +16,8 @@ export { OnnxExecutor, type OnnxSummary } from './onnx/executor.js';
 export { decodeModel, encodeModel, type ModelProto } from './onnx/proto.js';
 export { SUPPORTED_OPS as ONNX_OPS } from './onnx/ops.js';
 export { loadOrt, OrtForward, type Preprocessing } from './onnx/runtime.js';
+export { BACKWARD_OPS, buildBackward, OrtBackward, type BackwardGraph, type BackwardSpec } from './onnx/backward.js';
+export { defaultThreads } from './wasm-threads.js';
 export { EXPORT_VERSION, ExportUnsupported, exportLayersModel, type ExportResult } from './onnx/export.js';
 export { graphToOnnx, type GraphConversion, type GraphNode } from './onnx/from-graph.js';
 export type { ExternalData } from './onnx/tensors.js';

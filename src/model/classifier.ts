@@ -8,7 +8,7 @@ import { externalDataIn } from './onnx-data.js';
 import type { Preprocess } from '../data/pixels.js';
 import { PatchAtlasError } from '../errors.js';
 import { closest } from '../util/suggest.js';
-import { initBackend, OrtForward, setForwardEngine, tfjsBackendOf, type BackendName, type EngineChoice, type Preprocessing } from '../engine/index.js';
+import { defaultThreads, initBackend, OrtBackward, OrtForward, setForwardEngine, tfjsBackendOf, type BackendName, type EngineChoice, type Preprocessing } from '../engine/index.js';
 import { isBuiltIn, loadDescriptor, loadLabels, sourceOf, type ModelDescriptor } from './descriptor.js';
 import { recordModelSource } from '../formats/producer.js';
 import { INPUT, probeShapes, type Executor, type LayerInfo } from '../engine/index.js';
@@ -65,6 +65,54 @@ export class Classifier {
   private fixedInput: [number, number] | undefined;
   /** Why the model has no forward-mode attribution, where the load found out (set once, by `load`). */
   noJvp: string | undefined;
+  /** The ONNX form onnxruntime runs (set once, by `load`, where there is a session). */
+  onnx: { bytes: Uint8Array; input: string } | undefined;
+  /** Backward-graph sessions by targets and input size; undefined where a graph operator has no backward rule. */
+  private readonly backward = new Map<string, Promise<OrtBackward | undefined>>();
+  /** Why native gradients are unavailable, once a try found out. */
+  noNativeGradient: string | undefined;
+
+  /**
+   * d(Σ_k seed_k · output_k) / d pixels, and the outputs, from a backward graph run by onnxruntime (native kernels;
+   * see engine/onnx/backward.ts). Outputs as `run` names them (NHWC for image tensors), seeds of the same shapes.
+   * Undefined where the model has no onnxruntime session, the input size differs from a fixed one, or an operator has
+   * no backward rule (`noNativeGradient` says which): the caller then uses the tfjs tape. Not differentiable; the
+   * caller owns the results.
+   */
+  async nativeGradient(x: tf.Tensor4D, outputs: readonly string[], seeds: readonly tf.Tensor[]): Promise<{ values: tf.Tensor[]; grad: tf.Tensor4D } | undefined> {
+    const onnx = this.onnx;
+    const [n, h, w] = x.shape;
+    if (!onnx || (this.fixedInput && (this.fixedInput[0] !== h || this.fixedInput[1] !== w))) return undefined;
+    const names = outputs.map((o) => this.resolveLayer(o));
+    if (names.includes(PROBS)) return undefined;
+    const targets = names.map((t) => (t === LOGITS ? this.logitsLayer : t));
+    const key = `${targets.join('|')}@${h}x${w}`;
+    let made = this.backward.get(key);
+    if (!made) {
+      made = OrtBackward.create(onnx.bytes, { input: onnx.input, targets, pre: this.preprocessing(), size: [h, w] }, defaultThreads()).catch((e: unknown) => {
+        if (!(e instanceof EngineError)) throw e;
+        this.noNativeGradient = e.message;
+        return undefined;
+      });
+      this.backward.set(key, made);
+    }
+    const bw = await made;
+    if (!bw) return undefined;
+    const shapes = bw.graph.targetShapes;
+    const flatSeeds = seeds.map((s, k) => {
+      const t = tf.tidy(() => (shapes[k]!.length === 4 && s.rank === 4 ? tf.transpose(s, [0, 3, 1, 2]) : s));
+      const v = t.dataSync() as Float32Array;
+      if (t !== s) t.dispose();
+      return v;
+    });
+    const r = await bw.run(x.dataSync() as Float32Array, x.shape, flatSeeds);
+    const values = r.targets.map((v, k) => {
+      const s = shapes[k]!;
+      if (names[k] === LOGITS) return tf.tensor2d(v, [n, v.length / n]);
+      return s.length === 4 ? tf.tidy(() => tf.transpose(tf.tensor4d(v, [n, s[1]!, s[2]!, s[3]!]), [0, 2, 3, 1])) : tf.tensor(v, [n, ...s.slice(1)]);
+    });
+    return { values, grad: tf.tensor4d(r.grad, x.shape) };
+  }
 
   /** What runs forward-only work (accuracy, classify, evaluate, the screen's scoring). */
   get forwardBackend(): string {
@@ -368,6 +416,7 @@ async function forwardSession(c: Classifier, exec: Executor, choice: EngineChoic
   let session: OrtForward | undefined;
   try {
     session = await OrtForward.create(model.bytes, model.input, [c.logitsLayer], c.preprocessing());
+    if (session) c.onnx = model;
   } catch (e) {
     if (choice === 'auto' && e instanceof EngineError) return undefined;
     throw e;

@@ -87,20 +87,21 @@ export interface Preprocessing {
   reverse: boolean;
 }
 
-const PIXELS = 'patch_atlas_pixels';
+export const PIXELS = 'patch_atlas_pixels';
 
 /**
  * The model with exactly `names` as its graph outputs, and with the preprocessing in front of `input` if asked.
  * (onnxruntime returns graph outputs only; and asked for a subset of several outputs, onnxruntime-node 1.23 was
  * seen to return the first ones instead, so the graph is cut to what is fetched.)
  */
-function rewrite(bytes: Uint8Array, input: string, names: readonly string[], pre: Preprocessing | undefined): Uint8Array {
+export function rewrite(bytes: Uint8Array, input: string, names: readonly string[], pre: Preprocessing | undefined): Uint8Array {
   const model = decodeModel(bytes);
   const g = model.graph!;
   const declared = new Map((g.output ?? []).map((o) => [o.name, o]));
   const same = (g.output ?? []).length === names.length && names.every((n, i) => g.output![i]!.name === n);
   if (same && !pre) return bytes;
-  g.output = names.map((name) => declared.get(name) ?? { name, type: { tensor_type: { elem_type: 1 } } });
+  // Fetched tensors that are not graph outputs go out untyped: onnxruntime infers their types (some are int64 shapes).
+  g.output = names.map((name) => declared.get(name) ?? { name });
   if (pre) {
     const f32 = (name: string, v: number[], dims: number[]) => ({ name, dims, data_type: 1, raw_data: new Uint8Array(Float32Array.from(v).buffer) });
     const order = pre.reverse ? [2, 1, 0] : [0, 1, 2];

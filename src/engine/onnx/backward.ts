@@ -1,0 +1,567 @@
+import { EngineError } from '../errors.js';
+import { AttrType, DataType, decodeModel, encodeModel, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
+import { Attrs } from './attrs.js';
+import { loadOrt, rewrite, type Preprocessing, PIXELS } from './runtime.js';
+
+/**
+ * Backward graphs for onnxruntime: from a model's ONNX graph, one that also returns d(Σ seed·target)/d(input), so
+ * gradients run on onnxruntime's native kernels instead of the wasm engine. The seeds (`dy` of each target) are graph
+ * inputs, so one session serves every objective: the caller computes dObjective/dTarget (cheap, on the targets)
+ * and feeds it. Each operator's rule is written as ONNX operators (a conv's input gradient is a ConvTranspose with
+ * the same weights, a max-pool routes through its Indices output with ScatterElements, LRN is elementwise with a
+ * banded 1×1 conv for the channel window). The graph is built for one input size: every shape in it is static
+ * (read once from onnxruntime on a blank image), except the batch.
+ *
+ * Ties: ReLU and Clip pass no gradient on their kinks (read from the output); a max-pool routes a tie to the first
+ * maximum in its window (ONNX's Indices, row-major), as the tfjs engine does. A near-tie (values equal in exact
+ * arithmetic, rounded differently by two engines' kernels, as after GoogLeNet's pool → 1×1 conv → pool) can go to
+ * another element: both are valid subgradients.
+ */
+export interface BackwardSpec {
+  /** The graph input (NCHW model input). */
+  input: string;
+  /** Tensors whose seeded sum is differentiated, returned as outputs too. */
+  targets: readonly string[];
+  /** Preprocessing put in front, so the gradient is w.r.t. [N, H, W, 3] pixels in [0,1] (see OrtForward). */
+  pre?: Preprocessing;
+  /** [height, width] of the input the graph is built for. */
+  size: [number, number];
+}
+
+export interface BackwardGraph {
+  bytes: Uint8Array;
+  /** The input to feed (the pixels when `pre` was given). */
+  input: string;
+  /** Seed input names, one per target, in `targets` order. */
+  seeds: string[];
+  /** The gradient output's name. */
+  grad: string;
+  /** Target shapes with batch 1 (the seeds have the same shapes, batch N). */
+  targetShapes: number[][];
+  /** Max-pools on the path (routed through their Indices output). */
+  maxPools: number;
+}
+
+/** Operators with a backward rule here. */
+export const BACKWARD_OPS = new Set([
+  'Conv', 'Relu', 'Clip', 'LeakyRelu', 'Sigmoid', 'Tanh', 'HardSigmoid', 'HardSwish', 'Add', 'Sub', 'Mul', 'Div', 'BatchNormalization',
+  'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Flatten', 'Reshape', 'Transpose', 'Concat', 'Gemm', 'MatMul', 'Identity', 'Dropout',
+  'Pad', 'LRN', 'Softmax', 'Slice', 'ReduceMean',
+]);
+/** Operators whose outputs carry no gradient (shape arithmetic). */
+const NO_GRADIENT = new Set(['Shape', 'Size', 'ConstantOfShape', 'Constant']);
+
+export async function buildBackward(bytes: Uint8Array, spec: BackwardSpec): Promise<BackwardGraph> {
+  const model = decodeModel(rewrite(bytes, spec.input, spec.targets, spec.pre));
+  const g = model.graph!;
+  const x = spec.pre ? PIXELS : spec.input;
+  const opset = (model.opset_import ?? []).find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0;
+  if (opset < 13) throw new EngineError('MODEL_INVALID', `backward graphs need opset 13 or later (the model has ${opset})`);
+  const nodes = g.node ?? [];
+  // On the path: depends on x, and needed for a target.
+  const live = new Set<string>([x]);
+  for (const n of nodes) if (!NO_GRADIENT.has(n.op_type ?? '') && (n.input ?? []).some((i) => live.has(i))) for (const o of n.output ?? []) live.add(o);
+  const needed = new Set<string>(spec.targets);
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    const n = nodes[k]!;
+    if ((n.output ?? []).some((o) => needed.has(o))) for (const i of n.input ?? []) if (i) needed.add(i);
+  }
+  const path = nodes.filter((n) => (n.output ?? []).some((o) => live.has(o) && needed.has(o)));
+  for (const n of path) if (!BACKWARD_OPS.has(n.op_type!)) throw new EngineError('UNSUPPORTED_OP', `no backward rule for ${n.op_type} (node ${n.name || n.output?.[0]})`);
+  const inits = new Map((g.initializer ?? []).map((t) => [t.name!, t]));
+  const constNodes = new Map(nodes.filter((n) => n.op_type === 'Constant').map((n) => [n.output![0]!, n]));
+  // Shapes of the tensors on the path, and values of the ones computed off it (pads, shapes from Shape → Concat chains).
+  const computed = [...new Set(path.flatMap((n) => (n.input ?? []).slice(1)).filter((t) => t && !live.has(t) && !inits.has(t) && !constNodes.has(t)))];
+  const { shapes, values } = await staticShapes(bytes, spec, [...new Set(path.flatMap((n) => [...(n.input ?? []), ...(n.output ?? [])]).filter((t) => t && live.has(t)))], computed);
+  const b = new Builder(shapes);
+  const grads = new Map<string, string[]>();
+  const seeds = spec.targets.map((t) => `grad/${t}`);
+  spec.targets.forEach((t, k) => grads.set(t, [seeds[k]!]));
+  const add = (t: string, gname: string) => grads.set(t, [...(grads.get(t) ?? []), gname]);
+  const gradOf = (t: string): string | undefined => {
+    const parts = grads.get(t);
+    if (!parts?.length) return undefined;
+    if (parts.length === 1) return parts[0];
+    const s = b.fresh(`grad/${t}/sum`);
+    b.node('Sum', parts, s);
+    grads.set(t, [s]);
+    return s;
+  };
+  const floatConst = (name: string): Float32Array | undefined => {
+    const t = inits.get(name) ?? constNodes.get(name)?.attribute?.find((a) => a.name === 'value')?.t;
+    const v = values.get(name);
+    return t ? floatsOf(t) : v ? Float32Array.from(v) : undefined;
+  };
+  const intConst = (name: string): number[] | undefined => {
+    const t = inits.get(name) ?? constNodes.get(name)?.attribute?.find((a) => a.name === 'value')?.t;
+    return t ? intsOf(t) : values.get(name);
+  };
+
+  for (let k = path.length - 1; k >= 0; k--) {
+    const n = path[k]!;
+    const out = n.output![0]!;
+    const dy = gradOf(out);
+    if (!dy) continue;
+    const ins = n.input ?? [];
+    const onPath = (i: number) => !!ins[i] && live.has(ins[i]!);
+    const a = new Attrs(n.attribute, n.name ?? out);
+    const xs = ins[0] ? shapes.get(ins[0]!) : undefined;
+    const ys = shapes.get(out)!;
+    const rule = RULES[n.op_type!]!;
+    const constDims = (name: string) => (inits.get(name) ?? constNodes.get(name)?.attribute?.find((v) => v.name === 'value')?.t)?.dims;
+    rule({ n, a, dy, ins, out, xs, ys, onPath, add, b, floatConst, intConst, constDims, shapes });
+  }
+  const grad = gradOf(x);
+  if (!grad) throw new EngineError('MODEL_INVALID', `the targets (${spec.targets.join(', ')}) do not depend on ${x}`);
+  b.node('Identity', [grad], `grad/${x}`);
+
+  g.node = [...nodes, ...b.nodes];
+  g.initializer = [...(g.initializer ?? []), ...b.inits];
+  const targetShapes = spec.targets.map((t) => shapes.get(t)!);
+  g.input = [...(g.input ?? []), ...seeds.map((name, k) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: [{ dim_param: 'N' }, ...targetShapes[k]!.slice(1).map((d) => ({ dim_value: d }))] } } } }))];
+  g.output = [...spec.targets.map((name) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT } } })), { name: `grad/${x}`, type: { tensor_type: { elem_type: DataType.FLOAT } } }];
+  model.opset_import = [{ domain: '', version: Math.max(opset, 16) }];
+  return { bytes: encodeModel(model as ModelProto), input: x, seeds, grad: `grad/${x}`, targetShapes, maxPools: path.filter((n) => n.op_type === 'MaxPool').length };
+}
+
+/**
+ * Every named tensor's shape (batch 1), and the values of `computed` (small integer tensors off the path), read
+ * from onnxruntime on a blank input of the spec's size.
+ */
+async function staticShapes(bytes: Uint8Array, spec: BackwardSpec, names: string[], computed: string[]): Promise<{ shapes: Map<string, number[]>; values: Map<string, number[]> }> {
+  const ort = await loadOrt();
+  if (!ort) throw new EngineError('BACKEND_MISSING', 'onnxruntime-node is not installed');
+  const [h, w] = spec.size;
+  const all = [...names, ...computed];
+  const session = await ort.InferenceSession.create(rewrite(bytes, spec.input, all, spec.pre), { graphOptimizationLevel: 'disabled', intraOpNumThreads: 1 });
+  try {
+    const input = spec.pre ? PIXELS : spec.input;
+    const dims = spec.pre ? [1, h, w, 3] : [1, 3, h, w];
+    const out = await session.run({ [input]: new ort.Tensor('float32', new Float32Array(h * w * 3), dims) }, all);
+    const values = new Map(computed.map((n) => [n, Array.from(out[n]!.data as ArrayLike<number | bigint>, Number)]));
+    return { shapes: new Map(names.map((n) => [n, [...out[n]!.dims]])), values };
+  } finally {
+    await session.release();
+  }
+}
+
+class Builder {
+  readonly nodes: NodeProto[] = [];
+  readonly inits: TensorProto[] = [];
+  private k = 0;
+  constructor(readonly shapes: Map<string, number[]>) {}
+  fresh(base: string): string {
+    return `${base}/${this.k++}`;
+  }
+  node(op_type: string, input: string[], output: string | string[], attribute: AttributeProto[] = []): string {
+    const outs = Array.isArray(output) ? output : [output];
+    this.nodes.push({ op_type, input, output: outs, name: outs[0], attribute });
+    return outs[0]!;
+  }
+  f32(base: string, v: ArrayLike<number>, dims: number[]): string {
+    const name = this.fresh(base);
+    this.inits.push({ name, dims, data_type: DataType.FLOAT, raw_data: new Uint8Array(Float32Array.from(v).buffer) });
+    return name;
+  }
+  i64(base: string, v: number[]): string {
+    const name = this.fresh(base);
+    this.inits.push({ name, dims: [v.length], data_type: DataType.INT64, raw_data: new Uint8Array(BigInt64Array.from(v.map((x) => BigInt(x))).buffer) });
+    return name;
+  }
+  /** dy summed over the axes where `to` was broadcast against `from`, reshaped to `to` (ONNX broadcasting, from the right). */
+  unbroadcast(dy: string, from: number[], to: number[], base: string): string {
+    const r = from.length;
+    const padded = [...Array(r - to.length).fill(1), ...to];
+    const axes = padded.flatMap((d, i) => (d === 1 && from[i] !== 1 ? [i] : []));
+    // The batch axis of a per-example tensor keeps its size (shapes here are read at batch 1).
+    let g = dy;
+    if (axes.length) g = this.node('ReduceSum', [dy, this.i64(`${base}/axes`, axes)], this.fresh(`${base}/sum`), [int('keepdims', 1)]);
+    if (to.length !== r) g = this.node('Reshape', [g, this.i64(`${base}/shape`, to.length ? to : [])], this.fresh(`${base}/shape`));
+    return g;
+  }
+}
+
+interface RuleArgs {
+  n: NodeProto;
+  a: Attrs;
+  dy: string;
+  ins: string[];
+  out: string;
+  xs: number[] | undefined;
+  ys: number[];
+  onPath: (i: number) => boolean;
+  add: (t: string, g: string) => void;
+  b: Builder;
+  floatConst: (name: string) => Float32Array | undefined;
+  intConst: (name: string) => number[] | undefined;
+  constDims: (name: string) => number[] | undefined;
+  shapes: Map<string, number[]>;
+}
+type Rule = (r: RuleArgs) => void;
+
+const int = (name: string, i: number): AttributeProto => ({ name, type: AttrType.INT, i });
+const ints = (name: string, v: number[]): AttributeProto => ({ name, type: AttrType.INTS, ints: v });
+const float = (name: string, f: number): AttributeProto => ({ name, type: AttrType.FLOAT, f });
+const str = (name: string, s: string): AttributeProto => ({ name, type: AttrType.STRING, s: new TextEncoder().encode(s) });
+
+/** The shape with the batch left to the runtime (every other dimension is static). */
+const batchFree = (s: number[]) => [-1, ...s.slice(1)];
+
+const unsupported = (r: RuleArgs, why: string): never => {
+  throw new EngineError('UNSUPPORTED_OP', `no backward rule for ${r.n.op_type} (node ${r.n.name || r.out}): ${why}`);
+};
+
+/** Explicit [top, left, bottom, right] pads of a conv or pool node (auto_pad resolved for the static sizes). */
+function padsOf(r: RuleArgs, kernel: number[], strides: number[], dil: number[]): number[] {
+  const auto = r.a.string('auto_pad', 'NOTSET');
+  if (auto === 'VALID') return [0, 0, 0, 0];
+  if (auto === 'SAME_UPPER' || auto === 'SAME_LOWER') {
+    const p = [0, 1].map((i) => {
+      const n = r.xs![2 + i]!;
+      const total = Math.max(0, (Math.ceil(n / strides[i]!) - 1) * strides[i]! + (kernel[i]! - 1) * dil[i]! + 1 - n);
+      const small = Math.floor(total / 2);
+      return auto === 'SAME_UPPER' ? [small, total - small] : [total - small, small];
+    });
+    return [p[0]![0]!, p[1]![0]!, p[0]![1]!, p[1]![1]!];
+  }
+  return r.a.ints('pads') ?? [0, 0, 0, 0];
+}
+
+/** ConvTranspose with the conv's geometry, its output padded to exactly the input's size. */
+function convTranspose(r: RuleArgs, dy: string, w: string, kernel: number[], strides: number[], dil: number[], pads: number[], group: number, base: string): string {
+  const xs = r.xs!;
+  const outPad = [0, 1].map((i) => xs[2 + i]! - ((r.ys[2 + i]! - 1) * strides[i]! - pads[i]! - pads[i + 2]! + dil[i]! * (kernel[i]! - 1) + 1));
+  return r.b.node('ConvTranspose', [dy, w], r.b.fresh(base), [
+    ints('kernel_shape', kernel), ints('strides', strides), ints('dilations', dil), ints('pads', pads), int('group', group), ints('output_padding', outPad),
+  ]);
+}
+
+/** dy where `cond` holds, else 0 (Mul by the cast mask: onnxruntime's Where was measured 5× slower). */
+const mask = (r: RuleArgs, cond: string, base: string): string => r.b.node('Mul', [r.dy, r.b.node('Cast', [cond], r.b.fresh(`${base}/mask`), [int('to', DataType.FLOAT)])], r.b.fresh(base));
+
+const RULES: Record<string, Rule> = {
+  Identity: (r) => r.add(r.ins[0]!, r.dy),
+  Dropout: (r) => r.add(r.ins[0]!, r.dy),
+  Conv: (r) => {
+    if (!r.onPath(0)) return;
+    if (r.onPath(1)) unsupported(r, 'weights computed from the input');
+    const w = r.ins[1]!;
+    const kernel = r.a.ints('kernel_shape') ?? unsupported(r, 'no kernel_shape');
+    const strides = r.a.ints('strides') ?? [1, 1];
+    const dil = r.a.ints('dilations') ?? [1, 1];
+    const pads = padsOf(r, kernel, strides, dil);
+    const group = r.a.int('group', 1);
+    const W = r.floatConst(w);
+    const dims = r.constDims(w);
+    // Stride 1: a forward conv of dy with the flipped, in↔out-transposed filter (grouped ConvTranspose is slow on
+    // onnxruntime's CPU kernels: measured on MobileNet). Strided convs: ConvTranspose.
+    if (strides.every((v) => v === 1) && W && dims?.length === 4) {
+      const flipped = r.b.f32(`grad/${r.out}/flipped`, flipFilter(W, dims as [number, number, number, number], group), [dims[1]! * group, dims[0]! / group, dims[2]!, dims[3]!]);
+      const back = [0, 1].map((i) => dil[i]! * (kernel[i]! - 1));
+      r.add(r.ins[0]!, r.b.node('Conv', [r.dy, flipped], r.b.fresh(`grad/${r.out}/conv`), [
+        ints('kernel_shape', kernel), ints('dilations', dil), int('group', group), ints('pads', [back[0]! - pads[0]!, back[1]! - pads[1]!, back[0]! - pads[2]!, back[1]! - pads[3]!]),
+      ]));
+      return;
+    }
+    r.add(r.ins[0]!, convTranspose(r, r.dy, w, kernel, strides, dil, pads, group, `grad/${r.out}/conv`));
+  },
+  // Masks from the output, in float ops (a bool mask's Cast was measured slower than the convolutions): y > 0.
+  Relu: (r) => r.add(r.ins[0]!, r.b.node('Mul', [r.dy, r.b.node('Sign', [r.out], r.b.fresh(`grad/${r.out}/mask`))], r.b.fresh(`grad/${r.out}/relu`))),
+  LeakyRelu: (r) => {
+    const alpha = r.a.float('alpha', 0.01);
+    const pos = r.b.node('Greater', [r.ins[0]!, r.b.f32(`grad/${r.out}/zero`, [0], [])], r.b.fresh(`grad/${r.out}/pos`));
+    r.add(r.ins[0]!, r.b.node('Where', [pos, r.dy, r.b.node('Mul', [r.dy, r.b.f32(`grad/${r.out}/alpha`, [alpha], [])], r.b.fresh(`grad/${r.out}/neg`))], r.b.fresh(`grad/${r.out}/leaky`)));
+  },
+  Clip: (r) => {
+    const lo = r.ins[1] ? r.floatConst(r.ins[1])?.[0] : undefined;
+    const hi = r.ins[2] ? r.floatConst(r.ins[2])?.[0] : undefined;
+    if ((r.ins[1] && lo === undefined) || (r.ins[2] && hi === undefined)) unsupported(r, 'bounds computed at run time');
+    const y = r.out;
+    // Inside iff lo < y < hi, from the output: sign((y − lo)(hi − y)). A clipped input sits exactly on a bound and gets
+    // no gradient; an input exactly on a bound (measure zero) gets none either, where tfjs's clipByValue passes it.
+    const above = lo === undefined ? undefined : lo === 0 ? y : r.b.node('Sub', [y, r.b.f32(`grad/${y}/lo`, [lo], [])], r.b.fresh(`grad/${y}/above`));
+    const below = hi === undefined ? undefined : r.b.node('Sub', [r.b.f32(`grad/${y}/hi`, [hi], []), y], r.b.fresh(`grad/${y}/below`));
+    if (!above && !below) return r.add(r.ins[0]!, r.dy);
+    const inside = above && below ? r.b.node('Mul', [above, below], r.b.fresh(`grad/${y}/inside`)) : (above ?? below)!;
+    r.add(r.ins[0]!, r.b.node('Mul', [r.dy, r.b.node('Sign', [inside], r.b.fresh(`grad/${y}/mask`))], r.b.fresh(`grad/${y}/clip`)));
+  },
+  Sigmoid: (r) => {
+    const one = r.b.f32(`grad/${r.out}/one`, [1], []);
+    const d = r.b.node('Mul', [r.out, r.b.node('Sub', [one, r.out], r.b.fresh(`grad/${r.out}/1-y`))], r.b.fresh(`grad/${r.out}/d`));
+    r.add(r.ins[0]!, r.b.node('Mul', [r.dy, d], r.b.fresh(`grad/${r.out}/sig`)));
+  },
+  Tanh: (r) => {
+    const one = r.b.f32(`grad/${r.out}/one`, [1], []);
+    const d = r.b.node('Sub', [one, r.b.node('Mul', [r.out, r.out], r.b.fresh(`grad/${r.out}/y2`))], r.b.fresh(`grad/${r.out}/d`));
+    r.add(r.ins[0]!, r.b.node('Mul', [r.dy, d], r.b.fresh(`grad/${r.out}/tanh`)));
+  },
+  HardSigmoid: (r) => {
+    const alpha = r.a.float('alpha', 0.2);
+    const beta = r.a.float('beta', 0.5);
+    // Slope alpha where 0 < alpha·x + beta < 1 (tfjs's clipByValue rule includes the bounds; ONNX-exported nets rarely sit on them).
+    const z = r.b.node('Add', [r.b.node('Mul', [r.ins[0]!, r.b.f32(`grad/${r.out}/a`, [alpha], [])], r.b.fresh(`grad/${r.out}/ax`)), r.b.f32(`grad/${r.out}/b`, [beta], [])], r.b.fresh(`grad/${r.out}/z`));
+    const cond = r.b.node('And', [r.b.node('GreaterOrEqual', [z, r.b.f32(`grad/${r.out}/0`, [0], [])], r.b.fresh(`grad/${r.out}/ge`)), r.b.node('LessOrEqual', [z, r.b.f32(`grad/${r.out}/1`, [1], [])], r.b.fresh(`grad/${r.out}/le`))], r.b.fresh(`grad/${r.out}/in`));
+    r.add(r.ins[0]!, r.b.node('Mul', [mask(r, cond, `grad/${r.out}/hs`), r.b.f32(`grad/${r.out}/alpha`, [alpha], [])], r.b.fresh(`grad/${r.out}/hsig`)));
+  },
+  HardSwish: (r) => {
+    // y = x·hs(x), hs = clip(x/6 + 1/2, 0, 1): dy·(hs(x) + x/6·[0 ≤ x/6 + 1/2 ≤ 1]).
+    const x = r.ins[0]!;
+    const hs = r.b.node('HardSigmoid', [x], r.b.fresh(`grad/${r.out}/hs`), [float('alpha', 1 / 6), float('beta', 0.5)]);
+    const z = r.b.node('Add', [r.b.node('Mul', [x, r.b.f32(`grad/${r.out}/a`, [1 / 6], [])], r.b.fresh(`grad/${r.out}/ax`)), r.b.f32(`grad/${r.out}/b`, [0.5], [])], r.b.fresh(`grad/${r.out}/z`));
+    const cond = r.b.node('And', [r.b.node('GreaterOrEqual', [z, r.b.f32(`grad/${r.out}/0`, [0], [])], r.b.fresh(`grad/${r.out}/ge`)), r.b.node('LessOrEqual', [z, r.b.f32(`grad/${r.out}/1`, [1], [])], r.b.fresh(`grad/${r.out}/le`))], r.b.fresh(`grad/${r.out}/in`));
+    const slope = r.b.node('Where', [cond, r.b.node('Mul', [x, r.b.f32(`grad/${r.out}/s`, [1 / 6], [])], r.b.fresh(`grad/${r.out}/x6`)), r.b.f32(`grad/${r.out}/z0`, [0], [])], r.b.fresh(`grad/${r.out}/slope`));
+    r.add(x, r.b.node('Mul', [r.dy, r.b.node('Add', [hs, slope], r.b.fresh(`grad/${r.out}/d`))], r.b.fresh(`grad/${r.out}/hswish`)));
+  },
+  Add: (r) => [0, 1].forEach((i) => r.onPath(i) && r.add(r.ins[i]!, r.b.unbroadcast(r.dy, r.ys, r.shapes.get(r.ins[i]!)!, `grad/${r.out}/${i}`))),
+  Sub: (r) => {
+    if (r.onPath(0)) r.add(r.ins[0]!, r.b.unbroadcast(r.dy, r.ys, r.shapes.get(r.ins[0]!)!, `grad/${r.out}/0`));
+    if (r.onPath(1)) r.add(r.ins[1]!, r.b.node('Neg', [r.b.unbroadcast(r.dy, r.ys, r.shapes.get(r.ins[1]!)!, `grad/${r.out}/1`)], r.b.fresh(`grad/${r.out}/neg`)));
+  },
+  Mul: (r) => {
+    for (const i of [0, 1]) {
+      if (!r.onPath(i)) continue;
+      const other = r.ins[1 - i]!;
+      r.add(r.ins[i]!, r.b.unbroadcast(r.b.node('Mul', [r.dy, other], r.b.fresh(`grad/${r.out}/m${i}`)), r.ys, r.shapes.get(r.ins[i]!)!, `grad/${r.out}/${i}`));
+    }
+  },
+  Div: (r) => {
+    const shapeOf = (i: number) => r.shapes.get(r.ins[i]!)!;
+    if (r.onPath(0)) r.add(r.ins[0]!, r.b.unbroadcast(r.b.node('Div', [r.dy, r.ins[1]!], r.b.fresh(`grad/${r.out}/d`)), r.ys, shapeOf(0), `grad/${r.out}/0`));
+    // d(a/b)/db = −a/b² = −y/b.
+    if (r.onPath(1)) {
+      const t = r.b.node('Mul', [r.dy, r.b.node('Div', [r.out, r.ins[1]!], r.b.fresh(`grad/${r.out}/yb`))], r.b.fresh(`grad/${r.out}/dyb`));
+      r.add(r.ins[1]!, r.b.node('Neg', [r.b.unbroadcast(t, r.ys, shapeOf(1), `grad/${r.out}/1`)], r.b.fresh(`grad/${r.out}/negb`)));
+    }
+  },
+  BatchNormalization: (r) => {
+    const [scale, , , variance] = [1, 2, 3, 4].map((i) => r.floatConst(r.ins[i]!) ?? unsupported(r, 'statistics that are not constants'));
+    const eps = r.a.float('epsilon', 1e-5);
+    const k = Array.from(scale!, (s, c) => s / Math.sqrt(variance![c]! + eps));
+    const shape = [k.length, ...Array(r.ys.length - 2).fill(1)];
+    r.add(r.ins[0]!, r.b.node('Mul', [r.dy, r.b.f32(`grad/${r.out}/k`, k, shape)], r.b.fresh(`grad/${r.out}/bn`)));
+  },
+  MaxPool: (r) => {
+    // The forward node also returns its argmax (flat NCHW indices); the gradient is scattered to it.
+    if (r.n.output!.length < 2 || !r.n.output![1]) r.n.output = [r.out, `${r.out}/indices`];
+    const idx = r.n.output![1]!;
+    const xs = r.xs!;
+    const flat = (t: string, base: string) => r.b.node('Reshape', [t, r.b.i64(`${base}/shape`, [-1])], r.b.fresh(base));
+    const zeros = r.b.node('ConstantOfShape', [r.b.node('Shape', [r.ins[0]!], r.b.fresh(`grad/${r.out}/xshape`))], r.b.fresh(`grad/${r.out}/zeros`), [{ name: 'value', type: AttrType.TENSOR, t: { dims: [1], data_type: DataType.FLOAT, raw_data: new Uint8Array(4) } }]);
+    const scattered = r.b.node('ScatterElements', [flat(zeros, `grad/${r.out}/zf`), flat(idx, `grad/${r.out}/if`), flat(r.dy, `grad/${r.out}/df`)], r.b.fresh(`grad/${r.out}/scatter`), [str('reduction', 'add')]);
+    r.add(r.ins[0]!, r.b.node('Reshape', [scattered, r.b.i64(`grad/${r.out}/xs`, batchFree(xs))], r.b.fresh(`grad/${r.out}/maxpool`)));
+  },
+  AveragePool: (r) => {
+    const xs = r.xs!;
+    const C = xs[1]!;
+    const kernel = r.a.ints('kernel_shape') ?? unsupported(r, 'no kernel_shape');
+    const strides = r.a.ints('strides') ?? [1, 1];
+    const pads = padsOf(r, kernel, strides, [1, 1]);
+    if (r.a.int('ceil_mode', 0)) unsupported(r, 'ceil_mode');
+    const [Ho, Wo] = [r.ys[2]!, r.ys[3]!];
+    // Each output's divisor: the whole window, or (count_include_pad = 0) the real pixels under it.
+    const counts = new Float32Array(Ho * Wo);
+    for (let i = 0; i < Ho; i++)
+      for (let j = 0; j < Wo; j++) {
+        if (r.a.int('count_include_pad', 0)) counts[i * Wo + j] = kernel[0]! * kernel[1]!;
+        else {
+          const h = Math.min(i * strides[0]! - pads[0]! + kernel[0]!, xs[2]!) - Math.max(i * strides[0]! - pads[0]!, 0);
+          const w = Math.min(j * strides[1]! - pads[1]! + kernel[1]!, xs[3]!) - Math.max(j * strides[1]! - pads[1]!, 0);
+          counts[i * Wo + j] = h * w;
+        }
+      }
+    const scaled = r.b.node('Div', [r.dy, r.b.f32(`grad/${r.out}/counts`, counts, [1, 1, Ho, Wo])], r.b.fresh(`grad/${r.out}/avg`));
+    const ones = r.b.f32(`grad/${r.out}/ones`, new Float32Array(C * kernel[0]! * kernel[1]!).fill(1), [C, 1, kernel[0]!, kernel[1]!]);
+    r.add(r.ins[0]!, convTranspose(r, scaled, ones, kernel, strides, [1, 1], pads, C, `grad/${r.out}/pool`));
+  },
+  GlobalAveragePool: (r) => {
+    const xs = r.xs!;
+    const scaled = r.b.node('Mul', [r.dy, r.b.f32(`grad/${r.out}/inv`, [1 / (xs[2]! * xs[3]!)], [])], r.b.fresh(`grad/${r.out}/s`));
+    r.add(r.ins[0]!, r.b.node('Expand', [scaled, r.b.node('Shape', [r.ins[0]!], r.b.fresh(`grad/${r.out}/xshape`))], r.b.fresh(`grad/${r.out}/gap`)));
+  },
+  ReduceMean: (r) => {
+    const xs = r.xs!;
+    const axes = (r.a.ints('axes') ?? (r.ins[1] ? r.intConst(r.ins[1]) : undefined) ?? xs.map((_, i) => i)).map((v) => (v < 0 ? v + xs.length : v));
+    if (axes.includes(0)) unsupported(r, 'a mean over the batch');
+    const count = axes.reduce((p, i) => p * xs[i]!, 1);
+    const kept = r.a.int('keepdims', 1) ? r.dy : r.b.node('Reshape', [r.dy, r.b.i64(`grad/${r.out}/keep`, batchFree(xs.map((d, i) => (axes.includes(i) ? 1 : d))))], r.b.fresh(`grad/${r.out}/keep`));
+    const scaled = r.b.node('Mul', [kept, r.b.f32(`grad/${r.out}/inv`, [1 / count], [])], r.b.fresh(`grad/${r.out}/s`));
+    r.add(r.ins[0]!, r.b.node('Expand', [scaled, r.b.node('Shape', [r.ins[0]!], r.b.fresh(`grad/${r.out}/xshape`))], r.b.fresh(`grad/${r.out}/mean`)));
+  },
+  Flatten: (r) => r.add(r.ins[0]!, r.b.node('Reshape', [r.dy, r.b.i64(`grad/${r.out}/shape`, batchFree(r.xs!))], r.b.fresh(`grad/${r.out}/unflat`))),
+  Reshape: (r) => r.add(r.ins[0]!, r.b.node('Reshape', [r.dy, r.b.i64(`grad/${r.out}/shape`, batchFree(r.xs!))], r.b.fresh(`grad/${r.out}/unshape`))),
+  Transpose: (r) => {
+    const perm = r.a.ints('perm') ?? r.xs!.map((_, i) => r.xs!.length - 1 - i);
+    const inv = perm.map((_, i) => perm.indexOf(i));
+    r.add(r.ins[0]!, r.b.node('Transpose', [r.dy], r.b.fresh(`grad/${r.out}/untranspose`), [ints('perm', inv)]));
+  },
+  Concat: (r) => {
+    const axis = r.a.int('axis', 0) < 0 ? r.a.int('axis', 0) + r.ys.length : r.a.int('axis', 0);
+    let at = 0;
+    r.ins.forEach((t, i) => {
+      const size = (r.shapes.get(t) ?? r.constDims(t) ?? unsupported(r, `a part (${t}) of unknown size`))[axis]!;
+      if (r.onPath(i)) r.add(t, r.b.node('Slice', [r.dy, r.b.i64(`grad/${r.out}/s`, [at]), r.b.i64(`grad/${r.out}/e`, [at + size]), r.b.i64(`grad/${r.out}/a`, [axis])], r.b.fresh(`grad/${r.out}/part`)));
+      at += size;
+    });
+  },
+  Gemm: (r) => {
+    if (r.onPath(1)) unsupported(r, 'a B computed from the input');
+    if (r.a.int('transA', 0)) unsupported(r, 'transA');
+    const alpha = r.a.float('alpha', 1);
+    // dA = alpha·dy·Bᵀ (B as stored: transB flips it).
+    const g = r.b.node('Gemm', [r.dy, r.ins[1]!], r.b.fresh(`grad/${r.out}/gemm`), [float('alpha', alpha), int('transB', r.a.int('transB', 0) ? 0 : 1)]);
+    r.add(r.ins[0]!, g);
+  },
+  MatMul: (r) => {
+    if (r.onPath(1) || r.ys.length !== 2) unsupported(r, 'a B computed from the input, or operands that are not matrices');
+    r.add(r.ins[0]!, r.b.node('Gemm', [r.dy, r.ins[1]!], r.b.fresh(`grad/${r.out}/matmul`), [int('transB', 1)]));
+  },
+  Pad: (r) => {
+    const mode = r.a.string('mode', 'constant');
+    const p = r.ins[1] ? r.intConst(r.ins[1]) : r.a.ints('pads');
+    if (!p) return unsupported(r, 'pads computed at run time');
+    const xs = r.xs!;
+    const rank = xs.length;
+    if (rank !== 4 || [0, 1].some((i) => p[i] !== 0 || p[i + rank] !== 0)) unsupported(r, 'padding outside the spatial axes');
+    // Each spatial axis as a [padded, original] matrix that routes every padded position to its source (none for a
+    // constant pad; the mirrored pixel for reflect; the nearest edge for edge): dx = Rhᵀ · dy · Rw.
+    const route = (axis: number): Float32Array => {
+      const n = xs[axis]!;
+      const before = p[axis]!;
+      const total = n + before + p[axis + rank]!;
+      const m = new Float32Array(total * n);
+      for (let o = 0; o < total; o++) {
+        let i = o - before;
+        if (i < 0 || i >= n) {
+          if (mode === 'constant') continue;
+          if (mode === 'reflect') i = i < 0 ? -i : 2 * (n - 1) - i;
+          else if (mode === 'edge') i = Math.min(n - 1, Math.max(0, i));
+          else unsupported(r, `${mode} padding`);
+        }
+        m[o * n + i] = 1;
+      }
+      return m;
+    };
+    const [H, W] = [xs[2]!, xs[3]!];
+    const Hp = r.ys[2]!;
+    const Wp = r.ys[3]!;
+    const rw = r.b.f32(`grad/${r.out}/rw`, route(3), [Wp, W]);
+    const rh = route(2);
+    const rhT = new Float32Array(H * Hp);
+    for (let o = 0; o < Hp; o++) for (let i = 0; i < H; i++) rhT[i * Hp + o] = rh[o * H + i]!;
+    const cols = r.b.node('MatMul', [r.dy, rw], r.b.fresh(`grad/${r.out}/cols`));
+    r.add(r.ins[0]!, r.b.node('MatMul', [r.b.f32(`grad/${r.out}/rh`, rhT, [H, Hp]), cols], r.b.fresh(`grad/${r.out}/unpad`)));
+  },
+  Slice: (r) => {
+    // The preprocessing's channel reversal (a whole axis, step −1) is its own inverse; other slices have no rule yet.
+    const steps = r.ins[4] ? r.intConst(r.ins[4]) : undefined;
+    const starts = r.ins[1] ? r.intConst(r.ins[1]) : undefined;
+    const ends = r.ins[2] ? r.intConst(r.ins[2]) : undefined;
+    const axes = r.ins[3] ? r.intConst(r.ins[3]) : undefined;
+    const whole = steps?.length === 1 && steps[0] === -1 && starts?.[0] === -1 && ends?.[0]! <= -r.xs![axes![0]!]! - 1;
+    if (!whole) unsupported(r, 'a slice other than a whole-axis reversal');
+    r.add(r.ins[0]!, r.b.node('Slice', [r.dy, r.ins[1]!, r.ins[2]!, r.ins[3]!, r.ins[4]!], r.b.fresh(`grad/${r.out}/unreverse`)));
+  },
+  Softmax: (r) => {
+    const axis = r.a.int('axis', -1);
+    const dot = r.b.node('ReduceSum', [r.b.node('Mul', [r.dy, r.out], r.b.fresh(`grad/${r.out}/dyy`)), r.b.i64(`grad/${r.out}/axes`, [axis])], r.b.fresh(`grad/${r.out}/dot`), [int('keepdims', 1)]);
+    r.add(r.ins[0]!, r.b.node('Mul', [r.out, r.b.node('Sub', [r.dy, dot], r.b.fresh(`grad/${r.out}/d`))], r.b.fresh(`grad/${r.out}/softmax`)));
+  },
+  LRN: (r) => {
+    // y = x·s^−β, s = bias + α/size·Σ_window x². dx = dy·s^−β − 2αβ/size · x · Σ_window(dy·x·s^(−β−1)).
+    const C = r.xs![1]!;
+    const size = r.a.int('size', 5);
+    const alpha = r.a.float('alpha', 1e-4);
+    const beta = r.a.float('beta', 0.75);
+    const bias = r.a.float('bias', 1);
+    const lo = Math.floor((size - 1) / 2);
+    const hi = Math.ceil((size - 1) / 2);
+    // Σ_window as a 1×1 conv with a banded matrix; the backward window is the transposed band.
+    const band = (transpose: boolean) => {
+      const w = new Float32Array(C * C);
+      for (let c = 0; c < C; c++) for (let j = Math.max(0, c - lo); j <= Math.min(C - 1, c + hi); j++) w[transpose ? j * C + c : c * C + j] = 1;
+      return r.b.f32(`grad/${r.out}/band`, w, [C, C, 1, 1]);
+    };
+    const x = r.ins[0]!;
+    const sq = r.b.node('Mul', [x, x], r.b.fresh(`grad/${r.out}/x2`));
+    const win = r.b.node('Conv', [sq, band(false)], r.b.fresh(`grad/${r.out}/win`), [ints('kernel_shape', [1, 1])]);
+    const s = r.b.node('Add', [r.b.node('Mul', [win, r.b.f32(`grad/${r.out}/a`, [alpha / size], [])], r.b.fresh(`grad/${r.out}/aw`)), r.b.f32(`grad/${r.out}/bias`, [bias], [])], r.b.fresh(`grad/${r.out}/s`));
+    const sb = r.b.node('Pow', [s, r.b.f32(`grad/${r.out}/-b`, [-beta], [])], r.b.fresh(`grad/${r.out}/sb`));
+    const sb1 = r.b.node('Div', [sb, s], r.b.fresh(`grad/${r.out}/sb1`));
+    const inner = r.b.node('Mul', [r.b.node('Mul', [r.dy, x], r.b.fresh(`grad/${r.out}/dyx`)), sb1], r.b.fresh(`grad/${r.out}/inner`));
+    const back = r.b.node('Conv', [inner, band(true)], r.b.fresh(`grad/${r.out}/back`), [ints('kernel_shape', [1, 1])]);
+    const second = r.b.node('Mul', [r.b.node('Mul', [x, back], r.b.fresh(`grad/${r.out}/xb`)), r.b.f32(`grad/${r.out}/k`, [(2 * alpha * beta) / size], [])], r.b.fresh(`grad/${r.out}/second`));
+    r.add(x, r.b.node('Sub', [r.b.node('Mul', [r.dy, sb], r.b.fresh(`grad/${r.out}/first`)), second], r.b.fresh(`grad/${r.out}/lrn`)));
+  },
+};
+
+/**
+ * The filter of a conv's input gradient at stride 1: W [M, C/g, kh, kw] (group g, M = g·m) → [C, m, kh, kw], each
+ * tap rotated 180° and, within each group, input and output channels swapped.
+ */
+function flipFilter(W: Float32Array, [M, cg, kh, kw]: [number, number, number, number], g: number): Float32Array {
+  const m = M / g;
+  const out = new Float32Array(W.length);
+  for (let gi = 0; gi < g; gi++)
+    for (let j = 0; j < m; j++)
+      for (let c = 0; c < cg; c++)
+        for (let u = 0; u < kh; u++)
+          for (let v = 0; v < kw; v++) out[(((gi * cg + c) * m + j) * kh + u) * kw + v] = W[(((gi * m + j) * cg + c) * kh + (kh - 1 - u)) * kw + (kw - 1 - v)]!;
+  return out;
+}
+
+function floatsOf(t: TensorProto): Float32Array | undefined {
+  if (t.data_type !== DataType.FLOAT) return undefined;
+  if (t.raw_data?.length) return new Float32Array(new Uint8Array(t.raw_data).buffer);
+  return t.float_data ? Float32Array.from(t.float_data) : undefined;
+}
+
+function intsOf(t: TensorProto): number[] | undefined {
+  if (t.data_type === DataType.INT64) {
+    if (t.raw_data?.length) return Array.from(new BigInt64Array(new Uint8Array(t.raw_data).buffer), Number);
+    return t.int64_data?.map(Number);
+  }
+  if (t.data_type === DataType.INT32) return t.raw_data?.length ? Array.from(new Int32Array(new Uint8Array(t.raw_data).buffer)) : t.int32_data;
+  return undefined;
+}
+
+/**
+ * A session over a backward graph: pixels (or the model input) and one seed per target in, the targets and the
+ * gradient out. Undefined when onnxruntime-node is not installed.
+ */
+export class OrtBackward {
+  private constructor(
+    private readonly ort: NonNullable<Awaited<ReturnType<typeof loadOrt>>>,
+    private readonly session: Awaited<ReturnType<NonNullable<Awaited<ReturnType<typeof loadOrt>>>['InferenceSession']['create']>>,
+    readonly graph: BackwardGraph,
+  ) {}
+
+  static async create(bytes: Uint8Array, spec: BackwardSpec, threads: number): Promise<OrtBackward | undefined> {
+    const ort = await loadOrt();
+    if (!ort) return undefined;
+    const graph = await buildBackward(bytes, spec);
+    let session;
+    try {
+      // With max-pools, one level short of 'all': its NCHWc re-tiling rounds differently from tfjs, and near-ties in
+      // pooling windows then break differently (GoogLeNet, relative L2 against the tfjs tape: 3.1e-3 vs 5.8e-4).
+      const level = graph.maxPools ? 'extended' : 'all';
+      session = await ort.InferenceSession.create(graph.bytes, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: level, executionMode: 'sequential' });
+    } catch (e) {
+      throw new EngineError('MODEL_INVALID', `onnxruntime cannot load the backward graph: ${(e as Error).message.split('\n')[0]}`);
+    }
+    return new OrtBackward(ort, session, graph);
+  }
+
+  /** `x` with dims `dims`; seeds flat, batch × target shape each → the targets and d(Σ seed·target)/dx, flat. */
+  async run(x: Float32Array, dims: readonly number[], seeds: readonly Float32Array[]): Promise<{ targets: Float32Array[]; grad: Float32Array }> {
+    const n = dims[0]!;
+    const feeds: Record<string, InstanceType<typeof this.ort.Tensor>> = { [this.graph.input]: new this.ort.Tensor('float32', x, dims) };
+    this.graph.seeds.forEach((name, k) => (feeds[name] = new this.ort.Tensor('float32', seeds[k]!, [n, ...this.graph.targetShapes[k]!.slice(1)])));
+    const names = [...this.graph.targetShapes.map((_, k) => this.graph.seeds[k]!.slice('grad/'.length)), this.graph.grad];
+    const out = await this.session.run(feeds, names);
+    return { targets: names.slice(0, -1).map((t) => out[t]!.data), grad: out[this.graph.grad]!.data };
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,32 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../../../src/engine/index.js';
+import { loadOrt } from '../../../src/engine/onnx/runtime.js';
+import { OrtBackward } from '../../../src/engine/onnx/backward.js';
+import { FIXTURES, fixtureBytes, fixtureInput, objectiveWeights, reference, relError, values } from './fixtures.js';
+
+/**
+ * Backward graphs run by onnxruntime against PyTorch's autograd on the fixtures (every operator of the ONNX list,
+ * a tiny MobileNetV3 and a tiny GoogLeNet): the input gradient of J = Σ_k w_k Σ_n logits[n, k], to 1e-4 relative.
+ */
+beforeAll(async () => {
+  await initBackend('wasm');
+});
+
+describe.each(FIXTURES)('%s.onnx, backward on onnxruntime', (name) => {
+  const ref = reference(name);
+  it('gives the input gradient PyTorch gives, and the forward outputs', async () => {
+    expect(await loadOrt(), 'onnxruntime-node is installed by npm ci').toBeDefined();
+    const [n, , h, w] = ref.input.shape as [number, number, number, number];
+    const logits = Object.keys(ref.outputs)[0]!;
+    const k = ref.outputs[logits]!.shape[1]!;
+    const bw = (await OrtBackward.create(fixtureBytes(name), { input: ref.input.name, targets: [logits], size: [h, w] }, 2))!;
+    const x = fixtureInput(ref.input.shape);
+    const seed = tf.tidy(() => tf.tile(tf.reshape(objectiveWeights(k), [1, k]), [n, 1]));
+    const r = await bw.run(x.dataSync() as Float32Array, x.shape, [seed.dataSync() as Float32Array]);
+    expect(relError(r.targets[0]!, values(ref, ref.outputs[logits]!))).toBeLessThan(1e-4);
+    expect(relError(r.grad, values(ref, ref.gradients.input_grad))).toBeLessThan(1e-4);
+    tf.dispose([x, seed]);
+    await bw.dispose();
+  });
+});

@@ -1,0 +1,51 @@
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { Classifier } from '../../src/model/classifier.js';
+import { describeReal } from '../helpers/real.js';
+
+/**
+ * Input gradients from backward graphs run by onnxruntime (engine/onnx/backward.ts) against the tfjs tape, on the
+ * real default model (exported to ONNX) and GoogLeNet: a logit, and a seeded hidden layer, on noise images. Per
+ * operator the graphs match PyTorch to 1e-4 (test/engine/onnx/backward.test.ts). On whole networks two engines differ
+ * where exact arithmetic has a tie and float rounding breaks it differently: a ReLU6 pre-activation within rounding of
+ * 0 or 6 (MobileNet), equal values in a max-pool window after GoogLeNet's pool → 1×1 conv → pool (the first maximum
+ * in each engine's rounding wins). Measured on noise images: MobileNet 6e-4 (relative L2; tfjs's own cpu and wasm
+ * backends differ by 3.9e-3), GoogLeNet 5e-7 at batch 1 and 5.8e-4 at batch 2 (where the tiles, and so the rounding,
+ * change). The bound sits below what tfjs's two backends reach between themselves.
+ */
+const models: Array<[string, string, number]> = [['mobilenet_v1_0.75', 'conv_pw_11_relu', 2e-3], ['googlenet', 'mixed4c', 2e-3]];
+describeReal('native gradients on onnxruntime', () => {
+  const loaded = new Map<string, Classifier>();
+  let x: tf.Tensor4D;
+  beforeAll(async () => {
+    for (const [m] of models) loaded.set(m, await Classifier.load({ model: m, backend: 'auto', download: false }));
+    x = tf.randomUniform([2, 224, 224, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
+  });
+  afterAll(() => {
+    loaded.forEach((c) => c.dispose());
+    x.dispose();
+  });
+
+  const rel = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.norm(tf.sub(a, b)).dataSync()[0]! / tf.norm(b).dataSync()[0]!);
+
+  it.each(models)('%s: d logit / d pixels and d(seed · %s) / d pixels agree with the tfjs tape (relative L2 < %s)', async (m, layer, bound) => {
+    const c = loaded.get(m)!;
+    const seed = tf.tidy(() => tf.oneHot(tf.tensor1d([147, 2], 'int32'), c.labels.outputs).toFloat());
+    const before = tf.memory().numTensors;
+    const warm = await c.nativeGradient(x, ['logits'], [seed]);
+    tf.dispose([warm!.grad, ...warm!.values]);
+    expect(tf.memory().numTensors).toBe(before);
+    const native = await c.nativeGradient(x, ['logits'], [seed]);
+    expect(native, c.noNativeGradient).toBeDefined();
+    const tape = c.inputGradient(x, ['logits'], ([l]) => tf.sum(tf.mul(l!, seed)));
+    expect(rel(native!.grad, tape.grad)).toBeLessThan(bound);
+    expect(rel(native!.values[0]!, c.logits(x))).toBeLessThan(1e-4);
+    const h = c.activation(x, layer);
+    const hSeed = tf.randomNormal(h.shape, 0, 1, 'float32', 3);
+    const nh = await c.nativeGradient(x, [layer], [hSeed]);
+    const th = c.inputGradient(x, [layer], ([a]) => tf.sum(tf.mul(a!, hSeed)));
+    expect(rel(nh!.values[0]!, h)).toBeLessThan(1e-4);
+    expect(rel(nh!.grad, th.grad)).toBeLessThan(bound);
+    tf.dispose([seed, native!.grad, ...native!.values, tape.grad, h, hSeed, nh!.grad, ...nh!.values, th.grad]);
+  }, 120_000);
+});
