@@ -236,8 +236,11 @@ function convTranspose(r: RuleArgs, dy: string, w: string, kernel: number[], str
   ]);
 }
 
-/** dy where `cond` holds, else 0 (Mul by the cast mask: onnxruntime's Where was measured 5× slower). */
-const mask = (r: RuleArgs, cond: string, base: string): string => r.b.node('Mul', [r.dy, r.b.node('Cast', [cond], r.b.fresh(`${base}/mask`), [int('to', DataType.FLOAT)])], r.b.fresh(base));
+/**
+ * dy where `cond` holds, else 0. Bool compares and Where: on MobileNet's backward graph (onnxruntime 1.23, batch 8)
+ * they cost half of float masks (Sub, Mul, Sign), and a bool → float Cast cost more than the convolutions.
+ */
+const mask = (r: RuleArgs, cond: string, base: string): string => r.b.node('Where', [cond, r.dy, r.b.f32(`${base}/zero`, [0], [])], r.b.fresh(base));
 
 const RULES: Record<string, Rule> = {
   Identity: (r) => r.add(r.ins[0]!, r.dy),
@@ -265,8 +268,7 @@ const RULES: Record<string, Rule> = {
     }
     r.add(r.ins[0]!, convTranspose(r, r.dy, w, kernel, strides, dil, pads, group, `grad/${r.out}/conv`));
   },
-  // Masks from the output, in float ops (a bool mask's Cast was measured slower than the convolutions): y > 0.
-  Relu: (r) => r.add(r.ins[0]!, r.b.node('Mul', [r.dy, r.b.node('Sign', [r.out], r.b.fresh(`grad/${r.out}/mask`))], r.b.fresh(`grad/${r.out}/relu`))),
+  Relu: (r) => r.add(r.ins[0]!, mask(r, r.b.node('Greater', [r.out, r.b.f32(`grad/${r.out}/zero`, [0], [])], r.b.fresh(`grad/${r.out}/pos`)), `grad/${r.out}/relu`)),
   LeakyRelu: (r) => {
     const alpha = r.a.float('alpha', 0.01);
     const pos = r.b.node('Greater', [r.ins[0]!, r.b.f32(`grad/${r.out}/zero`, [0], [])], r.b.fresh(`grad/${r.out}/pos`));
@@ -277,13 +279,15 @@ const RULES: Record<string, Rule> = {
     const hi = r.ins[2] ? r.floatConst(r.ins[2])?.[0] : undefined;
     if ((r.ins[1] && lo === undefined) || (r.ins[2] && hi === undefined)) unsupported(r, 'bounds computed at run time');
     const y = r.out;
-    // Inside iff lo < y < hi, from the output: sign((y − lo)(hi − y)). A clipped input sits exactly on a bound and gets
-    // no gradient; an input exactly on a bound (measure zero) gets none either, where tfjs's clipByValue passes it.
-    const above = lo === undefined ? undefined : lo === 0 ? y : r.b.node('Sub', [y, r.b.f32(`grad/${y}/lo`, [lo], [])], r.b.fresh(`grad/${y}/above`));
-    const below = hi === undefined ? undefined : r.b.node('Sub', [r.b.f32(`grad/${y}/hi`, [hi], []), y], r.b.fresh(`grad/${y}/below`));
-    if (!above && !below) return r.add(r.ins[0]!, r.dy);
-    const inside = above && below ? r.b.node('Mul', [above, below], r.b.fresh(`grad/${y}/inside`)) : (above ?? below)!;
-    r.add(r.ins[0]!, r.b.node('Mul', [r.dy, r.b.node('Sign', [inside], r.b.fresh(`grad/${y}/mask`))], r.b.fresh(`grad/${y}/clip`)));
+    // Inside iff lo < y < hi, read from the output: a clipped input sits exactly on a bound and gets no gradient (an
+    // input exactly on a bound, measure zero, gets none either, where tfjs's clipByValue passes it).
+    const conds = [
+      ...(lo !== undefined ? [r.b.node('Greater', [y, r.b.f32(`grad/${y}/lo`, [lo], [])], r.b.fresh(`grad/${y}/gt`))] : []),
+      ...(hi !== undefined ? [r.b.node('Less', [y, r.b.f32(`grad/${y}/hi`, [hi], [])], r.b.fresh(`grad/${y}/lt`))] : []),
+    ];
+    if (!conds.length) return r.add(r.ins[0]!, r.dy);
+    const cond = conds.length === 2 ? r.b.node('And', conds, r.b.fresh(`grad/${y}/in`)) : conds[0]!;
+    r.add(r.ins[0]!, mask(r, cond, `grad/${y}/clip`));
   },
   Sigmoid: (r) => {
     const one = r.b.f32(`grad/${r.out}/one`, [1], []);
