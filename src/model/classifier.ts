@@ -74,12 +74,13 @@ export class Classifier {
 
   /**
    * d(Σ_k seed_k · output_k) / d pixels, and the outputs, from a backward graph run by onnxruntime (native kernels;
-   * see engine/onnx/backward.ts). Outputs as `run` names them (NHWC for image tensors), seeds of the same shapes.
+   * see engine/onnx/backward.ts). Outputs as `run` names them (NHWC for image tensors), seeds of the same shapes
+   * (none: zeros, for the outputs alone).
    * Undefined where the model has no onnxruntime session, the input size differs from a fixed one, or an operator has
    * no backward rule (`noNativeGradient` says which): the caller then uses the tfjs tape. Not differentiable; the
    * caller owns the results.
    */
-  async nativeGradient(x: tf.Tensor4D, outputs: readonly string[], seeds: readonly tf.Tensor[]): Promise<{ values: tf.Tensor[]; grad: tf.Tensor4D } | undefined> {
+  async nativeGradient(x: tf.Tensor4D, outputs: readonly string[], seeds?: readonly tf.Tensor[]): Promise<{ values: tf.Tensor[]; grad: tf.Tensor4D } | undefined> {
     const onnx = this.onnx;
     const [n, h, w] = x.shape;
     if (!onnx || (this.fixedInput && (this.fixedInput[0] !== h || this.fixedInput[1] !== w))) return undefined;
@@ -99,12 +100,15 @@ export class Classifier {
     const bw = await made;
     if (!bw) return undefined;
     const shapes = bw.graph.targetShapes;
-    const flatSeeds = seeds.map((s, k) => {
-      const t = tf.tidy(() => (shapes[k]!.length === 4 && s.rank === 4 ? tf.transpose(s, [0, 3, 1, 2]) : s));
-      const v = t.dataSync() as Float32Array;
-      if (t !== s) t.dispose();
-      return v;
-    });
+    // No seeds: zeros (the outputs alone, as a forward pass; the gradient is then zero).
+    const flatSeeds = seeds
+      ? seeds.map((s, k) => {
+          const t = tf.tidy(() => (shapes[k]!.length === 4 && s.rank === 4 ? tf.transpose(s, [0, 3, 1, 2]) : s));
+          const v = t.dataSync() as Float32Array;
+          if (t !== s) t.dispose();
+          return v;
+        })
+      : shapes.map((s) => new Float32Array(n * s.slice(1).reduce((a, b) => a * b, 1)));
     const r = await bw.run(x.dataSync() as Float32Array, x.shape, flatSeeds);
     const values = r.targets.map((v, k) => {
       const s = shapes[k]!;

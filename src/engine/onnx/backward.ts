@@ -52,7 +52,7 @@ export const BACKWARD_OPS = new Set([
 const NO_GRADIENT = new Set(['Shape', 'Size', 'ConstantOfShape', 'Constant']);
 
 export async function buildBackward(bytes: Uint8Array, spec: BackwardSpec): Promise<BackwardGraph> {
-  const model = decodeModel(rewrite(bytes, spec.input, spec.targets, spec.pre));
+  const model = decodeModel(rewrite(bytes, spec.input, spec.targets, spec.pre, true));
   const g = model.graph!;
   const x = spec.pre ? PIXELS : spec.input;
   const opset = (model.opset_import ?? []).find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0;
@@ -133,7 +133,7 @@ async function staticShapes(bytes: Uint8Array, spec: BackwardSpec, names: string
   if (!ort) throw new EngineError('BACKEND_MISSING', 'onnxruntime-node is not installed');
   const [h, w] = spec.size;
   const all = [...names, ...computed];
-  const session = await ort.InferenceSession.create(rewrite(bytes, spec.input, all, spec.pre), { graphOptimizationLevel: 'disabled', intraOpNumThreads: 1 });
+  const session = await ort.InferenceSession.create(rewrite(bytes, spec.input, all, spec.pre, true), { graphOptimizationLevel: 'disabled', intraOpNumThreads: 1 });
   try {
     const input = spec.pre ? PIXELS : spec.input;
     const dims = spec.pre ? [1, h, w, 3] : [1, 3, h, w];

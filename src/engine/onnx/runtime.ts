@@ -94,7 +94,7 @@ export const PIXELS = 'patch_atlas_pixels';
  * (onnxruntime returns graph outputs only; and asked for a subset of several outputs, onnxruntime-node 1.23 was
  * seen to return the first ones instead, so the graph is cut to what is fetched.)
  */
-export function rewrite(bytes: Uint8Array, input: string, names: readonly string[], pre: Preprocessing | undefined): Uint8Array {
+export function rewrite(bytes: Uint8Array, input: string, names: readonly string[], pre: Preprocessing | undefined, anySize = false): Uint8Array {
   const model = decodeModel(bytes);
   const g = model.graph!;
   const declared = new Map((g.output ?? []).map((o) => [o.name, o]));
@@ -127,7 +127,8 @@ export function rewrite(bytes: Uint8Array, input: string, names: readonly string
     const old = (g.input ?? []).find((i) => i.name === input);
     const dims = old?.type?.tensor_type?.shape?.dim ?? [];
     g.input = [
-      { name: PIXELS, type: { tensor_type: { elem_type: 1, shape: { dim: [dims[0] ?? { dim_param: 'N' }, dims[2] ?? { dim_param: 'H' }, dims[3] ?? { dim_param: 'W' }, { dim_value: 3 }] } } } },
+      // `anySize`: height and width left open (an exported Keras model declares its training size, yet runs at any).
+      { name: PIXELS, type: { tensor_type: { elem_type: 1, shape: { dim: [dims[0] ?? { dim_param: 'N' }, (!anySize && dims[2]) || { dim_param: 'H' }, (!anySize && dims[3]) || { dim_param: 'W' }, { dim_value: 3 }] } } } },
       ...(g.input ?? []).filter((i) => i.name !== input),
     ];
   }

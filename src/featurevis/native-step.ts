@@ -1,0 +1,43 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Classifier } from '../model/classifier.js';
+import type { Activations, Objective } from './objectives.js';
+
+/**
+ * One feature-visualisation step's gradients with the network on onnxruntime (the chain rule across engines): the
+ * image-sized parts (parameterisation, colour decorrelation, transforms) stay on the tfjs tape, the network's forward
+ * and backward run natively, and the image gradient is fed back into the tape. Three pieces per step:
+ * 1. the image x = image() and the objective's activations at x (native forward, via the backward graph's outputs);
+ * 2. dObjective/dactivations on the tape (small), then dObjective/dx from the backward graph seeded with it;
+ * 3. the variables' gradients as the vector-Jacobian product of image() with that dx.
+ * `image` must give the same image when called twice (draw the step's transform randomness once, outside).
+ * Returns the objective per item and the gradients of −Σ objective (what render's optimiser minimises), or undefined
+ * where the classifier has no native gradients (the caller keeps its all-tfjs step).
+ */
+export async function nativeStepGrads(
+  classifier: Classifier,
+  objective: Objective,
+  image: () => tf.Tensor4D,
+  variables: tf.Variable[],
+): Promise<{ per: Float32Array; grads: tf.NamedTensorMap } | undefined> {
+  const x = tf.tidy(image);
+  try {
+    // The activations first (zero seeds: the backward graph returns its targets too), then the seeded pass.
+    const zeros = await classifier.nativeGradient(x, objective.layers);
+    if (!zeros) return undefined;
+    const acts: Activations = new Map(objective.layers.map((l, k) => [l, zeros.values[k]!]));
+    const seeds = tf.tidy(() => tf.grads((...hs: tf.Tensor[]) => tf.sum(objective.perItem(new Map(objective.layers.map((l, k) => [l, hs[k]!])))))([...acts.values()]));
+    const per = tf.tidy(() => objective.perItem(acts));
+    const perValues = Float32Array.from(per.dataSync());
+    tf.dispose([per, zeros.grad, ...zeros.values]);
+    const r = await classifier.nativeGradient(x, objective.layers, seeds);
+    tf.dispose(seeds);
+    if (!r) return undefined;
+    tf.dispose(r.values);
+    // d(−Σ objective)/dθ = −(dx)ᵀ · dx/dθ.
+    const { grads, value } = tf.variableGrads(() => tf.neg(tf.sum(tf.mul(image(), r.grad))) as tf.Scalar, variables);
+    tf.dispose([value, r.grad]);
+    return { per: perValues, grads };
+  } finally {
+    x.dispose();
+  }
+}
