@@ -153,6 +153,14 @@ if (only.has('featvis')) {
     table.push([`feature-vis step, same work as the peer, ms per icon (${size} px, batch ${batch})`, fmt(bare.ms_per_icon), fmt(p), ratio(bare.ms_per_icon as number, p, false), fmt(bare.max_rss_mb, 0)]);
     const full = workload('featvis', { size, batch });
     table.push([`  … with Fourier param, decorrelation and the article's transforms`, fmt(full.ms_per_icon), fmt(p), ratio(full.ms_per_icon as number, p, false), fmt(full.max_rss_mb, 0)]);
+    // The network on onnxruntime (forward and backward graph), the rest on the tape: featurevis/native-step.ts.
+    try {
+      const nat = workload('featvisNative', { size, batch });
+      table.push([`  … the network on onnxruntime (native ${fmt(nat.native_ms_per_icon)} + tape ${fmt(nat.tape_ms_per_icon)} ms)`, fmt(nat.ms_per_icon), fmt(p), ratio(nat.ms_per_icon as number, p, false), fmt(nat.max_rss_mb, 0)]);
+      table.push([`  … chained vs all-tfjs step, same settings`, fmt(nat.ms_per_icon), fmt(full.ms_per_icon), ratio(nat.ms_per_icon as number, full.ms_per_icon as number, false), '']);
+    } catch (e) {
+      console.error(`native feature-vis step unavailable: ${(e as Error).message}`);
+    }
   }
 }
 if (only.has('atlas')) {

@@ -18,24 +18,39 @@ export async function nativeStepGrads(
   objective: Objective,
   image: () => tf.Tensor4D,
   variables: tf.Variable[],
+  /** Adds the milliseconds spent natively and on the tape (for the bench's split). */
+  time?: { native: number; tape: number },
 ): Promise<{ per: Float32Array; grads: tf.NamedTensorMap } | undefined> {
+  let t = performance.now();
+  const lap = (k: 'native' | 'tape') => {
+    const now = performance.now();
+    if (time) time[k] += now - t;
+    t = now;
+  };
   const x = tf.tidy(image);
+  x.dataSync();
+  lap('tape');
   try {
     // The activations first (zero seeds: the backward graph returns its targets too), then the seeded pass.
     const zeros = await classifier.nativeGradient(x, objective.layers);
+    lap('native');
     if (!zeros) return undefined;
     const acts: Activations = new Map(objective.layers.map((l, k) => [l, zeros.values[k]!]));
     const seeds = tf.tidy(() => tf.grads((...hs: tf.Tensor[]) => tf.sum(objective.perItem(new Map(objective.layers.map((l, k) => [l, hs[k]!])))))([...acts.values()]));
     const per = tf.tidy(() => objective.perItem(acts));
     const perValues = Float32Array.from(per.dataSync());
     tf.dispose([per, zeros.grad, ...zeros.values]);
+    lap('tape');
     const r = await classifier.nativeGradient(x, objective.layers, seeds);
+    lap('native');
     tf.dispose(seeds);
     if (!r) return undefined;
     tf.dispose(r.values);
     // d(−Σ objective)/dθ = −(dx)ᵀ · dx/dθ.
     const { grads, value } = tf.variableGrads(() => tf.neg(tf.sum(tf.mul(image(), r.grad))) as tf.Scalar, variables);
+    value.dataSync();
     tf.dispose([value, r.grad]);
+    lap('tape');
     return { per: perValues, grads };
   } finally {
     x.dispose();
