@@ -4,10 +4,11 @@
  * or the tests' tiny one) written as a graph with batch norms folded into fused conv ops, the converter's way.
  * Used by the tests (graph-model fixtures) and by the bench (collect on a graph model vs the same layers model).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { foldedWeights } from '../src/engine/fuse.js';
+import { readArtifacts } from '../src/model/weights.js';
 
 type Attr = Record<string, unknown>;
 export interface BuiltNode {
@@ -154,3 +155,20 @@ export function graphDescriptor(base: Record<string, unknown>, weightsDir: strin
   writeFileSync(out, JSON.stringify(d, null, 2));
   return out;
 }
+
+/**
+ * A tfjs layers model (its model.json) written as a graph model in `dir`/`name`, with a descriptor made from the
+ * layers model's (`descriptorPath`) beside it. Load it with { model: descriptor, weights }.
+ */
+export async function writeAsGraph(modelJson: string, descriptorPath: string, dir: string, name: string): Promise<{ descriptor: string; weights: string }> {
+  const artifacts = await readArtifacts(modelJson);
+  const model = await tf.loadLayersModel({ load: async () => artifacts });
+  const weights = join(dir, name);
+  const g = layersAsGraph(model);
+  g.write(weights);
+  g.dispose();
+  model.dispose();
+  const descriptor = graphDescriptor(JSON.parse(readFileSync(descriptorPath, 'utf8')) as Record<string, unknown>, weights, join(dir, `${name}.json`), name);
+  return { descriptor, weights };
+}
+

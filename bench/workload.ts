@@ -2,7 +2,7 @@
  * One benchmark workload, run in its own process so its peak memory (maxRSS) is its own.
  * Usage: node dist/bench/workload.js <name> '<json args>'  -> prints one JSON line.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -13,7 +13,8 @@ import { evaluatePatches, noisePatch } from '../src/evaluate/evaluate-patches.js
 import { gridPlacements } from '../src/patch/placement.js';
 import { hashImageList, RunWriter, toHalf, type ImageRecord } from '../src/formats/run/index.js';
 import { buildAtlas } from '../src/recipes/atlas.js';
-import { umapLayout } from '../src/atlas/layout.js';
+import { umap as nativeUmap } from '../src/atlas/umap/index.js';
+import type { KnnMethod } from '../src/atlas/umap/neighbours.js';
 import { readEnv } from '../src/config.js';
 import { openDataset } from '../src/data/dataset.js';
 import { Classifier } from '../src/model/classifier.js';
@@ -25,8 +26,8 @@ import { standardTransforms } from '../src/featurevis/transforms.js';
 import { initBackend, type EngineChoice } from '../src/engine/backend.js';
 import { attributePoints } from '../src/attribution/attribute.js';
 import { wasmThreads } from '../src/engine/wasm-threads.js';
-import { graphDescriptor, layersAsGraph } from './graph-model.js';
-import { readArtifacts } from '../src/model/weights.js';
+import { writeAsGraph } from './graph-model.js';
+import { nativeStepGrads } from '../src/featurevis/native-step.js';
 
 type Args = Record<string, number | string>;
 const workloads: Record<string, (a: Args) => Promise<Record<string, number | string>>> = {
@@ -144,6 +145,15 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
         tf.dispose([activation, grad]);
       },
     };
+    // The same input gradient from a backward graph on onnxruntime (async, so timed apart from the loop below).
+    const seed = tf.tidy(() => tf.oneHot(tf.fill([b], logit, 'int32') as tf.Tensor1D, c.labels.outputs).toFloat());
+    const seedCount = tf.memory().numTensors;
+    const native = async () => {
+      const r = await c.nativeGradient(x, ['logits'], [seed]);
+      if (!r) throw new Error(`no native gradient: ${c.noNativeGradient}`);
+      tf.dispose([r.grad, ...r.values]);
+    };
+    const nativeS = await timeAsync(native, reps + 1);
     const names = Object.keys(runs);
     const times = new Map(names.map((n) => [n, [] as number[]]));
     const before = tf.memory().numTensors;
@@ -155,7 +165,7 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
         times.get(n)!.push(performance.now() - t0);
       }
     }
-    if (tf.memory().numTensors !== before) throw new Error(`gradient workload leaked ${tf.memory().numTensors - before} tensors`);
+    if (tf.memory().numTensors !== before || before !== seedCount) throw new Error(`gradient workload leaked ${tf.memory().numTensors - seedCount} tensors`);
     const ms = (n: string) => median(times.get(n)!);
     // Per-round ratios (each gradient against the forward pass of the same round) are steadier under load.
     const vsForward = (n: string) => median(times.get(n)!.map((t, i) => t / times.get('forward')![i]!));
@@ -170,6 +180,7 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
       layer_grad_images_per_s: (1000 * b) / ms('layer'),
       input_grad_vs_forward: vsForward('input'),
       layer_grad_vs_forward: vsForward('layer'),
+      native_input_grad_images_per_s: b / nativeS,
     };
   },
   /** One feature-visualisation optimisation step (Fourier param + standard transforms + Adam), ms per icon. */
@@ -191,6 +202,38 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     const ms = (performance.now() - t0) / steps;
     return { ms_per_step: ms, ms_per_icon: ms / batch, size, batch, bare: bare ? 1 : 0 };
   },
+  /**
+   * The same step chained across engines (featurevis/native-step.ts): the tape for the parameterisation and
+   * transforms, onnxruntime for the network; ms per icon, with the split, and the all-tfjs step in the same process.
+   */
+  async featvisNative(a) {
+    const c = await Classifier.load({ model: String(a.model ?? 'mobilenet_v1_0.75'), backend: 'auto' });
+    const size = Number(a.size ?? 128);
+    const batch = Number(a.batch ?? 16);
+    const steps = Number(a.steps ?? 6);
+    const layer = c.resolveLayer(String(a.layer ?? 'conv_pw_11_relu'));
+    const objective = batchObjective(Array.from({ length: batch }, (_, i) => channel(layer, i)));
+    const param = image(batch, size, size, { seed: 1 });
+    const transform = standardTransforms();
+    const rng = mulberry32(3);
+    const optimizer = tf.train.adam(0.05);
+    const time = { native: 0, tape: 0 };
+    const step = async (timed: boolean) => {
+      const seed = Math.floor(rng() * 2 ** 32);
+      const img = () => transform(param.image(), mulberry32(seed));
+      const r = await nativeStepGrads(c, objective, img, param.variables, timed ? time : undefined);
+      if (!r) throw new Error(`no native gradients: ${c.noNativeGradient}`);
+      optimizer.applyGradients(Object.entries(r.grads).map(([name, tensor]) => ({ name, tensor })));
+      tf.dispose(Object.values(r.grads));
+    };
+    for (let i = 0; i < 2; i++) await step(false);
+    const t0 = performance.now();
+    for (let i = 0; i < steps; i++) await step(true);
+    const ms = (performance.now() - t0) / steps;
+    param.dispose();
+    optimizer.dispose();
+    return { ms_per_step: ms, ms_per_icon: ms / batch, native_ms_per_icon: time.native / steps / batch, tape_ms_per_icon: time.tape / steps / batch, size, batch };
+  },
   /** The engine ceiling: one fused 1×1 convolution (8 × 28 × 28 × 384 → 384, ReLU6), GFLOPS. */
   async pointwise() {
     await initBackend('wasm');
@@ -203,25 +246,41 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     }, 20);
     return { ms: s * 1000, gflops: (2 * 8 * 28 * 28 * 384 * 384) / s / 1e9, threads: wasmThreads() };
   },
-  /** UMAP alone on the peer's data: N random uniform points in `dims` dimensions, 15 neighbours, min_dist 0.1. */
+  /**
+   * UMAP alone on the peer's data: N random uniform points in `dims` dimensions, 15 neighbours, min_dist 0.1.
+   * `knn` ('auto' | 'exact' | 'approximate') picks the k-NN search; the phase times and the method used come back.
+   */
   async umap(a) {
     const n = Number(a.points ?? 10000);
     const dims = Number(a.dims ?? 512);
     const rand = mulberry32(12345);
-    const x = Float32Array.from({ length: n * dims }, () => rand());
+    const x = new Float32Array(n * dims); // a loop, not Float32Array.from: 512 M values at 1,000,000 points
+    for (let t = 0; t < x.length; t++) x[t] = rand();
+    const phases: Record<string, number> = {};
+    let method = '';
     const t0 = performance.now();
-    const xy = await umapLayout(x, dims, n, { nNeighbors: 15, minDist: 0.1, nComponents: 2, seed: 0, metric: 'euclidean' });
-    return { seconds: (performance.now() - t0) / 1000, points: xy.length / 2, dims };
+    const xy = await nativeUmap(x, dims, n, {
+      nNeighbors: 15,
+      minDist: 0.1,
+      nComponents: 2,
+      seed: 0,
+      metric: 'euclidean',
+      knnMethod: String(a.knn ?? 'auto') as KnnMethod,
+      onKnnMethod: (m) => (method = m),
+      onPhase: (p, ms) => (phases[`${p}_s`] = Math.round(ms / 100) / 10),
+    });
+    return { seconds: (performance.now() - t0) / 1000, points: xy.length / 2, dims, knn: method, ...phases };
   },
   /** Whole-layer atlas (UMAP + grid + cell stats) of N synthetic 384-d points in 30 clusters. */
   async atlas(a) {
     const n = Number(a.points ?? 10000);
     const run = await syntheticRun(n, 384, 30);
     const t0 = performance.now();
-    const { atlas } = await buildAtlas({ run, classes: [], subsample: n, grid: 20 });
+    const phases: Record<string, number> = {};
+    const { atlas } = await buildAtlas({ run, classes: [], subsample: n, grid: 20, umap: { onPhase: (p, ms) => (phases[`${p}_s`] = Math.round(ms / 100) / 10) } });
     const s = (performance.now() - t0) / 1000;
     rmSync(run, { recursive: true, force: true });
-    return { seconds: s, points: n, cells: atlas.cells.length };
+    return { seconds: s, points: n, cells: atlas.cells.length, ...phases };
   },
 };
 
@@ -287,15 +346,7 @@ console.log(JSON.stringify({ name, ...result, max_rss_mb: Math.round(process.res
 /** The default MobileNet written as a tfjs graph model (bench/graph-model.ts) into a temporary folder, and loaded. */
 async function graphMobileNet(): Promise<Classifier> {
   const layers = await Classifier.load({ backend: 'wasm' });
-  const artifacts = await readArtifacts(layers.weights.file);
-  const model = await tf.loadLayersModel({ load: async () => artifacts });
-  const dir = mkdtempSync(join(tmpdir(), 'pa-bench-graph-'));
-  const g = layersAsGraph(model);
-  g.write(join(dir, 'mobilenet_graph'));
-  g.dispose();
-  model.dispose();
-  const desc = graphDescriptor(JSON.parse(readFileSync(layers.descriptor.path, 'utf8')) as Record<string, unknown>, join(dir, 'mobilenet_graph'), join(dir, 'mobilenet_graph.json'), 'mobilenet_graph');
+  const g = await writeAsGraph(layers.weights.file, layers.descriptor.path, mkdtempSync(join(tmpdir(), 'pa-bench-graph-')), 'mobilenet_graph');
   layers.dispose();
-  return Classifier.load({ model: desc, weights: join(dir, 'mobilenet_graph') });
+  return Classifier.load({ model: g.descriptor, weights: g.weights });
 }
-
