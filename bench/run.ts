@@ -47,7 +47,8 @@ function peer(script: string, ...a: string[]): Row | undefined {
 
 /**
  * Like peer(), but also the peer's peak memory from GNU time (stderr's last line, kB). With a budget (seconds) the
- * peer is stopped there by coreutils timeout and comes back as { unfinished: 1 } with its peak memory so far.
+ * peer is stopped there by coreutils timeout; a stopped or killed peer comes back as { unfinished: why } with its
+ * peak memory so far.
  */
 function peerWithMemory(script: string, budgetS: number, ...a: string[]): Row | undefined {
   if (!usePeers || !peers || !existsSync(join(peers, script)) || !existsSync('/usr/bin/time')) return peer(script, ...a);
@@ -56,7 +57,9 @@ function peerWithMemory(script: string, budgetS: number, ...a: string[]): Row | 
   const r = spawnSync('/usr/bin/time', ['-f', '%M', 'timeout', String(budgetS), '/usr/bin/python3', join(peers, script), ...a], { encoding: 'utf8' });
   const kb = Number(r.stderr.trim().split('\n').pop());
   const common = { wall_s: (Date.now() - t0) / 1000, max_rss_mb: Math.round(kb / 1024) };
-  if (r.status === 124) return { ...common, unfinished: 1 };
+  if (r.status === 124) return { ...common, unfinished: `not finished in ${budgetS} s` };
+  // 137: python killed by SIGKILL, on this machine the kernel's OOM killer (umap-learn at 1,000,000 × 512 in 24 GB)
+  if (r.status === 137) return { ...common, unfinished: `killed after ${Math.round(common.wall_s)} s (out of memory?)` };
   if (r.status !== 0) return undefined;
   return { ...(JSON.parse(r.stdout.trim().split('\n').pop()!) as Row), ...common };
 }
@@ -175,8 +178,8 @@ if (only.has('atlas')) {
     const wall = (Date.now() - t0) / 1000;
     const p = peerWithMemory('peer_umap.py', budget, String(n));
     const phases = `k-NN ${String(u.knn)} ${fmt(u.knn_s)} s, SGD ${fmt(u.optimise_s)} s`;
-    const peerWall = p?.unfinished ? `not finished in ${budget} s` : fmt(p?.wall_s);
-    const r = p?.unfinished ? `> ${(budget / wall).toFixed(2)}×` : ratio(wall, p?.wall_s as number, false);
+    const peerWall = p?.unfinished ? String(p.unfinished) : fmt(p?.wall_s);
+    const r = p?.unfinished ? (String(p.unfinished).startsWith('not finished') ? `> ${(budget / wall).toFixed(2)}×` : 'peer failed') : ratio(wall, p?.wall_s as number, false);
     table.push([`UMAP, ${n} × 512 random points, wall seconds incl. start-up (${phases})`, fmt(wall), peerWall, r, `${fmt(u.max_rss_mb, 0)} (peer ${fmt(p?.max_rss_mb, 0)})`]);
     const a = workload('atlas', { points: n });
     table.push([`  layer atlas (UMAP + grid + cells), ${n} × 384 clustered points, seconds (k-NN ${fmt(a.knn_s)} s)`, fmt(a.seconds), '—', '—', fmt(a.max_rss_mb, 0)]);

@@ -25,13 +25,6 @@ export function makeHeaps(n: number, size: number): RowHeaps {
   return { n, size, idx, key, isNew: new Uint8Array(n * size) };
 }
 
-/** Empties every row again (reuses the memory). */
-export function clearHeaps(h: RowHeaps): void {
-  h.idx.fill(-1);
-  h.key.fill(Infinity);
-  h.isNew.fill(0);
-}
-
 /**
  * Offers entry j with key d to row i: kept when d is below the row's worst key and j is not in
  * the row yet (pynndescent utils.checked_flagged_heap_push). Returns 1 if kept, else 0.
@@ -59,13 +52,6 @@ export function heapPush(h: RowHeaps, i: number, d: number, j: number, flag: num
   idx[base + p] = j;
   isNew[base + p] = flag;
   return 1;
-}
-
-/** Whether row i holds entry j. */
-export function heapHas(h: RowHeaps, i: number, j: number): boolean {
-  const { size, idx } = h;
-  for (let t = i * size, e = t + size; t < e; t++) if (idx[t] === j) return true;
-  return false;
 }
 
 /**
