@@ -261,6 +261,7 @@ function umapOpts(p: ResolvedParams, given: UmapSettings | undefined, notes: str
     ...(given?.onEpoch ? { onEpoch: given.onEpoch } : {}),
     ...(given?.implementation ? { implementation: given.implementation } : {}),
     ...(given?.onPhase ? { onPhase: given.onPhase } : {}),
+    ...(given?.onKnnStep ? { onKnnStep: given.onKnnStep } : {}),
     onNote: (note) => {
       notes.push(note);
       given?.onNote?.(note);

@@ -22,7 +22,7 @@ export interface UmapOptions {
    */
   nEpochs?: number;
   /**
-   * 'native' (default): our UMAP in ./umap (PCA → exact k-NN → umap-learn's graph and SGD); for
+   * 'native' (default): our UMAP in ./umap (PCA → k-NN, exact or NN-descent → umap-learn's graph and SGD); for
    * 50,000 × 512 points ~20 s and 0.45 GB on 2 cores, where umap-js took 772 s and 4.5 GB.
    * 'umap-js': the umap-js package, kept as the reference the quality tests compare against.
    */
@@ -31,6 +31,8 @@ export interface UmapOptions {
   onPhase?: (phase: UmapPhase, ms: number) => void;
   /** Called after every optimisation epoch (1-based), e.g. for a progress bar. */
   onEpoch?: (epoch: number, total: number) => void;
+  /** Native only: after every round of the approximate k-NN search (minutes at a million points). */
+  onKnnStep?: (step: number, total: number) => void;
   /** Called with a one-line note when a parameter had to be adjusted (e.g. nNeighbors clamped). */
   onNote?: (note: string) => void;
 }
@@ -67,6 +69,7 @@ export async function umapLayout(acts: Float32Array, dims: number, n: number, op
     ...(opts.nEpochs ? { nEpochs: opts.nEpochs } : {}),
     ...(opts.onEpoch ? { onEpoch: opts.onEpoch } : {}),
     ...(opts.onPhase ? { onPhase: opts.onPhase } : {}),
+    ...(opts.onKnnStep ? { onKnnStep: opts.onKnnStep } : {}),
   });
   for (let k = 0; k < out.length; k++) {
     if (!Number.isFinite(out[k])) throw new Error(`umapLayout: non-finite coordinate for row ${Math.floor(k / nc)}`);

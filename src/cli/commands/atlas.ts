@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { atlasRequest, buildAtlas } from '../../recipes/atlas.js';
 import { parsePair } from '../../recipes/pair.js';
 import type { CliIO } from '../io.js';
+import { progressBar } from '../options.js';
 
 interface AtlasArgs {
   run: string;
@@ -49,7 +50,13 @@ export function atlasCommand(io: CliIO): CommandModule {
         ...(a.out ? { out: a.out } : {}),
         onNote: (n) => !a.json && io.err(`note: ${n}`),
       });
+      // Progress for the long parts of a large atlas: the k-NN search's rounds and UMAP's epochs (lines without a TTY).
+      const knn = progressBar(io, 'k-NN', !a.json, 'round');
+      const epochs = progressBar(io, 'UMAP', !a.json, 'epoch');
+      req.umap = { ...req.umap, onKnnStep: knn.update, onEpoch: epochs.update };
       const { path, atlas } = await buildAtlas(req);
+      knn.done();
+      epochs.done();
       const bridges = atlas.bridges;
       if (a.json) return io.out(JSON.stringify({ atlas: path, kind: atlas.kind, points: atlas.points, cells: atlas.cells.length, bridges: bridges.slice(0, 5) }, null, 2));
       io.out(`${path}: ${atlas.kind} atlas of ${atlas.layer}, ${atlas.points} points, ${atlas.cells.length} cells`);
