@@ -6,6 +6,7 @@ import { nnDescent } from '../../src/atlas/umap/nndescent.js';
 import { approximateFrom, chooseKnnMethod, neighbours } from '../../src/atlas/umap/neighbours.js';
 import { reduceRows } from '../../src/atlas/umap/reduce.js';
 import { mulberry32 } from '../../src/util/random.js';
+import { refDist } from '../helpers/distance.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -52,23 +53,6 @@ function recall(exact: Int32Array, approx: Int32Array, n: number, k: number): nu
   return hit / (n * (k - 1));
 }
 
-function dist(x: Float32Array, dims: number, i: number, j: number, metric: KnnMetric): number {
-  let s = 0;
-  let a = 0;
-  let b = 0;
-  for (let d = 0; d < dims; d++) {
-    const u = x[i * dims + d]!;
-    const v = x[j * dims + d]!;
-    if (metric === 'cosine') {
-      s += u * v;
-      a += u * u;
-      b += v * v;
-    } else s += (u - v) ** 2;
-  }
-  if (metric === 'euclidean') return Math.sqrt(s);
-  if (a === 0 || b === 0) return a === b ? 0 : 1;
-  return Math.max(0, 1 - s / Math.sqrt(a * b));
-}
 
 /**
  * Trustworthiness (Venna & Kaski) at k, estimated on `samples` random points instead of all n
@@ -82,7 +66,7 @@ function sampledTrust(x: Float32Array, dims: number, n: number, xy: Float32Array
   const sorted = new Float64Array(n);
   for (const i of samples) {
     for (let j = 0; j < n; j++) {
-      din[j] = j === i ? Infinity : dist(x, dims, i, j, metric);
+      din[j] = j === i ? Infinity : refDist(x, dims, i, j, metric);
       dxy[j] = j === i ? Infinity : (xy[2 * i]! - xy[2 * j]!) ** 2 + (xy[2 * i + 1]! - xy[2 * j + 1]!) ** 2;
     }
     sorted.set(din);
@@ -118,7 +102,7 @@ describe('NN-descent k-NN', () => {
         for (let t = 1; t < k; t++) {
           const j = got.indices[i * k + t]!;
           expect(got.distances[i * k + t]!).toBeGreaterThanOrEqual(got.distances[i * k + t - 1]!);
-          expect(Math.abs(got.distances[i * k + t]! - dist(x, dims, i, j, metric))).toBeLessThan(1e-5);
+          expect(Math.abs(got.distances[i * k + t]! - refDist(x, dims, i, j, metric))).toBeLessThan(1e-5);
         }
       }
       if (metric === 'cosine') {

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/engine/backend.js';
+import { refDist } from '../helpers/distance.js';
 import { umapLayout, type Metric } from '../../src/atlas/layout.js';
 import { defaultEpochs, umap } from '../../src/atlas/umap/index.js';
 import { knn } from '../../src/atlas/umap/knn.js';
@@ -43,24 +44,6 @@ function clusters(opts: { k: number; per: number; dims: number; sep: number; see
   return { acts, label, n };
 }
 
-/** Reference distance in float64, umap-js's conventions (cosine: zero rows at 0 from each other, 1 from the rest). */
-function refDist(x: Float32Array, dims: number, i: number, j: number, metric: Metric): number {
-  let s = 0;
-  let a = 0;
-  let b = 0;
-  for (let d = 0; d < dims; d++) {
-    const u = x[i * dims + d]!;
-    const v = x[j * dims + d]!;
-    if (metric === 'cosine') {
-      s += u * v;
-      a += u * u;
-      b += v * v;
-    } else s += (u - v) ** 2;
-  }
-  if (metric === 'euclidean') return Math.sqrt(s);
-  if (a === 0 || b === 0) return a === b ? 0 : 1;
-  return Math.max(0, 1 - s / Math.sqrt(a * b));
-}
 
 /** Brute-force k-NN: self first, then by (distance, index). */
 function bruteKnn(x: Float32Array, dims: number, n: number, k: number, metric: Metric) {
