@@ -6,7 +6,7 @@ import type { Activations, Objective } from './objectives.js';
  * One feature-visualisation step's gradients with the network on onnxruntime (the chain rule across engines): the
  * image-sized parts (parameterisation, colour decorrelation, transforms) stay on the tfjs tape, the network's forward
  * and backward run natively, and the image gradient is fed back into the tape. Three pieces per step:
- * 1. the image x = image() and the objective's activations at x (native forward, via the backward graph's outputs);
+ * 1. the image x = image() and the objective's activations at x (a native forward-only pass);
  * 2. dObjective/dactivations on the tape (small), then dObjective/dx from the backward graph seeded with it;
  * 3. the variables' gradients as the vector-Jacobian product of image() with that dx.
  * `image` must give the same image when called twice (draw the step's transform randomness once, outside).
@@ -31,15 +31,15 @@ export async function nativeStepGrads(
   x.dataSync();
   lap('tape');
   try {
-    // The activations first (zero seeds: the backward graph returns its targets too), then the seeded pass.
-    const zeros = await classifier.nativeGradient(x, objective.layers);
+    // The activations first (a forward-only session), then the backward graph seeded with dObjective/dactivations.
+    const values = await classifier.nativeActivations(x, objective.layers);
     lap('native');
-    if (!zeros) return undefined;
-    const acts: Activations = new Map(objective.layers.map((l, k) => [l, zeros.values[k]!]));
+    if (!values) return undefined;
+    const acts: Activations = new Map(objective.layers.map((l, k) => [l, values[k]!]));
     const seeds = tf.tidy(() => tf.grads((...hs: tf.Tensor[]) => tf.sum(objective.perItem(new Map(objective.layers.map((l, k) => [l, hs[k]!])))))([...acts.values()]));
     const per = tf.tidy(() => objective.perItem(acts));
     const perValues = Float32Array.from(per.dataSync());
-    tf.dispose([per, zeros.grad, ...zeros.values]);
+    tf.dispose([per, ...values]);
     lap('tape');
     const r = await classifier.nativeGradient(x, objective.layers, seeds);
     lap('native');

@@ -71,6 +71,27 @@ export class Classifier {
   private readonly backward = new Map<string, Promise<OrtBackward | undefined>>();
   /** Why native gradients are unavailable, once a try found out. */
   noNativeGradient: string | undefined;
+  /** Forward-only sessions for named outputs at any input size (nativeActivations). */
+  private readonly activationSessions = new Map<string, Promise<OrtForward | undefined>>();
+
+  /**
+   * Named outputs (as `run` names them, NHWC for image tensors) on onnxruntime, forward only; undefined where
+   * `nativeGradient` would be. Not differentiable; the caller owns the results.
+   */
+  async nativeActivations(x: tf.Tensor4D, outputs: readonly string[]): Promise<tf.Tensor[] | undefined> {
+    const onnx = this.onnx;
+    const [n, h, w] = x.shape;
+    if (!onnx || this.noNativeGradient || (this.fixedInput && (this.fixedInput[0] !== h || this.fixedInput[1] !== w))) return undefined;
+    const names = outputs.map((o) => this.resolveLayer(o));
+    if (names.some((t) => t === PROBS || t === LOGITS)) return undefined;
+    const key = names.join('|');
+    let made = this.activationSessions.get(key);
+    if (!made) this.activationSessions.set(key, (made = OrtForward.create(onnx.bytes, onnx.input, names, this.preprocessing(), true).catch(() => undefined)));
+    const session = await made;
+    if (!session) return undefined;
+    const out = await session.runShaped(x.dataSync() as Float32Array, x.shape);
+    return out.map(({ data, dims }) => (dims.length === 4 ? tf.tidy(() => tf.transpose(tf.tensor4d(data, [n, dims[1]!, dims[2]!, dims[3]!]), [0, 2, 3, 1])) : tf.tensor(data, [...dims])));
+  }
 
   /**
    * d(Σ_k seed_k · output_k) / d pixels, and the outputs, from a backward graph run by onnxruntime (native kernels;
@@ -394,6 +415,7 @@ export class Classifier {
   dispose(): void {
     this.exec.dispose();
     void this.forward?.dispose();
+    for (const s of [...this.backward.values(), ...this.activationSessions.values()]) void s.then((x) => x?.dispose());
   }
 }
 
