@@ -3,7 +3,8 @@ import type { Classifier } from '../model/classifier.js';
 import type { Activations, Objective } from './objectives.js';
 
 /**
- * One feature-visualisation step's gradients with the network on onnxruntime (the chain rule across engines): the
+ * One optimisation step's gradients with the network on onnxruntime (the chain rule across engines), for feature
+ * visualisation and for EOT patches alike (an objective on 'logits', `image` pasting the patch): the
  * image-sized parts (parameterisation, colour decorrelation, transforms) stay on the tfjs tape, the network's forward
  * and backward run natively, and the image gradient is fed back into the tape. Three pieces per step:
  * 1. the image x = image() and the objective's activations at x (a native forward-only pass);

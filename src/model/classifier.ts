@@ -83,14 +83,18 @@ export class Classifier {
     const [n, h, w] = x.shape;
     if (!onnx || this.noNativeGradient || (this.fixedInput && (this.fixedInput[0] !== h || this.fixedInput[1] !== w))) return undefined;
     const names = outputs.map((o) => this.resolveLayer(o));
-    if (names.some((t) => t === PROBS || t === LOGITS)) return undefined;
-    const key = names.join('|');
+    if (names.includes(PROBS)) return undefined;
+    const targets = names.map((t) => (t === LOGITS ? this.logitsLayer : t));
+    const key = targets.join('|');
     let made = this.activationSessions.get(key);
-    if (!made) this.activationSessions.set(key, (made = OrtForward.create(onnx.bytes, onnx.input, names, this.preprocessing(), true).catch(() => undefined)));
+    if (!made) this.activationSessions.set(key, (made = OrtForward.create(onnx.bytes, onnx.input, targets, this.preprocessing(), true).catch(() => undefined)));
     const session = await made;
     if (!session) return undefined;
     const out = await session.runShaped(x.dataSync() as Float32Array, x.shape);
-    return out.map(({ data, dims }) => (dims.length === 4 ? tf.tidy(() => tf.transpose(tf.tensor4d(data, [n, dims[1]!, dims[2]!, dims[3]!]), [0, 2, 3, 1])) : tf.tensor(data, [...dims])));
+    return out.map(({ data, dims }, k) => {
+      if (names[k] === LOGITS) return tf.tensor2d(data, [n, data.length / n]);
+      return dims.length === 4 ? tf.tidy(() => tf.transpose(tf.tensor4d(data, [n, dims[1]!, dims[2]!, dims[3]!]), [0, 2, 3, 1])) : tf.tensor(data, [...dims]);
+    });
   }
 
   /**

@@ -9,6 +9,9 @@ import { image } from '../../src/featurevis/param/image.js';
 import { standardTransforms } from '../../src/featurevis/transforms.js';
 import type { Classifier } from '../../src/model/classifier.js';
 import { mulberry32 } from '../../src/util/random.js';
+import { pasteTf } from '../../src/patch/paste.js';
+import { randomPlacements } from '../../src/patch/placement.js';
+import type { Objective } from '../../src/featurevis/objectives.js';
 import { loadTinyClassifier } from '../helpers/tiny-models.js';
 
 /** The chained step (tape for the image-sized parts, onnxruntime for the network) against the all-tfjs step. */
@@ -49,3 +52,29 @@ describe('nativeStepGrads', () => {
     param.dispose();
   });
 });
+
+describe('nativeStepGrads for an EOT patch', () => {
+  it('gives the all-tfjs gradient of log p(target) for a patch pasted on images at random placements', async () => {
+    const r = mulberry32(21);
+    const images = tf.tensor4d(Float32Array.from({ length: 4 * 32 * 32 * 3 }, () => r()), [4, 32, 32, 3]);
+    const theta = tf.variable(tf.randomNormal([8, 8, 3], 0, 1, 'float32', 6), true, 'patch-logits');
+    const placements = randomPlacements([32, 32], 4, { sizeRange: [0.4, 0.6], maxRotation: 22.5, seed: 2 });
+    const target = c.labels.resolve('n03126707').index;
+    // The EOT loss as an objective on the logits: per image log p(target).
+    const objective: Objective = {
+      name: 'log p(target)',
+      layers: ['logits'],
+      perItem: (acts) => tf.squeeze(tf.slice(tf.logSoftmax(acts.get('logits')!), [0, target], [-1, 1]), [1]) as tf.Tensor1D,
+      fn: (acts) => tf.sum(objective.perItem(acts)) as tf.Scalar,
+    };
+    const img = () => pasteTf(images, tf.sigmoid(theta) as tf.Tensor3D, placements);
+    const want = tf.variableGrads(() => tf.neg(objective.fn(new Map([['logits', c.logits(img())]]))) as tf.Scalar, [theta]);
+    const got = await nativeStepGrads(c, objective, img, [theta]);
+    expect(got, c.noNativeGradient).toBeDefined();
+    const g = want.grads[theta.name]!;
+    const err = tf.tidy(() => tf.norm(tf.sub(got!.grads[theta.name]!, g)).dataSync()[0]! / tf.norm(g).dataSync()[0]!);
+    expect(err).toBeLessThan(1e-4);
+    tf.dispose([images, theta, want.value, ...Object.values(want.grads), ...Object.values(got!.grads)]);
+  });
+});
+
