@@ -1,5 +1,5 @@
 import { EngineError } from '../errors.js';
-import { AttrType, DataType, decodeModel, encodeModel, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
+import { attr, AttrType, DataType, decodeModel, encodeModel, floatTensor, int64Tensor, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
 import { Attrs } from './attrs.js';
 import { loadOrt, rewrite, type Preprocessing, PIXELS } from './runtime.js';
 
@@ -160,12 +160,12 @@ class Builder {
   }
   f32(base: string, v: ArrayLike<number>, dims: number[]): string {
     const name = this.fresh(base);
-    this.inits.push({ name, dims, data_type: DataType.FLOAT, raw_data: new Uint8Array(Float32Array.from(v).buffer) });
+    this.inits.push(floatTensor(name, v, dims));
     return name;
   }
   i64(base: string, v: number[]): string {
     const name = this.fresh(base);
-    this.inits.push({ name, dims: [v.length], data_type: DataType.INT64, raw_data: new Uint8Array(BigInt64Array.from(v.map((x) => BigInt(x))).buffer) });
+    this.inits.push(int64Tensor(name, v));
     return name;
   }
   /** dy summed over the axes where `to` was broadcast against `from`, reshaped to `to` (ONNX broadcasting, from the right). */
@@ -199,10 +199,7 @@ interface RuleArgs {
 }
 type Rule = (r: RuleArgs) => void;
 
-const int = (name: string, i: number): AttributeProto => ({ name, type: AttrType.INT, i });
-const ints = (name: string, v: number[]): AttributeProto => ({ name, type: AttrType.INTS, ints: v });
-const float = (name: string, f: number): AttributeProto => ({ name, type: AttrType.FLOAT, f });
-const str = (name: string, s: string): AttributeProto => ({ name, type: AttrType.STRING, s: new TextEncoder().encode(s) });
+const { int, ints, float, string: str } = attr;
 
 /** The shape with the batch left to the runtime (every other dimension is static). */
 const batchFree = (s: number[]) => [-1, ...s.slice(1)];

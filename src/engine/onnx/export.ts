@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { foldedWeights } from '../fuse.js';
-import { AttrType, DataType, encodeModel, type AttributeProto, type NodeProto, type TensorProto } from './proto.js';
+import { attr, DataType, encodeModel, floatTensor, int64Tensor, type AttributeProto, type NodeProto, type TensorProto } from './proto.js';
 
 /**
  * A tfjs layers model (Keras: conv / depthwise conv / batch norm / ReLU / padding / pooling / dense …) written as an
@@ -36,14 +36,10 @@ export function exportLayersModel(model: tf.LayersModel): ExportResult {
   const fresh = (base: string) => `${base}/${k++}`;
   const node = (op_type: string, inputs: string[], output: string, attribute: AttributeProto[] = []) => nodes.push({ op_type, input: inputs, output: [output], name: output, attribute });
   const weight = (name: string, t: tf.Tensor, dtype: 'float32' | 'int64' = 'float32') => {
-    const data = t.dataSync();
-    const raw = dtype === 'float32' ? new Uint8Array(Float32Array.from(data as Float32Array).buffer) : new Uint8Array(BigInt64Array.from(Array.from(data, (v) => BigInt(Math.round(v)))).buffer);
-    inits.push({ name, dims: [...t.shape], data_type: dtype === 'float32' ? DataType.FLOAT : DataType.INT64, raw_data: raw });
+    inits.push(tensorInit(name, t, dtype));
     return name;
   };
-  const ints = (name: string, v: number[]): AttributeProto => ({ name, type: AttrType.INTS, ints: v });
-  const int = (name: string, v: number): AttributeProto => ({ name, type: AttrType.INT, i: v });
-  const float = (name: string, v: number): AttributeProto => ({ name, type: AttrType.FLOAT, f: v });
+  const { ints, int, float } = attr;
 
   /** Append an activation after `x`, writing `out`. */
   const activate = (act: string | undefined, x: string, out: string): void => {
@@ -159,7 +155,7 @@ export function exportLayersModel(model: tf.LayersModel): ExportResult {
         break;
       case 'ZeroPadding2D': {
         const [[t, b], [l, r]] = cfg.padding as [Pair, Pair];
-        node('Pad', [ins[0]!, weight(`${out}/pads`, tf.tensor1d([0, 0, t, l, 0, 0, b, r]), 'int64')], out, [{ name: 'mode', type: AttrType.STRING, s: new TextEncoder().encode('constant') }]);
+        node('Pad', [ins[0]!, weight(`${out}/pads`, tf.tensor1d([0, 0, t, l, 0, 0, b, r]), 'int64')], out, [attr.string('mode', 'constant')]);
         break;
       }
       case 'GlobalAveragePooling2D': {
@@ -230,6 +226,11 @@ export function exportLayersModel(model: tf.LayersModel): ExportResult {
 function soleConsumerInput(conv: tf.layers.Layer, inboundOf: (l: tf.layers.Layer) => { inputTensors: Array<{ shape: number[] }> }): number[] | undefined {
   const padLayer = (inboundOf(conv).inputTensors[0] as unknown as { sourceLayer?: tf.layers.Layer }).sourceLayer;
   return padLayer ? inboundOf(padLayer).inputTensors[0]?.shape : undefined;
+}
+
+/** A tfjs tensor as an initializer (float32, or int64 for shapes, axes and pads). */
+export function tensorInit(name: string, t: tf.Tensor, dtype: 'float32' | 'int64' = 'float32'): TensorProto {
+  return dtype === 'float32' ? floatTensor(name, t.dataSync(), [...t.shape]) : int64Tensor(name, t.dataSync(), [...t.shape]);
 }
 
 function fail(what: string): never {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { ExportUnsupported, type ExportResult } from './export.js';
-import { AttrType, DataType, encodeModel, type AttributeProto, type NodeProto, type TensorProto } from './proto.js';
+import { ExportUnsupported, tensorInit, type ExportResult } from './export.js';
+import { attr, DataType, encodeModel, type AttributeProto, type NodeProto, type TensorProto } from './proto.js';
 
 /**
  * A tfjs graph model (TensorFlow GraphDef nodes as tfjs-converter writes them: NHWC, fused conv / matmul ops,
@@ -69,15 +69,10 @@ export function graphToOnnx(nodes: readonly GraphNode[], weights: tf.NamedTensor
   let k = 0;
   const fresh = (base: string) => `${base}/onnx_${k++}`;
   const emit = (op_type: string, input: string[], output: string, attribute: AttributeProto[] = []) => onnx.push({ op_type, input, output: [output], name: output, attribute });
-  const ints = (name: string, v: number[]): AttributeProto => ({ name, type: AttrType.INTS, ints: v });
-  const int = (name: string, v: number): AttributeProto => ({ name, type: AttrType.INT, i: v });
-  const float = (name: string, v: number): AttributeProto => ({ name, type: AttrType.FLOAT, f: v });
-  const text = (name: string, v: string): AttributeProto => ({ name, type: AttrType.STRING, s: new TextEncoder().encode(v) });
+  const { ints, int, float, string: text } = attr;
   const keep = <T extends tf.Tensor>(t: T): T => (made.push(t), t);
   const initializer = (name: string, t: tf.Tensor, dtype: 'float32' | 'int64' = 'float32'): string => {
-    const data = t.dataSync();
-    const raw = dtype === 'float32' ? new Uint8Array(Float32Array.from(data as Float32Array).buffer) : new Uint8Array(BigInt64Array.from(Array.from(data, (v) => BigInt(Math.round(v)))).buffer);
-    inits.push({ name, dims: [...t.shape], data_type: dtype === 'float32' ? DataType.FLOAT : DataType.INT64, raw_data: raw });
+    inits.push(tensorInit(name, t, dtype));
     return name;
   };
   /** A constant operand as an initializer, in the layout its consumer sees (NCHW where it meets a 4-D tensor). */

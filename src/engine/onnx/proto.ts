@@ -172,3 +172,22 @@ export function encodeModel(model: ModelProto): Uint8Array {
   if (err) throw new Error(`invalid ONNX model: ${err}`);
   return Model.encode(Model.fromObject(model)).finish();
 }
+
+/** Attributes of the graphs patch-atlas writes (the layers exporter, the graph converter, backward graphs). */
+export const attr = {
+  int: (name: string, i: number): AttributeProto => ({ name, type: AttrType.INT, i }),
+  ints: (name: string, ints: number[]): AttributeProto => ({ name, type: AttrType.INTS, ints }),
+  float: (name: string, f: number): AttributeProto => ({ name, type: AttrType.FLOAT, f }),
+  string: (name: string, s: string): AttributeProto => ({ name, type: AttrType.STRING, s: new TextEncoder().encode(s) }),
+};
+
+/** A float32 initializer. */
+export function floatTensor(name: string, values: ArrayLike<number>, dims: number[]): TensorProto {
+  return { name, dims, data_type: DataType.FLOAT, raw_data: new Uint8Array(Float32Array.from(values).buffer) };
+}
+
+/** An int64 initializer (values rounded; shapes, axes, pads). */
+export function int64Tensor(name: string, values: ArrayLike<number>, dims: number[] = [values.length]): TensorProto {
+  return { name, dims, data_type: DataType.INT64, raw_data: new Uint8Array(BigInt64Array.from(Array.from(values, (v) => BigInt(Math.round(v)))).buffer) };
+}
+

@@ -1,6 +1,6 @@
 import { EngineError } from '../errors.js';
 import { defaultThreads } from '../wasm-threads.js';
-import { decodeModel, encodeModel } from './proto.js';
+import { attr, decodeModel, encodeModel, floatTensor, int64Tensor } from './proto.js';
 
 /**
  * onnxruntime-node for forward-only work (accuracy, classify, evaluate, the screen's scoring): native CPU kernels,
@@ -110,14 +110,13 @@ export function rewrite(bytes: Uint8Array, input: string, names: readonly string
   // Fetched tensors that are not graph outputs go out untyped: onnxruntime infers their types (some are int64 shapes).
   g.output = names.map((name) => declared.get(name) ?? { name });
   if (pre) {
-    const f32 = (name: string, v: number[], dims: number[]) => ({ name, dims, data_type: 1, raw_data: new Uint8Array(Float32Array.from(v).buffer) });
     const order = pre.reverse ? [2, 1, 0] : [0, 1, 2];
     // Reversing the channels after the affine map equals applying the reversed map to reversed input channels.
     const scale = order.map((c) => pre.scale[c]!);
     const offset = order.map((c) => pre.offset[c]!);
-    g.initializer = [...(g.initializer ?? []), f32(`${PIXELS}/scale`, scale, [1, 3, 1, 1]), f32(`${PIXELS}/offset`, offset, [1, 3, 1, 1])];
+    g.initializer = [...(g.initializer ?? []), floatTensor(`${PIXELS}/scale`, scale, [1, 3, 1, 1]), floatTensor(`${PIXELS}/offset`, offset, [1, 3, 1, 1])];
     const nodes = [
-      { op_type: 'Transpose', input: [PIXELS], output: [`${PIXELS}/nchw`], name: `${PIXELS}/nchw`, attribute: [{ name: 'perm', type: 7, ints: [0, 3, 1, 2] }] },
+      { op_type: 'Transpose', input: [PIXELS], output: [`${PIXELS}/nchw`], name: `${PIXELS}/nchw`, attribute: [attr.ints('perm', [0, 3, 1, 2])] },
       ...(pre.reverse
         ? [
             { op_type: 'Slice', input: [`${PIXELS}/nchw`, `${PIXELS}/starts`, `${PIXELS}/ends`, `${PIXELS}/axes`, `${PIXELS}/steps`], output: [`${PIXELS}/ordered`], name: `${PIXELS}/ordered` },
@@ -127,8 +126,7 @@ export function rewrite(bytes: Uint8Array, input: string, names: readonly string
       { op_type: 'Add', input: [`${PIXELS}/scaled`, `${PIXELS}/offset`], output: [input], name: `${PIXELS}/input` },
     ];
     if (pre.reverse) {
-      const i64 = (name: string, v: number) => ({ name, dims: [1], data_type: 7, raw_data: new Uint8Array(BigInt64Array.from([BigInt(v)]).buffer) });
-      g.initializer.push(i64(`${PIXELS}/starts`, -1), i64(`${PIXELS}/ends`, -4), i64(`${PIXELS}/axes`, 1), i64(`${PIXELS}/steps`, -1));
+      g.initializer.push(int64Tensor(`${PIXELS}/starts`, [-1]), int64Tensor(`${PIXELS}/ends`, [-4]), int64Tensor(`${PIXELS}/axes`, [1]), int64Tensor(`${PIXELS}/steps`, [-1]));
     }
     g.node = [...nodes, ...(g.node ?? [])];
     const old = (g.input ?? []).find((i) => i.name === input);
