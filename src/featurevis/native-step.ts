@@ -29,7 +29,6 @@ export async function nativeStepGrads(
     t = now;
   };
   const x = tf.tidy(image);
-  x.dataSync();
   lap('tape');
   try {
     // The activations first (a forward-only session), then the backward graph seeded with dObjective/dactivations.

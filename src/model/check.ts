@@ -1,4 +1,3 @@
-import * as tf from '@tensorflow/tfjs';
 import { PatchAtlasError } from '../errors.js';
 import { closest } from '../util/suggest.js';
 import type { Classifier } from './classifier.js';
@@ -39,7 +38,7 @@ export function checkModel(c: Classifier): ModelCheck {
   if (!shape || shape.length !== 3 || shape.some((v) => v === null || v < 1))
     bad('layers.default', `"${d.layers.default}" has output shape [${shape?.join(', ') ?? '?'}]; an atlas layer must be spatial, [height, width, channels]`, d.layers.default);
   return {
-    attribution: attributionAt(c, tensor),
+    attribution: c.forwardModeAt(tensor) ? { method: 'jvp' } : { method: 'reverse', why: c.noJvp ?? 'a layer on the path from the atlas layer to the logits has no forward-mode rule' },
     notes: c.logitsNote ? [c.logitsNote] : [],
     logits: { tensor: c.logitsLayer, width: c.labels.outputs },
     labels: { set: d.labels.set, classes: c.labels.size, offset: c.labels.offset },
@@ -47,14 +46,3 @@ export function checkModel(c: Classifier): ModelCheck {
     aliases,
   };
 }
-
-/** Whether a forward-mode pass reaches the logits from `layer` (probed on a blank image). */
-function attributionAt(c: Classifier, layer: string): ModelCheck['attribution'] {
-  const probe = tf.zeros([1, ...c.inputSize, 3]) as tf.Tensor4D;
-  const h = c.activation(probe, layer);
-  const r = c.jvp(probe, layer, h, tf.zerosLike(h), 1);
-  tf.dispose([probe, h, ...(r ? [...r.primal, ...r.tangent] : [])]);
-  if (r) return { method: 'jvp' };
-  return { method: 'reverse', why: c.noJvp ?? 'a layer on the path from the atlas layer to the logits has no forward-mode rule' };
-}
-

@@ -75,47 +75,36 @@ export class Classifier {
   private readonly activationSessions = new Map<string, Promise<OrtForward | undefined>>();
 
   /**
-   * Named outputs (as `run` names them, NHWC for image tensors) on onnxruntime, forward only; undefined where
-   * `nativeGradient` would be. Not differentiable; the caller owns the results.
+   * Named outputs (as `run` names them, NHWC for image tensors) on onnxruntime, forward only, at any input size;
+   * undefined where the model has no onnxruntime session or the input size differs from a fixed one. Not
+   * differentiable; the caller owns the results.
    */
   async nativeActivations(x: tf.Tensor4D, outputs: readonly string[]): Promise<tf.Tensor[] | undefined> {
-    const onnx = this.onnx;
-    const [n, h, w] = x.shape;
-    if (!onnx || this.noNativeGradient || (this.fixedInput && (this.fixedInput[0] !== h || this.fixedInput[1] !== w))) return undefined;
-    const names = outputs.map((o) => this.resolveLayer(o));
-    if (names.includes(PROBS)) return undefined;
-    const targets = names.map((t) => (t === LOGITS ? this.logitsLayer : t));
-    const key = targets.join('|');
+    const plan = this.nativePlan(x, outputs);
+    if (!plan) return undefined;
+    const key = plan.targets.join('|');
     let made = this.activationSessions.get(key);
-    if (!made) this.activationSessions.set(key, (made = OrtForward.create(onnx.bytes, onnx.input, targets, this.preprocessing(), true).catch(() => undefined)));
+    if (!made) this.activationSessions.set(key, (made = OrtForward.create(plan.onnx.bytes, plan.onnx.input, plan.targets, this.preprocessing(), true).catch(() => undefined)));
     const session = await made;
     if (!session) return undefined;
     const out = await session.runShaped(x.dataSync() as Float32Array, x.shape);
-    return out.map(({ data, dims }, k) => {
-      if (names[k] === LOGITS) return tf.tensor2d(data, [n, data.length / n]);
-      return dims.length === 4 ? tf.tidy(() => tf.transpose(tf.tensor4d(data, [n, dims[1]!, dims[2]!, dims[3]!]), [0, 2, 3, 1])) : tf.tensor(data, [...dims]);
-    });
+    return out.map((o, k) => this.fromNative(plan.names[k]!, o));
   }
 
   /**
    * d(Σ_k seed_k · output_k) / d pixels, and the outputs, from a backward graph run by onnxruntime (native kernels;
-   * see engine/onnx/backward.ts). Outputs as `run` names them (NHWC for image tensors), seeds of the same shapes
-   * (none: zeros, for the outputs alone).
-   * Undefined where the model has no onnxruntime session, the input size differs from a fixed one, or an operator has
-   * no backward rule (`noNativeGradient` says which): the caller then uses the tfjs tape. Not differentiable; the
-   * caller owns the results.
+   * see engine/onnx/backward.ts). Outputs as `run` names them (NHWC for image tensors), seeds of the same shapes.
+   * Undefined where nativeActivations would be, or where an operator has no backward rule (`noNativeGradient` says
+   * which): the caller then uses the tfjs tape. Not differentiable; the caller owns the results.
    */
-  async nativeGradient(x: tf.Tensor4D, outputs: readonly string[], seeds?: readonly tf.Tensor[]): Promise<{ values: tf.Tensor[]; grad: tf.Tensor4D } | undefined> {
-    const onnx = this.onnx;
-    const [n, h, w] = x.shape;
-    if (!onnx || (this.fixedInput && (this.fixedInput[0] !== h || this.fixedInput[1] !== w))) return undefined;
-    const names = outputs.map((o) => this.resolveLayer(o));
-    if (names.includes(PROBS)) return undefined;
-    const targets = names.map((t) => (t === LOGITS ? this.logitsLayer : t));
-    const key = `${targets.join('|')}@${h}x${w}`;
+  async nativeGradient(x: tf.Tensor4D, outputs: readonly string[], seeds: readonly tf.Tensor[]): Promise<{ values: tf.Tensor[]; grad: tf.Tensor4D } | undefined> {
+    const plan = this.nativePlan(x, outputs);
+    if (!plan) return undefined;
+    const [, h, w] = x.shape;
+    const key = `${plan.targets.join('|')}@${h}x${w}`;
     let made = this.backward.get(key);
     if (!made) {
-      made = OrtBackward.create(onnx.bytes, { input: onnx.input, targets, pre: this.preprocessing(), size: [h, w] }, defaultThreads()).catch((e: unknown) => {
+      made = OrtBackward.create(plan.onnx.bytes, { input: plan.onnx.input, targets: plan.targets, pre: this.preprocessing(), size: [h, w] }, defaultThreads()).catch((e: unknown) => {
         if (!(e instanceof EngineError)) throw e;
         this.noNativeGradient = e.message;
         return undefined;
@@ -124,23 +113,31 @@ export class Classifier {
     }
     const bw = await made;
     if (!bw) return undefined;
-    const shapes = bw.graph.targetShapes;
-    // No seeds: zeros (the outputs alone, as a forward pass; the gradient is then zero).
-    const flatSeeds = seeds
-      ? seeds.map((s, k) => {
-          const t = tf.tidy(() => (shapes[k]!.length === 4 && s.rank === 4 ? tf.transpose(s, [0, 3, 1, 2]) : s));
-          const v = t.dataSync() as Float32Array;
-          if (t !== s) t.dispose();
-          return v;
-        })
-      : shapes.map((s) => new Float32Array(n * s.slice(1).reduce((a, b) => a * b, 1)));
-    const r = await bw.run(x.dataSync() as Float32Array, x.shape, flatSeeds);
-    const values = r.targets.map((v, k) => {
-      const s = shapes[k]!;
-      if (names[k] === LOGITS) return tf.tensor2d(v, [n, v.length / n]);
-      return s.length === 4 ? tf.tidy(() => tf.transpose(tf.tensor4d(v, [n, s[1]!, s[2]!, s[3]!]), [0, 2, 3, 1])) : tf.tensor(v, [n, ...s.slice(1)]);
+    // Image tensors go in and out NCHW, as onnxruntime has them.
+    const flatSeeds = seeds.map((s) => {
+      const t = s.rank === 4 ? tf.transpose(s, [0, 3, 1, 2]) : s;
+      const v = t.dataSync() as Float32Array;
+      if (t !== s) t.dispose();
+      return v;
     });
-    return { values, grad: tf.tensor4d(r.grad, x.shape) };
+    const r = await bw.run(x.dataSync() as Float32Array, x.shape, flatSeeds);
+    return { values: r.targets.map((o, k) => this.fromNative(plan.names[k]!, o)), grad: tf.tensor4d(r.grad, x.shape) };
+  }
+
+  /** The ONNX form and the tensors to fetch for `outputs` natively, or undefined where that cannot run. */
+  private nativePlan(x: tf.Tensor4D, outputs: readonly string[]): { onnx: { bytes: Uint8Array; input: string }; names: string[]; targets: string[] } | undefined {
+    const [, h, w] = x.shape;
+    if (!this.onnx || (this.fixedInput && (this.fixedInput[0] !== h || this.fixedInput[1] !== w))) return undefined;
+    const names = outputs.map((o) => this.resolveLayer(o));
+    if (names.includes(PROBS)) return undefined;
+    return { onnx: this.onnx, names, targets: names.map((t) => (t === LOGITS ? this.logitsLayer : t)) };
+  }
+
+  /** An onnxruntime output as `run` gives it: logits [N, K], image tensors NHWC. */
+  private fromNative(name: string, { data, dims }: { data: Float32Array; dims: readonly number[] }): tf.Tensor {
+    const n = dims[0]!;
+    if (name === LOGITS) return tf.tensor2d(data, [n, data.length / n]);
+    return dims.length === 4 ? tf.tidy(() => tf.transpose(tf.tensor4d(data, [n, dims[1]!, dims[2]!, dims[3]!]), [0, 2, 3, 1])) : tf.tensor(data, [...dims]);
   }
 
   /** What runs forward-only work (accuracy, classify, evaluate, the screen's scoring). */
@@ -260,6 +257,15 @@ export class Classifier {
     return { primal: both.slice(0, outputs.length), tangent: both.slice(outputs.length) };
   }
 
+  /** Whether one forward-mode pass reaches the logits from `layer` (probed on a blank image): all-class attribution. */
+  forwardModeAt(layer: string): boolean {
+    const probe = tf.zeros([1, ...this.inputSize, 3]) as tf.Tensor4D;
+    const h = this.activation(probe, layer);
+    const r = this.jvp(probe, layer, h, tf.zerosLike(h), 1);
+    tf.dispose([probe, h, ...(r ? [...r.primal, ...r.tangent] : [])]);
+    return r !== undefined;
+  }
+
   /** Which executor outputs to fetch for the requested names, and how to turn them back into the requested outputs. */
   private outputPlan(outputs: readonly string[]): { fetch: string[]; pick: (got: tf.Tensor[]) => tf.Tensor[] } {
     const names = outputs.map((o) => this.resolveLayer(o));
@@ -377,7 +383,6 @@ export class Classifier {
     return out;
   }
 
-  /** Fails early when the label set does not match the model's output width. */
   /** How commands name this model: the built-in name, else the descriptor's path. */
   get modelRef(): string {
     return isBuiltIn(this.descriptor) ? this.descriptor.name : this.descriptor.path;
@@ -392,6 +397,7 @@ export class Classifier {
     return named && !this.exec.has(named) ? `"output.logits" "${named}" is not in the model: the input of its final Softmax, "${this.logitsLayer}", is used` : undefined;
   }
 
+  /** Fails early when the logits layer is not in the model or the label set does not match its output width. */
   private checkOutputs(): void {
     const named = this.descriptor.output.logits;
     if (named && !this.exec.has(named) && this.logitsLayer === named) {

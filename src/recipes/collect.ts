@@ -155,13 +155,9 @@ function argmax(a: ArrayLike<number>): number {
  * position of the reverse-mode fallback (one backward pass per class, timed once here on a blank image).
  */
 function reverseModeCost(c: Classifier, layer: string): string | undefined {
+  if (c.forwardModeAt(layer)) return undefined;
   const probe = tf.zeros([1, ...c.inputSize, 3]) as tf.Tensor4D;
   try {
-    const h = c.activation(probe, layer);
-    const r = c.jvp(probe, layer, h, tf.zerosLike(h), 1);
-    const supported = r !== undefined;
-    tf.dispose([h, ...(r ? [...r.primal, ...r.tangent] : [])]);
-    if (supported) return undefined;
     const t0 = performance.now();
     const g = c.layerGradient(probe, layer, ['logits'], ([l]) => tf.sum(tf.slice(l!, [0, c.labels.offset], [-1, 1])));
     tf.dispose([g.activation, g.grad]);

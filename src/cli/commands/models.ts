@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { readEnv } from '../../config.js';
-import { DEFAULT_MODEL, listDescriptors, loadDescriptor, modelsDir, type ModelDescriptor } from '../../model/descriptor.js';
+import { DEFAULT_MODEL, isBuiltIn, listDescriptors, loadDescriptor, type ModelDescriptor } from '../../model/descriptor.js';
 import { checkModel } from '../../model/check.js';
 import { findLocalWeights, pinWeights, pullWeights } from '../../model/weights.js';
 import type { CliIO } from '../io.js';
@@ -39,7 +39,7 @@ export function modelsCommand(io: CliIO): CommandModule {
       }
       if (a.action === 'pin') {
         const d = loadDescriptor(name);
-        const hashes = await pinWeights(d, { env, ...(a.weights ? { weights: a.weights } : {}) }, d.path.startsWith(modelsDir()));
+        const hashes = await pinWeights(d, { env, ...(a.weights ? { weights: a.weights } : {}) }, isBuiltIn(d));
         if (a.json) return io.out(JSON.stringify({ descriptor: d.path, sha256: hashes }, null, 2));
         io.out(`pinned ${Object.keys(hashes).length} weight file(s) in ${d.path}`);
         return;

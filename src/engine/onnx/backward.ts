@@ -32,6 +32,8 @@ export interface BackwardGraph {
   bytes: Uint8Array;
   /** The input to feed (the pixels when `pre` was given). */
   input: string;
+  /** The targets, returned as outputs in this order. */
+  targets: string[];
   /** Seed input names, one per target, in `targets` order. */
   seeds: string[];
   /** The gradient output's name. */
@@ -121,7 +123,7 @@ export async function buildBackward(bytes: Uint8Array, spec: BackwardSpec): Prom
   g.input = [...(g.input ?? []), ...seeds.map((name, k) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: [{ dim_param: 'N' }, ...targetShapes[k]!.slice(1).map((d) => ({ dim_value: d }))] } } } }))];
   g.output = [...spec.targets.map((name) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT } } })), { name: `grad/${x}`, type: { tensor_type: { elem_type: DataType.FLOAT } } }];
   model.opset_import = [{ domain: '', version: Math.max(opset, 16) }];
-  return { bytes: encodeModel(model as ModelProto), input: x, seeds, grad: `grad/${x}`, targetShapes, maxPools: path.filter((n) => n.op_type === 'MaxPool').length };
+  return { bytes: encodeModel(model as ModelProto), input: x, targets: [...spec.targets], seeds, grad: `grad/${x}`, targetShapes, maxPools: path.filter((n) => n.op_type === 'MaxPool').length };
 }
 
 /**
@@ -553,14 +555,14 @@ export class OrtBackward {
     return new OrtBackward(ort, session, graph);
   }
 
-  /** `x` with dims `dims`; seeds flat, batch × target shape each → the targets and d(Σ seed·target)/dx, flat. */
-  async run(x: Float32Array, dims: readonly number[], seeds: readonly Float32Array[]): Promise<{ targets: Float32Array[]; grad: Float32Array }> {
+  /** `x` with dims `dims`; seeds flat, batch × target shape each → the targets (with dims) and d(Σ seed·target)/dx, flat. */
+  async run(x: Float32Array, dims: readonly number[], seeds: readonly Float32Array[]): Promise<{ targets: Array<{ data: Float32Array; dims: readonly number[] }>; grad: Float32Array }> {
+    const g = this.graph;
     const n = dims[0]!;
-    const feeds: Record<string, InstanceType<typeof this.ort.Tensor>> = { [this.graph.input]: new this.ort.Tensor('float32', x, dims) };
-    this.graph.seeds.forEach((name, k) => (feeds[name] = new this.ort.Tensor('float32', seeds[k]!, [n, ...this.graph.targetShapes[k]!.slice(1)])));
-    const names = [...this.graph.targetShapes.map((_, k) => this.graph.seeds[k]!.slice('grad/'.length)), this.graph.grad];
-    const out = await this.session.run(feeds, names);
-    return { targets: names.slice(0, -1).map((t) => out[t]!.data), grad: out[this.graph.grad]!.data };
+    const feeds: Record<string, InstanceType<typeof this.ort.Tensor>> = { [g.input]: new this.ort.Tensor('float32', x, dims) };
+    g.seeds.forEach((name, k) => (feeds[name] = new this.ort.Tensor('float32', seeds[k]!, [n, ...g.targetShapes[k]!.slice(1)])));
+    const out = await this.session.run(feeds, [...g.targets, g.grad]);
+    return { targets: g.targets.map((t) => ({ data: out[t]!.data, dims: out[t]!.dims })), grad: out[g.grad]!.data };
   }
 
   async dispose(): Promise<void> {

@@ -72,8 +72,7 @@ export class OrtForward {
 
   /** The model input (NCHW, preprocessed), or with `pre` the NHWC [0,1] pixels → the requested tensors, each flat. */
   async run(nchw: Float32Array, dims: readonly number[]): Promise<Float32Array[]> {
-    const out = await this.session.run({ [this.input]: new this.ort.Tensor('float32', nchw, dims) }, this.outputs);
-    return this.outputs.map((o) => out[o]!.data);
+    return (await this.runShaped(nchw, dims)).map((o) => o.data);
   }
 
   /** As `run`, with each output's dims (onnxruntime's order: NCHW for image tensors). */

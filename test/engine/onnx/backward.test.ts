@@ -24,7 +24,7 @@ describe.each(FIXTURES)('%s.onnx, backward on onnxruntime', (name) => {
     const x = fixtureInput(ref.input.shape);
     const seed = tf.tidy(() => tf.tile(tf.reshape(objectiveWeights(k), [1, k]), [n, 1]));
     const r = await bw.run(x.dataSync() as Float32Array, x.shape, [seed.dataSync() as Float32Array]);
-    expect(relError(r.targets[0]!, values(ref, ref.outputs[logits]!))).toBeLessThan(1e-4);
+    expect(relError(r.targets[0]!.data, values(ref, ref.outputs[logits]!))).toBeLessThan(1e-4);
     expect(relError(r.grad, values(ref, ref.gradients.input_grad))).toBeLessThan(1e-4);
     tf.dispose([x, seed]);
     await bw.dispose();
