@@ -37,6 +37,9 @@ export async function loadFromArgs(a: ModelArgs, io: CliIO, quiet = false, recor
     backend: a.backend,
     download: !a.offline,
     ...(weights ? { weights } : {}),
+    onNote: (line) => {
+      if (!quiet) io.err(line);
+    },
     onDownload: (done, total, file) => {
       if (quiet) return;
       if (!announced) io.err(`downloading weights for ${model} (${total} files) ...`);

@@ -10,7 +10,7 @@ export { INPUT, probeShapes, type Executor, type JvpResult, type LayerInfo } fro
 export { GraphExecutor } from './graph-executor.js';
 export { LayersExecutor } from './layers-executor.js';
 export { withMaxPoolGrad, type MaxPoolGradMode } from './gradients/state.js';
-export { heapView } from './wasm-heap.js';
+export { computeOnHeap, heapView } from './wasm-heap.js';
 export { MAX_WASM_THREADS, wasmThreads } from './wasm-threads.js';
 export { OnnxExecutor, type OnnxSummary } from './onnx/executor.js';
 export { decodeModel, encodeModel, type ModelProto } from './onnx/proto.js';

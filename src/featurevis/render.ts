@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../model/classifier.js';
 import { withMaxPoolGrad } from '../engine/index.js';
-import { keyedSeed, mulberry32 } from '../util/random.js';
+import { keyedSeed, mulberry32, replaying } from '../util/random.js';
+import { nativeStepGrads } from './native-step.js';
 import type { Activations, Objective } from './objectives.js';
 import type { Param } from './param/param.js';
 import { compose, type Transform } from './transforms.js';
@@ -43,6 +44,12 @@ export interface RenderOptions {
    */
   itemSeeds?: readonly number[];
   onStep?: (s: RenderStep) => void;
+  /**
+   * Run the network's part of each step on onnxruntime (featurevis/native-step.ts), the rest on the tape; same
+   * random draws, same result up to rounding. Default: `classifier.nativeSteps('icons')`. Falls back to the tape
+   * where the model has no backward graph.
+   */
+  native?: boolean;
 }
 
 export interface RenderResult {
@@ -98,6 +105,7 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
   const transform: Transform = typeof opts.transforms === 'function' ? opts.transforms : compose(opts.transforms ?? []);
   // One master stream: each try draws its own init seed and transform stream, so tries differ yet a seed reproduces all.
   const master = mulberry32(opts.seed ?? 0);
+  let native = opts.native ?? classifier.nativeSteps('icons');
 
   let images: Uint8Array[] = [];
   let values: number[] = [];
@@ -112,10 +120,11 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
     const items = opts.itemSeeds;
     const param = opts.param(items ? items.map((s) => keyedSeed(s, `init/${t}`)) : initSeed);
     const itemRngs = items?.map((s) => mulberry32(keyedSeed(s, `transforms/${t}`)));
+    const streams = itemRngs ?? [rng];
     // Per-item streams: each item through the transforms on its own (one draw per item, not per batch).
-    const apply = (x: tf.Tensor4D): tf.Tensor4D => {
-      if (!itemRngs) return transform(x, rng);
-      const each = itemRngs.map((r, i) => transform(tf.slice(x, [i, 0, 0, 0], [1, -1, -1, -1]), r));
+    const apply = (x: tf.Tensor4D, rngs: ReadonlyArray<() => number>): tf.Tensor4D => {
+      if (!itemRngs) return transform(x, rngs[0]!);
+      const each = rngs.map((r, i) => transform(tf.slice(x, [i, 0, 0, 0], [1, -1, -1, -1]), r));
       return each.length === 1 ? each[0]! : tf.concat(each, 0);
     };
     const optimizer = tf.train.adam(lr);
@@ -123,18 +132,29 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
     try {
       shape = param.shape;
       for (let s = 0; s < steps; s++) {
-        let per: tf.Tensor | undefined;
-        // 'exact' max-pool gradients: the optimiser needs the true gradient, not attribution's relaxation.
-        const { value, grads } = withMaxPoolGrad('exact', () =>
-          tf.variableGrads(() => {
-            const x = apply(param.image());
-            per = tf.keep(objective.perItem(runActs(classifier, objective, x)));
-            return tf.neg(tf.sum(per)) as tf.Scalar;
-          }, param.variables),
-        );
-        optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
-        const vals = Float32Array.from(per!.dataSync());
-        tf.dispose([value, per!, ...Object.values(grads)]);
+        // The step's image, the same each time it is made (a fallback to the tape reuses the native try's draws).
+        const img = replaying(streams, (rngs) => apply(param.image(), rngs));
+        const step = native ? await nativeStepGrads(classifier, objective, img, param.variables) : undefined;
+        if (native && !step) native = false; // no backward graph: the tape from here on
+        let vals: Float32Array;
+        if (step) {
+          optimizer.applyGradients(Object.entries(step.grads).map(([name, tensor]) => ({ name, tensor })));
+          tf.dispose(Object.values(step.grads));
+          vals = step.per;
+        } else {
+          let per: tf.Tensor | undefined;
+          // 'exact' max-pool gradients: the optimiser needs the true gradient, not attribution's relaxation.
+          const { value, grads } = withMaxPoolGrad('exact', () =>
+            tf.variableGrads(() => {
+              const x = img();
+              per = tf.keep(objective.perItem(runActs(classifier, objective, x)));
+              return tf.neg(tf.sum(per)) as tf.Scalar;
+            }, param.variables),
+          );
+          optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
+          vals = Float32Array.from(per!.dataSync());
+          tf.dispose([value, per!, ...Object.values(grads)]);
+        }
         steps_.push(vals);
         opts.onStep?.({ try: t, step: s, values: vals });
         // Let timers and I/O (progress output, cancellation) run between steps.

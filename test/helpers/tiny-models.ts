@@ -56,9 +56,9 @@ const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 /**
  * A small TF graph (GraphDef JSON as tfjs-converter writes it): conv -> relu -> mean -> matmul -> softmax.
- * With `Selu` (an operator the ONNX conversion has no rule for) it stays on tfjs's GraphModel. Returns the weights so tests can compute the same function with plain tf ops.
+ * With `Selu` (an operator the ONNX conversion has no rule for) it stays on tfjs's GraphModel; with `Elu` it runs on onnxruntime, but has no backward graph. Returns the weights so tests can compute the same function with plain tf ops.
  */
-export function writeTinyGraphModel(dir: string, size = 8, classes = TINY_CLASSES.length, activation: 'Relu' | 'Selu' = 'Relu') {
+export function writeTinyGraphModel(dir: string, size = 8, classes = TINY_CLASSES.length, activation: 'Relu' | 'Selu' | 'Elu' = 'Relu') {
   const w1 = tf.randomNormal([3, 3, 3, 4], 0, 0.5, 'float32', 3);
   const wd = tf.randomNormal([4, classes], 0, 0.5, 'float32', 4);
   const axes = tf.tensor1d([1, 2], 'int32');
