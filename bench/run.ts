@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --only forward,collect,gradient,featvis,atlas,demo] [--collect-images 200] [--atlas-points 10000,50000] [--peer-budget 3600] [--no-peers]`
+ * `npm run bench [-- --only forward,collect,gradient,featvis,steps,atlas,demo] [--collect-images 200] [--atlas-points 10000,50000] [--peer-budget 3600] [--no-peers]`
  * At the article's scale: `npm run bench -- --only atlas --atlas-points 200000,1000000` (about an hour on 2 cores,
  * most of it umap-learn; a peer past --peer-budget seconds is stopped and shown as not finished).
  * Runs each workload in its own process and prints figures, peak memory, and ratios against baselines
@@ -19,7 +19,7 @@ const flag = (name: string, def: string) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] ? args[i + 1]! : def;
 };
-const only = new Set(flag('only', 'forward,googlenet,collect,evaluate,gradient,featvis,atlas,demo').split(','));
+const only = new Set(flag('only', 'forward,googlenet,collect,evaluate,gradient,featvis,steps,atlas,demo').split(','));
 const usePeers = !args.includes('--no-peers');
 const here = dirname(fileURLToPath(import.meta.url));
 const env = readEnv();
@@ -147,24 +147,32 @@ if (only.has('gradient')) {
   table.push([`  … hidden-layer gradient vs plain forward, same process (${cost(g.layer_grad_vs_forward)})`, fmt(g.layer_grad_images_per_s), fmt(fwd), ratio(g.layer_grad_images_per_s as number, fwd, true), '']);
 }
 if (only.has('featvis')) {
-  // Peer: the same step in PyTorch at the same size and batch (bench/peers/peer_featvis.py: Adam on raw pixels,
-  // no parameterisation or transforms). Ours adds the Fourier parameterisation, colour decorrelation and the
-  // article's transforms, so it does more work per step.
+  // Peers: the same step in PyTorch at the same size and batch (bench/peers/peer_featvis.py): Adam on raw pixels
+  // (bare), and with lucid's parameterisation and the article's transforms as lucent does them (lucid).
   for (const [size, batch] of [[128, 1], [128, 16]] as const) {
     const p = peer('bench/peers/peer_featvis.py', String(size), String(batch), '2')?.ms_per_icon as number | undefined;
+    const pl = peer('bench/peers/peer_featvis.py', String(size), String(batch), '2', 'lucid')?.ms_per_icon as number | undefined;
     const bare = workload('featvis', { size, batch, bare: 1 });
-    table.push([`feature-vis step, same work as the peer, ms per icon (${size} px, batch ${batch})`, fmt(bare.ms_per_icon), fmt(p), ratio(bare.ms_per_icon as number, p, false), fmt(bare.max_rss_mb, 0)]);
+    table.push([`feature-vis step on raw pixels, ms per icon (${size} px, batch ${batch})`, fmt(bare.ms_per_icon), fmt(p), ratio(bare.ms_per_icon as number, p, false), fmt(bare.max_rss_mb, 0)]);
     const full = workload('featvis', { size, batch });
-    table.push([`  … with Fourier param, decorrelation and the article's transforms`, fmt(full.ms_per_icon), fmt(p), ratio(full.ms_per_icon as number, p, false), fmt(full.max_rss_mb, 0)]);
+    table.push([`  … with Fourier param, decorrelation and the article's transforms (peer: the same in PyTorch)`, fmt(full.ms_per_icon), fmt(pl), ratio(full.ms_per_icon as number, pl, false), fmt(full.max_rss_mb, 0)]);
     // The network on onnxruntime (forward and backward graph), the rest on the tape: featurevis/native-step.ts.
     try {
       const nat = workload('featvisNative', { size, batch });
-      table.push([`  … the network on onnxruntime (native ${fmt(nat.native_ms_per_icon)} + tape ${fmt(nat.tape_ms_per_icon)} ms)`, fmt(nat.ms_per_icon), fmt(p), ratio(nat.ms_per_icon as number, p, false), fmt(nat.max_rss_mb, 0)]);
+      table.push([`  … the network on onnxruntime (native ${fmt(nat.native_ms_per_icon)} + tape ${fmt(nat.tape_ms_per_icon)} ms)`, fmt(nat.ms_per_icon), fmt(pl), ratio(nat.ms_per_icon as number, pl, false), fmt(nat.max_rss_mb, 0)]);
+      table.push([`  … its native part vs the same network work (activations, then their input gradient) on wasm`, fmt(nat.native_ms_per_icon), fmt(nat.wasm_network_ms_per_icon), ratio(nat.native_ms_per_icon as number, nat.wasm_network_ms_per_icon as number, false), '']);
       table.push([`  … chained vs all-tfjs step, same settings`, fmt(nat.ms_per_icon), fmt(full.ms_per_icon), ratio(nat.ms_per_icon as number, full.ms_per_icon as number, false), '']);
     } catch (e) {
       console.error(`native feature-vis step unavailable: ${(e as Error).message}`);
     }
   }
+}
+if (only.has('steps')) {
+  // What --backend auto chooses for optimisation steps (NATIVE_BY_DEFAULT in model/classifier.ts): the same step
+  // with the network on onnxruntime against all on the tape, same process (best of two rounds).
+  const s = workload('optimiseSteps', {});
+  table.push([`EOT patch step, network on onnxruntime vs all on the tape, ms/step (64 px patch, 8 images)`, fmt(s.patch_native_ms), fmt(s.patch_tape_ms), ratio(s.patch_native_ms as number, s.patch_tape_ms as number, false), fmt(s.max_rss_mb, 0)]);
+  table.push([`icon step, network on onnxruntime vs all on the tape, ms/step (96 px, batch 8, cossim)`, fmt(s.icon_native_ms), fmt(s.icon_tape_ms), ratio(s.icon_native_ms as number, s.icon_tape_ms as number, false), '']);
 }
 if (only.has('atlas')) {
   // Same data and settings as the peer (random uniform 512-d points, 15 neighbours, min_dist 0.1), wall time of

@@ -19,7 +19,8 @@ import { readEnv } from '../src/config.js';
 import { openDataset } from '../src/data/dataset.js';
 import { Classifier } from '../src/model/classifier.js';
 import { mulberry32 } from '../src/util/random.js';
-import { batch as batchObjective, channel } from '../src/featurevis/objectives.js';
+import { batch as batchObjective, channel, directionCossimBatch } from '../src/featurevis/objectives.js';
+import { optimisePatch } from '../src/patch/optimise.js';
 import { image } from '../src/featurevis/param/index.js';
 import { render } from '../src/featurevis/render.js';
 import { standardTransforms } from '../src/featurevis/transforms.js';
@@ -230,9 +231,58 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     const t0 = performance.now();
     for (let i = 0; i < steps; i++) await step(true);
     const ms = (performance.now() - t0) / steps;
+    // The native part's wasm equivalent: the objective's activations and their gradient w.r.t. the image, on the tape.
+    const x = tf.tidy(() => transform(param.image(), mulberry32(4)));
+    const wasmNetwork = () => {
+      const g = tf.grad((img: tf.Tensor) => {
+        const outs = c.run(img as tf.Tensor4D, objective.layers);
+        return tf.sum(objective.perItem(new Map(objective.layers.map((l, k) => [l, outs[k]!]))));
+      })(x);
+      g.dataSync();
+      g.dispose();
+    };
+    wasmNetwork();
+    const t1 = performance.now();
+    for (let i = 0; i < steps; i++) wasmNetwork();
+    const wasmMs = (performance.now() - t1) / steps;
+    tf.dispose([x]);
     param.dispose();
     optimizer.dispose();
-    return { ms_per_step: ms, ms_per_icon: ms / batch, native_ms_per_icon: time.native / steps / batch, tape_ms_per_icon: time.tape / steps / batch, size, batch };
+    return { ms_per_step: ms, ms_per_icon: ms / batch, native_ms_per_icon: time.native / steps / batch, tape_ms_per_icon: time.tape / steps / batch, wasm_network_ms_per_icon: wasmMs / batch, size, batch };
+  },
+  /**
+   * What `--backend auto` decides between for optimisation steps (model/classifier.ts NATIVE_BY_DEFAULT): an EOT
+   * patch step (defaults: 64 px patch, 8 images at the model's size) and an icon step (96 px, batch 8, cossim
+   * directions at conv_pw_11_relu), each all on the tape and with the network on onnxruntime, alternating, ms/step.
+   */
+  async optimiseSteps(a) {
+    const c = await Classifier.load({ model: String(a.model ?? 'mobilenet_v1_0.75'), backend: 'auto' });
+    const [h, w] = c.inputSize;
+    const r = mulberry32(1);
+    const images = Float32Array.from({ length: 16 * h * w * 3 }, () => r());
+    const target = c.labels.resolve('n01491361');
+    const layer = c.resolveLayer('conv_pw_11_relu');
+    const dims = Number(c.layerInfo(layer).shape?.at(-1) ?? 0);
+    const dirs = Array.from({ length: 8 }, () => Array.from({ length: dims }, () => r() - 0.3));
+    const steps = Number(a.steps ?? 5);
+    const times: Record<string, number[]> = { patch_tape: [], patch_native: [], icon_tape: [], icon_native: [] };
+    const icons = (native: boolean, n: number) => render({ classifier: c, objective: directionCossimBatch(layer, dirs, 3), param: (seed) => image(8, 96, 96, { seed }), transforms: standardTransforms(), steps: n, seed: 1, native });
+    for (const native of [false, true]) {
+      await optimisePatch({ classifier: c, images, target, steps: 1, native });
+      await icons(native, 1);
+    }
+    for (let rep = 0; rep < 2; rep++) {
+      for (const native of [false, true]) {
+        const k = native ? 'native' : 'tape';
+        let t0 = performance.now();
+        await optimisePatch({ classifier: c, images, target, steps, native });
+        times[`patch_${k}`]!.push((performance.now() - t0) / steps);
+        t0 = performance.now();
+        await icons(native, steps);
+        times[`icon_${k}`]!.push((performance.now() - t0) / steps);
+      }
+    }
+    return Object.fromEntries(Object.entries(times).map(([k, v]) => [`${k}_ms`, Math.min(...v)]));
   },
   /** The engine ceiling: one fused 1×1 convolution (8 × 28 × 28 × 384 → 384, ReLU6), GFLOPS. */
   async pointwise() {
