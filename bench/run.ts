@@ -170,9 +170,12 @@ if (only.has('featvis')) {
 if (only.has('steps')) {
   // What --backend auto chooses for optimisation steps (NATIVE_BY_DEFAULT in model/classifier.ts): the same step
   // with the network on onnxruntime against all on the tape, same process (best of two rounds).
-  const s = workload('optimiseSteps', {});
-  table.push([`EOT patch step, network on onnxruntime vs all on the tape, ms/step (64 px patch, 8 images)`, fmt(s.patch_native_ms), fmt(s.patch_tape_ms), ratio(s.patch_native_ms as number, s.patch_tape_ms as number, false), fmt(s.max_rss_mb, 0)]);
-  table.push([`icon step, network on onnxruntime vs all on the tape, ms/step (96 px, batch 8, cossim)`, fmt(s.icon_native_ms), fmt(s.icon_tape_ms), ratio(s.icon_native_ms as number, s.icon_tape_ms as number, false), '']);
+  const googlenet = env.modelsDir && existsSync(join(env.modelsDir, 'googlenet_bvlc', 'model.onnx'));
+  for (const [label, a] of [['MobileNet v1 0.75', {}], ['the same as a tfjs graph model', { format: 'graph' }], ...(googlenet ? [['GoogLeNet (ONNX)', { model: 'googlenet' }]] : [])] as Array<[string, Row]>) {
+    const s = workload('optimiseSteps', a);
+    table.push([`EOT patch step, ${label}: network on onnxruntime vs all on the tape, ms/step (64 px patch, 8 images)`, fmt(s.patch_native_ms), fmt(s.patch_tape_ms), ratio(s.patch_native_ms as number, s.patch_tape_ms as number, false), fmt(s.max_rss_mb, 0)]);
+    table.push([`icon step, ${label}: network on onnxruntime vs all on the tape, ms/step (96 px, batch 8, cossim)`, fmt(s.icon_native_ms), fmt(s.icon_tape_ms), ratio(s.icon_native_ms as number, s.icon_tape_ms as number, false), '']);
+  }
 }
 if (only.has('atlas')) {
   // Same data and settings as the peer (random uniform 512-d points, 15 neighbours, min_dist 0.1), wall time of

@@ -256,12 +256,12 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
    * directions at conv_pw_11_relu), each all on the tape and with the network on onnxruntime, alternating, ms/step.
    */
   async optimiseSteps(a) {
-    const c = await Classifier.load({ model: String(a.model ?? 'mobilenet_v1_0.75'), backend: 'auto' });
+    const c = a.format === 'graph' ? await graphMobileNet() : await Classifier.load({ model: String(a.model ?? 'mobilenet_v1_0.75'), backend: 'auto' });
     const [h, w] = c.inputSize;
     const r = mulberry32(1);
     const images = Float32Array.from({ length: 16 * h * w * 3 }, () => r());
     const target = c.labels.resolve('n01491361');
-    const layer = c.resolveLayer('conv_pw_11_relu');
+    const layer = c.resolveLayer(String(a.layer ?? c.descriptor.layers.default));
     const dims = Number(c.layerInfo(layer).shape?.at(-1) ?? 0);
     const dirs = Array.from({ length: 8 }, () => Array.from({ length: dims }, () => r() - 0.3));
     const steps = Number(a.steps ?? 5);

@@ -30,7 +30,9 @@ export async function nativeStepGrads(
     if (time) time[k] += now - t;
     t = now;
   };
-  const x = tf.tidy(image);
+  // A model with one input size gets the step's image resampled to it, on the tape (as toModelInput does).
+  const fitted = () => classifier.atInputSize(image());
+  const x = tf.tidy(fitted);
   lap('tape');
   try {
     // The activations first (a forward-only session), then the backward graph seeded with dObjective/dactivations.
@@ -50,7 +52,7 @@ export async function nativeStepGrads(
     if (!r) return undefined;
     tf.dispose(r.values);
     // d(−Σ objective)/dθ = −(dx)ᵀ · dx/dθ.
-    const { grads, value } = tf.variableGrads(() => tf.neg(tf.sum(tf.mul(image(), r.grad))) as tf.Scalar, variables);
+    const { grads, value } = tf.variableGrads(() => tf.neg(tf.sum(tf.mul(fitted(), r.grad))) as tf.Scalar, variables);
     value.dataSync();
     tf.dispose([value, r.grad]);
     lap('tape');

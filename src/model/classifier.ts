@@ -37,12 +37,18 @@ export interface LoadOptions {
 }
 
 /**
- * What `--backend auto` runs with the network on onnxruntime (`npm run bench -- --only steps`; MobileNet v1 0.75,
- * 2 cores, same process): an EOT patch step (64 px patch, 8 images at 224 px) 306 ms against 364 on the tape, so
- * patches go native; an icon step (96 px, batch 8) 104 ms against 81 (at icon sizes the second, forward-only pass for
- * the objective's activations and the sessions' fixed costs outweigh the faster kernels), so icons stay on the tape.
+ * Whether `--backend auto` runs a kind of optimisation step with the network on onnxruntime, by what runs the model on
+ * the tape: a Keras layers model (our fused wasm kernels) or anything else (ONNX files and tfjs graphs, run as ONNX
+ * operators on tfjs). Measured (`npm run bench -- --only steps`, 2 cores, same process, ms per step, native against
+ * tape): EOT patch step (64 px patch, 8 images at 224 px): MobileNet v1 0.75 layers 287 against 374, the same network
+ * as a tfjs graph 311 against 355, GoogLeNet (ONNX) 876 against 4,692; icon step (96 px, batch 8): MobileNet layers 95
+ * against 76 (at icon sizes the second, forward-only pass for the objective's activations and the sessions' fixed
+ * costs outweigh onnxruntime's faster kernels), GoogLeNet 240 against 698.
  */
-export const NATIVE_BY_DEFAULT = { icons: false, patches: true } as const;
+const NATIVE_BY_DEFAULT: Record<'icons' | 'patches', (tape: 'layers' | 'other') => boolean> = {
+  patches: () => true,
+  icons: (tape) => tape !== 'layers',
+};
 
 /** Pseudo-layers every model offers. */
 export const LOGITS = 'logits';
@@ -147,9 +153,9 @@ export class Classifier {
    * with `--backend onnxruntime` wherever the model has a session, with `auto` for the kinds of step measured faster
    * that way (NATIVE_BY_DEFAULT), never on a tfjs backend. A step whose graph has no backward rule still falls back.
    */
-  nativeSteps(kind: keyof typeof NATIVE_BY_DEFAULT): boolean {
+  nativeSteps(kind: 'icons' | 'patches'): boolean {
     if (!this.onnx || this.noNativeGradient !== undefined) return false;
-    return this.choice === 'onnxruntime' || (this.choice === 'auto' && NATIVE_BY_DEFAULT[kind]);
+    return this.choice === 'onnxruntime' || (this.choice === 'auto' && NATIVE_BY_DEFAULT[kind](this.exec instanceof LayersExecutor ? 'layers' : 'other'));
   }
 
   /** The ONNX form and the tensors to fetch for `outputs` natively, or undefined where that cannot run. */
@@ -241,6 +247,12 @@ export class Classifier {
     return { scale, offset, reverse: i.channelOrder === 'bgr' };
   }
 
+  /** `x` resampled (bilinear, differentiable) to the model's only input size where it has one and `x` differs; else `x`. */
+  atInputSize(x: tf.Tensor4D): tf.Tensor4D {
+    const fixed = this.fixedInput;
+    return fixed && (x.shape[1] !== fixed[0] || x.shape[2] !== fixed[1]) ? tf.image.resizeBilinear(x, fixed) : x;
+  }
+
   /**
    * [0,1] RGB pixels -> the model's input values (differentiable). A graph whose input has a fixed size gets the
    * image resampled to it (bilinear, differentiable), so icons and patches of any size work on it.
@@ -248,8 +260,7 @@ export class Classifier {
   toModelInput(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
       const i = this.descriptor.input;
-      const fixed = this.fixedInput;
-      let y: tf.Tensor4D = fixed && (x.shape[1] !== fixed[0] || x.shape[2] !== fixed[1]) ? tf.image.resizeBilinear(x, fixed) : x;
+      let y = this.atInputSize(x);
       if (i.mean && i.std) y = tf.div(tf.sub(y, i.mean), i.std);
       else if (i.range && (i.range[0] !== 0 || i.range[1] !== 1)) y = tf.add(tf.mul(y, i.range[1] - i.range[0]), i.range[0]);
       if (i.channelOrder === 'bgr') y = tf.reverse(y, -1);

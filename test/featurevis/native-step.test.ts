@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { nativeStepGrads } from '../../src/featurevis/native-step.js';
 import { directionCossimBatch } from '../../src/featurevis/objectives.js';
 import { image } from '../../src/featurevis/param/image.js';
@@ -128,6 +128,26 @@ describe('render and optimisePatch with the network on onnxruntime', () => {
     });
     expect(tape.trace.at(-1)!.loss).toBeLessThan(tape.trace[0]!.loss);
     native.rgb.forEach((v, k) => expect(Math.abs(v - tape.rgb[k]!)).toBeLessThanOrEqual(1));
+  });
+
+  it('runs a model with one input size natively too: the step\'s image is resampled to it on the tape', async () => {
+    writeTinyGraphModel(join(root, 'fixed', 'tiny_graph'), 32);
+    const desc = writeTinyDescriptor(join(root, 'fixed-desc'), { format: 'graph', size: 32, logits: 'logits', defaultLayer: 'relu1' });
+    const f = await ClassifierClass.load({ model: desc, env: { ...readEnv({}), modelsDir: join(root, 'fixed'), cacheDir: join(root, 'cache') } });
+    try {
+      // The crops leave 28 px: the graph takes 32 only.
+      const objective = batchObjective([channel('relu1', 1), channel('relu1', 3)]);
+      const opts = { classifier: f, objective, param: (seed: number | readonly number[]) => image(2, 32, 32, { seed }), transforms: small, steps: 5, seed: 4 };
+      const tape = await render({ ...opts, native: false });
+      const calls = vi.spyOn(f, 'nativeGradient');
+      const native = await render({ ...opts, native: true });
+      expect(calls).toHaveBeenCalledTimes(5);
+      expect(f.noNativeGradient).toBeUndefined();
+      expect(f.nativeSteps('icons'), 'auto runs a graph model\'s icon steps natively').toBe(true);
+      expect(traceError(native.trace[0]!, tape.trace[0]!)).toBeLessThan(1e-4);
+    } finally {
+      f.dispose();
+    }
   });
 
   it('falls back to the tape, with one note, for a model whose graph has an operator without a backward rule', async () => {
