@@ -21,8 +21,6 @@ export async function nativeStepGrads(
   variables: tf.Variable[],
   /** Adds the milliseconds spent natively and on the tape (for the bench's split). */
   time?: { native: number; tape: number },
-  /** Sees the activations at the step's image (inside a tidy), e.g. for a statistic the caller records. */
-  observe?: (acts: Activations) => void,
 ): Promise<{ per: Float32Array; grads: tf.NamedTensorMap } | undefined> {
   let t = performance.now();
   const lap = (k: 'native' | 'tape') => {
@@ -41,7 +39,6 @@ export async function nativeStepGrads(
     if (!values) return undefined;
     const acts: Activations = new Map(objective.layers.map((l, k) => [l, values[k]!]));
     const seeds = tf.tidy(() => tf.grads((...hs: tf.Tensor[]) => tf.sum(objective.perItem(new Map(objective.layers.map((l, k) => [l, hs[k]!])))))([...acts.values()]));
-    if (observe) tf.tidy(() => observe(acts));
     const per = tf.tidy(() => objective.perItem(acts));
     const perValues = Float32Array.from(per.dataSync());
     tf.dispose([per, ...values]);

@@ -188,10 +188,10 @@ export async function optimisePatch(opts: OptimisePatchOptions): Promise<Optimis
           perItem: (acts) => tf.div(tf.neg(perImage(acts.get('logits')!)), n) as tf.Tensor1D,
           fn: (acts) => tf.sum(objective.perItem(acts)) as tf.Scalar,
         };
-        const step_ = native ? await nativeStepGrads(c, objective, pasted, [param]) : undefined;
-        if (native && !step_) native = false; // no backward graph: the tape from here on
-        const { value, grads } = step_
-          ? { value: tf.scalar(-step_.per.reduce((a, v) => a + v, 0)), grads: step_.grads }
+        const chained = native ? await nativeStepGrads(c, objective, pasted, [param]) : undefined;
+        if (native && !chained) native = false; // no backward graph: the tape from here on
+        const { value, grads } = chained
+          ? { value: tf.scalar(-chained.per.reduce((a, v) => a + v, 0)), grads: chained.grads }
           : // 'exact' max-pool gradients: optimisation needs the true gradient, not attribution's relaxation.
             withMaxPoolGrad('exact', () => tf.variableGrads(() => tf.mean(perImage(c.logits(pasted()))) as tf.Scalar, [param]));
         optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
