@@ -38,10 +38,16 @@ export async function nativeStepGrads(
     lap('native');
     if (!values) return undefined;
     const acts: Activations = new Map(objective.layers.map((l, k) => [l, values[k]!]));
-    const seeds = tf.tidy(() => tf.grads((...hs: tf.Tensor[]) => tf.sum(objective.perItem(new Map(objective.layers.map((l, k) => [l, hs[k]!])))))([...acts.values()]));
-    const per = tf.tidy(() => objective.perItem(acts));
-    const perValues = Float32Array.from(per.dataSync());
-    tf.dispose([per, ...values]);
+    // The objective per item and its gradient w.r.t. the activations (the seeds) in one pass on the tape.
+    let per: tf.Tensor | undefined;
+    const seeds = tf.tidy(() =>
+      tf.grads((...hs: tf.Tensor[]) => {
+        per = tf.keep(objective.perItem(new Map(objective.layers.map((l, k) => [l, hs[k]!]))));
+        return tf.sum(per);
+      })([...acts.values()]),
+    );
+    const perValues = Float32Array.from(per!.dataSync());
+    tf.dispose([per!, ...values]);
     lap('tape');
     const r = await classifier.nativeGradient(x, objective.layers, seeds);
     lap('native');
