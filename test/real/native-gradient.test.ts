@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Classifier } from '../../src/model/classifier.js';
+import { optimisePatch } from '../../src/patch/optimise.js';
 import { describeReal } from '../helpers/real.js';
 
 /**
@@ -48,4 +49,29 @@ describeReal('native gradients on onnxruntime', () => {
     expect(rel(nh!.grad, th.grad)).toBeLessThan(bound);
     tf.dispose([seed, native!.grad, ...native!.values, tape.grad, h, hSeed, nh!.grad, ...nh!.values, th.grad]);
   }, 120_000);
+});
+
+describeReal('an EOT patch step on GoogLeNet with the network on onnxruntime', () => {
+  it('gives the tape\'s loss and patch gradient (ONNX model with max-pools and LRN; auto runs it natively)', async () => {
+    const c = await Classifier.load({ model: 'googlenet', backend: 'auto', download: false });
+    try {
+      expect(c.nativeSteps('patches') && c.nativeSteps('icons'), 'auto runs an ONNX model\'s steps natively').toBe(true);
+      const images = tf.randomUniform([2, 224, 224, 3], 0, 1, 'float32', 11);
+      const data = images.dataSync() as Float32Array;
+      images.dispose();
+      const opts = { classifier: c, images: data, target: c.labels.resolve('n01491361'), patchPx: 32, steps: 2, batchSize: 2, lr: 0.3, seed: 5 };
+      const tape = await optimisePatch({ ...opts, native: false });
+      const native = await optimisePatch({ ...opts, native: true });
+      expect(c.noNativeGradient).toBeUndefined();
+      // Two steps of Adam from the same start: equal losses mean equal gradients at step 0 and equal updates.
+      native.trace.forEach((e, k) => expect(Math.abs(e.loss - tape.trace[k]!.loss)).toBeLessThan(1e-3 * Math.abs(tape.trace[k]!.loss)));
+      expect(tape.trace[1]!.loss).not.toBe(tape.trace[0]!.loss);
+      // Adam's first steps move every parameter by about lr whatever its gradient's size, so a parameter whose gradient
+      // is zero up to rounding can step either way: a few bytes may differ by more than a level, not many.
+      const off = native.rgb.filter((v, k) => Math.abs(v - tape.rgb[k]!) > 1).length;
+      expect(off / native.rgb.length).toBeLessThan(0.01);
+    } finally {
+      c.dispose();
+    }
+  }, 180_000);
 });
