@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../../src/engine/index.js';
 import { loadOrt } from '../../../src/engine/onnx/runtime.js';
-import { OrtBackward } from '../../../src/engine/onnx/backward.js';
+import { buildBackward, OrtBackward } from '../../../src/engine/onnx/backward.js';
+import { decodeModel } from '../../../src/engine/onnx/proto.js';
 import { FIXTURES, fixtureBytes, fixtureInput, objectiveWeights, reference, relError, values } from './fixtures.js';
 
 /**
@@ -28,5 +29,19 @@ describe.each(FIXTURES)('%s.onnx, backward on onnxruntime', (name) => {
     expect(relError(r.grad, values(ref, ref.gradients.input_grad))).toBeLessThan(1e-4);
     tf.dispose([x, seed]);
     await bw.dispose();
+  });
+});
+
+describe('ReLU and Clip masks under the NCHWc layout', () => {
+  it('are depthwise-conv masks where the path has no max-pool and channels fill NCHWc blocks (so the PyTorch comparison above covers them), Where elsewhere', async () => {
+    const built = async (name: (typeof FIXTURES)[number]) => {
+      const ref = reference(name);
+      const [, , h, w] = ref.input.shape as [number, number, number, number];
+      const g = await buildBackward(fixtureBytes(name), { input: ref.input.name, targets: [Object.keys(ref.outputs)[0]!], size: [h, w] });
+      const nodes = decodeModel(g.bytes).graph!.node ?? [];
+      return { masked: nodes.filter((n) => n.output![0]!.includes('/masked')).length, where: nodes.filter((n) => n.op_type === 'Where').length };
+    };
+    expect((await built('mobilenet_v3_tiny')).masked).toBeGreaterThan(0);
+    expect((await built('inception_tiny')).masked).toBe(0); // max-pools: onnxruntime runs it without NCHWc
   });
 });
