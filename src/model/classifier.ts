@@ -107,11 +107,22 @@ export class Classifier {
     if (!plan) return undefined;
     const key = plan.targets.join('|');
     let made = this.activationSessions.get(key);
-    if (!made) this.activationSessions.set(key, (made = OrtForward.create(plan.onnx.bytes, plan.onnx.input, plan.targets, this.preprocessing(), true).catch(() => undefined)));
+    if (!made) {
+      made = OrtForward.create(plan.onnx.bytes, plan.onnx.input, plan.targets, this.preprocessing(), true).catch((e: unknown) => {
+        this.noNative(e);
+        return undefined;
+      });
+      this.activationSessions.set(key, made);
+    }
     const session = await made;
     if (!session) return undefined;
-    const out = await session.runShaped(x.dataSync() as Float32Array, x.shape);
-    return out.map((o, k) => this.fromNative(plan.names[k]!, o));
+    try {
+      const out = await session.runShaped(x.dataSync() as Float32Array, x.shape);
+      return out.map((o, k) => this.fromNative(plan.names[k]!, o));
+    } catch (e) {
+      this.noNative(e);
+      return undefined;
+    }
   }
 
   /**
@@ -127,10 +138,10 @@ export class Classifier {
     const key = `${plan.targets.join('|')}@${h}x${w}`;
     let made = this.backward.get(key);
     if (!made) {
+      // Any failure to build it (an operator without a rule, or onnxruntime refusing the graph) leaves the gradients
+      // on the tape: native gradients only ever make a step faster, never decide whether it runs.
       made = OrtBackward.create(plan.onnx.bytes, { input: plan.onnx.input, targets: plan.targets, pre: this.preprocessing(), size: [h, w] }, defaultThreads()).catch((e: unknown) => {
-        if (!(e instanceof EngineError)) throw e;
-        if (!this.noNativeGradient) this.onNote?.(`${this.descriptor.name}: gradients run on ${this.backend}, not onnxruntime (${e.message})`);
-        this.noNativeGradient = e.message;
+        this.noNative(e);
         return undefined;
       });
       this.backward.set(key, made);
@@ -144,8 +155,21 @@ export class Classifier {
       if (t !== s) t.dispose();
       return v;
     });
-    const r = await bw.run(x.dataSync() as Float32Array, x.shape, flatSeeds);
+    let r: Awaited<ReturnType<OrtBackward['run']>>;
+    try {
+      r = await bw.run(x.dataSync() as Float32Array, x.shape, flatSeeds);
+    } catch (e) {
+      this.noNative(e);
+      return undefined;
+    }
     return { values: r.targets.map((o, k) => this.fromNative(plan.names[k]!, o)), grad: tf.tensor4d(r.grad, x.shape) };
+  }
+
+  /** Native gradients are off for this model from now on; the user hears why, once. */
+  private noNative(e: unknown): void {
+    const why = (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
+    if (this.noNativeGradient === undefined) this.onNote?.(`${this.descriptor.name}: gradients run on ${this.backend}, not onnxruntime (${why})`);
+    this.noNativeGradient = why;
   }
 
   /**

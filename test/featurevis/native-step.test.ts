@@ -13,6 +13,7 @@ import { pasteTf } from '../../src/patch/paste.js';
 import { randomPlacements } from '../../src/patch/placement.js';
 import type { Objective } from '../../src/featurevis/objectives.js';
 import { render } from '../../src/featurevis/render.js';
+import { OrtBackward } from '../../src/engine/onnx/backward.js';
 import { channel, batch as batchObjective } from '../../src/featurevis/objectives.js';
 import { jitter, randomRotate, randomScale } from '../../src/featurevis/transforms.js';
 import { optimisePatch } from '../../src/patch/optimise.js';
@@ -146,6 +147,27 @@ describe('render and optimisePatch with the network on onnxruntime', () => {
       expect(f.nativeSteps('icons'), 'auto runs a graph model\'s icon steps natively').toBe(true);
       expect(traceError(native.trace[0]!, tape.trace[0]!)).toBeLessThan(1e-4);
     } finally {
+      f.dispose();
+    }
+  });
+
+  it('falls back to the tape, with one note, when onnxruntime fails mid-run (the step still happens, on the tape)', async () => {
+    writeTinyGraphModel(join(root, 'failing', 'tiny_graph'), 32);
+    const desc = writeTinyDescriptor(join(root, 'failing-desc'), { format: 'graph', size: 32, logits: 'logits', defaultLayer: 'relu1' });
+    const notes: string[] = [];
+    const f = await ClassifierClass.load({ model: desc, env: { ...readEnv({}), modelsDir: join(root, 'failing'), cacheDir: join(root, 'cache') }, onNote: (l) => notes.push(l) });
+    const run = vi.spyOn(OrtBackward.prototype, 'run').mockRejectedValue(new Error('bad allocation\nat somewhere'));
+    try {
+      const objective = batchObjective([channel('relu1', 1), channel('relu1', 3)]);
+      const opts = { classifier: f, objective, param: (seed: number | readonly number[]) => image(2, 32, 32, { seed }), transforms: [randomScale([0.95, 1, 1.05])], steps: 3, seed: 4 };
+      const native = await render({ ...opts, native: true });
+      const tape = await render({ ...opts, native: false });
+      expect(run).toHaveBeenCalledTimes(1);
+      expect(notes).toEqual(['tiny_graph: gradients run on wasm, not onnxruntime (bad allocation)']);
+      expect(native.trace).toEqual(tape.trace);
+      expect(f.nativeSteps('icons')).toBe(false);
+    } finally {
+      run.mockRestore();
       f.dispose();
     }
   });
