@@ -186,12 +186,7 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
   },
   /** One feature-visualisation optimisation step (Fourier param + standard transforms + Adam), ms per icon. */
   async featvis(a) {
-    const c = await Classifier.load({ model: String(a.model ?? 'mobilenet_v1_0.75'), backend: 'wasm' });
-    const size = Number(a.size ?? 128);
-    const batch = Number(a.batch ?? 1);
-    const steps = Number(a.steps ?? 6);
-    const layer = c.resolveLayer(String(a.layer ?? 'conv_pw_11_relu'));
-    const objective = batchObjective(Array.from({ length: batch }, (_, i) => channel(layer, i)));
+    const { c, size, batch, steps, objective } = await featvisSetup(a, 'wasm', 1);
     // bare: the peer's step (Adam on raw pixels, no transforms); else lucid's (Fourier, decorrelation, sigmoid,
     // the article's transforms).
     const bare = a.bare === 1 || a.bare === '1';
@@ -208,12 +203,7 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
    * transforms, onnxruntime for the network; ms per icon, with the split, and the all-tfjs step in the same process.
    */
   async featvisNative(a) {
-    const c = await Classifier.load({ model: String(a.model ?? 'mobilenet_v1_0.75'), backend: 'auto' });
-    const size = Number(a.size ?? 128);
-    const batch = Number(a.batch ?? 16);
-    const steps = Number(a.steps ?? 6);
-    const layer = c.resolveLayer(String(a.layer ?? 'conv_pw_11_relu'));
-    const objective = batchObjective(Array.from({ length: batch }, (_, i) => channel(layer, i)));
+    const { c, size, batch, steps, objective } = await featvisSetup(a, 'auto', 16);
     const param = image(batch, size, size, { seed: 1 });
     const transform = standardTransforms();
     const rng = mulberry32(3);
@@ -392,6 +382,15 @@ if (!fn) {
 }
 const result = await fn(JSON.parse(json ?? '{}') as Args);
 console.log(JSON.stringify({ name, ...result, max_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) }));
+
+/** The feature-vis workloads' model, sizes and objective: one channel of `layer` (default conv_pw_11_relu) per icon. */
+async function featvisSetup(a: Args, backend: EngineChoice, defaultBatch: number) {
+  const c = await Classifier.load({ model: String(a.model ?? 'mobilenet_v1_0.75'), backend });
+  const batch = Number(a.batch ?? defaultBatch);
+  const layer = c.resolveLayer(String(a.layer ?? 'conv_pw_11_relu'));
+  const objective = batchObjective(Array.from({ length: batch }, (_, i) => channel(layer, i)));
+  return { c, size: Number(a.size ?? 128), batch, steps: Number(a.steps ?? 6), objective };
+}
 
 /** The default MobileNet written as a tfjs graph model (bench/graph-model.ts) into a temporary folder, and loaded. */
 async function graphMobileNet(): Promise<Classifier> {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../model/classifier.js';
-import type { Activations, Objective } from './objectives.js';
+import type { Objective } from './objectives.js';
 
 /**
  * One optimisation step's gradients with the network on onnxruntime (the chain rule across engines), for feature
@@ -37,14 +37,13 @@ export async function nativeStepGrads(
     const values = await classifier.nativeActivations(x, objective.layers);
     lap('native');
     if (!values) return undefined;
-    const acts: Activations = new Map(objective.layers.map((l, k) => [l, values[k]!]));
     // The objective per item and its gradient w.r.t. the activations (the seeds) in one pass on the tape.
     let per: tf.Tensor | undefined;
     const seeds = tf.tidy(() =>
       tf.grads((...hs: tf.Tensor[]) => {
         per = tf.keep(objective.perItem(new Map(objective.layers.map((l, k) => [l, hs[k]!]))));
         return tf.sum(per);
-      })([...acts.values()]),
+      })(values),
     );
     const perValues = Float32Array.from(per!.dataSync());
     tf.dispose([per!, ...values]);

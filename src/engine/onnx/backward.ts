@@ -99,7 +99,9 @@ export async function buildBackward(bytes: Uint8Array, spec: BackwardSpec): Prom
     return t ? intsOf(t) : values.get(name);
   };
 
-  const nchwc = !path.some((n) => n.op_type === 'MaxPool');
+  // Max-pools keep onnxruntime off its NCHWc layout (OrtBackward), which the masks are chosen for.
+  const maxPools = path.filter((n) => n.op_type === 'MaxPool').length;
+  const nchwc = maxPools === 0;
   for (let k = path.length - 1; k >= 0; k--) {
     const n = path[k]!;
     const out = n.output![0]!;
@@ -128,7 +130,7 @@ export async function buildBackward(bytes: Uint8Array, spec: BackwardSpec): Prom
   const dims = g.input?.find((i) => i.name === x)?.type?.tensor_type?.shape?.dim;
   if (dims?.length === 4) (spec.pre ? [1, 2] : [2, 3]).forEach((k, j) => (dims[k] = { dim_value: spec.size[j] }));
   model.opset_import = [{ domain: '', version: Math.max(opset, 16) }];
-  return { bytes: encodeModel(model as ModelProto), input: x, targets: [...spec.targets], seeds, grad: `grad/${x}`, targetShapes, maxPools: path.filter((n) => n.op_type === 'MaxPool').length };
+  return { bytes: encodeModel(model as ModelProto), input: x, targets: [...spec.targets], seeds, grad: `grad/${x}`, targetShapes, maxPools };
 }
 
 /**
