@@ -150,7 +150,7 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     const seed = tf.tidy(() => tf.oneHot(tf.fill([b], logit, 'int32') as tf.Tensor1D, c.labels.outputs).toFloat());
     const seedCount = tf.memory().numTensors;
     const native = async () => {
-      const r = await c.nativeGradient(x, ['logits'], [seed]);
+      const r = c.nativeGradient(x, ['logits'], [seed]);
       if (!r) throw new Error(`no native gradient: ${c.noNativeGradient}`);
       tf.dispose([r.grad, ...r.values]);
     };
@@ -212,7 +212,7 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     const step = async (timed: boolean) => {
       const seed = Math.floor(rng() * 2 ** 32);
       const img = () => transform(param.image(), mulberry32(seed));
-      const r = await nativeStepGrads(c, objective, img, param.variables, timed ? time : undefined);
+      const r = nativeStepGrads(c, objective, img, param.variables, timed ? time : undefined);
       if (!r) throw new Error(`no native gradients: ${c.noNativeGradient}`);
       optimizer.applyGradients(Object.entries(r.grads).map(([name, tensor]) => ({ name, tensor })));
       tf.dispose(Object.values(r.grads));

@@ -1,65 +1,45 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Classifier } from '../model/classifier.js';
+import { NoNativeGradient, type Classifier } from '../model/classifier.js';
 import type { Objective } from './objectives.js';
 
 /**
  * One optimisation step's gradients with the network on onnxruntime (the chain rule across engines), for feature
- * visualisation and for EOT patches alike (an objective on 'logits', `image` pasting the patch): the
- * image-sized parts (parameterisation, colour decorrelation, transforms) stay on the tfjs tape, the network's forward
- * and backward run natively, and the image gradient is fed back into the tape. Three pieces per step:
- * 1. the image x = image() and the objective's activations at x (a native forward-only pass);
- * 2. dObjective/dactivations on the tape (small), then dObjective/dx from the backward graph seeded with it;
- * 3. the variables' gradients as the vector-Jacobian product of image() with that dx.
- * `image` must give the same image when called twice (draw the step's transform randomness once, outside).
- * Returns the objective per item and the gradients of −Σ objective (what render's optimiser minimises), or undefined
- * where the classifier has no native gradients (the caller keeps its all-tfjs step).
+ * visualisation and for EOT patches alike (an objective on 'logits', `image` pasting the patch): the image-sized
+ * parts (parameterisation, colour decorrelation, transforms, pasting) and the objective stay on the tfjs tape, the
+ * network runs natively as one op of that tape (Classifier.nativeNet: forward-only session forward, backward graph
+ * seeded with the tape's dy backward). One tape pass: the image is made and differentiated once.
+ * Returns the objective per item and the gradients of −Σ objective (what the optimisers minimise), or undefined
+ * where the classifier has no native gradients (the caller then keeps its all-tfjs step; `image` must give the same
+ * image when called again, so draw the step's randomness replayably: util/random.ts `replaying`).
  */
-export async function nativeStepGrads(
+export function nativeStepGrads(
   classifier: Classifier,
   objective: Objective,
   image: () => tf.Tensor4D,
   variables: tf.Variable[],
   /** Adds the milliseconds spent natively and on the tape (for the bench's split). */
   time?: { native: number; tape: number },
-): Promise<{ per: Float32Array; grads: tf.NamedTensorMap } | undefined> {
-  let t = performance.now();
-  const lap = (k: 'native' | 'tape') => {
-    const now = performance.now();
-    if (time) time[k] += now - t;
-    t = now;
-  };
-  // A model with one input size gets the step's image resampled to it, on the tape (as toModelInput does).
-  const fitted = () => classifier.atInputSize(image());
-  const x = tf.tidy(fitted);
-  lap('tape');
+): { per: Float32Array; grads: tf.NamedTensorMap } | undefined {
+  const start = performance.now();
+  let native = 0;
+  let per: tf.Tensor | undefined;
   try {
-    // The activations first (a forward-only session), then the backward graph seeded with dObjective/dactivations.
-    const values = await classifier.nativeActivations(x, objective.layers);
-    lap('native');
-    if (!values) return undefined;
-    // The objective per item and its gradient w.r.t. the activations (the seeds) in one pass on the tape.
-    let per: tf.Tensor | undefined;
-    const seeds = tf.tidy(() =>
-      tf.grads((...hs: tf.Tensor[]) => {
-        per = tf.keep(objective.perItem(new Map(objective.layers.map((l, k) => [l, hs[k]!]))));
-        return tf.sum(per);
-      })(values),
-    );
-    const perValues = Float32Array.from(per!.dataSync());
-    tf.dispose([per!, ...values]);
-    lap('tape');
-    const r = await classifier.nativeGradient(x, objective.layers, seeds);
-    lap('native');
-    tf.dispose(seeds);
-    if (!r) return undefined;
-    tf.dispose(r.values);
-    // d(−Σ objective)/dθ = −(dx)ᵀ · dx/dθ.
-    const { grads, value } = tf.variableGrads(() => tf.neg(tf.sum(tf.mul(fitted(), r.grad))) as tf.Scalar, variables);
-    value.dataSync();
-    tf.dispose([value, r.grad]);
-    lap('tape');
-    return { per: perValues, grads };
+    const { grads, value } = tf.variableGrads(() => {
+      // A model with one input size gets the step's image resampled to it, on the tape (as toModelInput does).
+      const acts = classifier.nativeNet(classifier.atInputSize(image()), objective.layers, (ms) => (native += ms));
+      per = tf.keep(objective.perItem(new Map(objective.layers.map((l, k) => [l, acts[k]!]))));
+      return tf.neg(tf.sum(per)) as tf.Scalar;
+    }, variables);
+    value.dispose();
+    return { per: Float32Array.from(per!.dataSync()), grads };
+  } catch (e) {
+    if (e instanceof NoNativeGradient) return undefined;
+    throw e;
   } finally {
-    x.dispose();
+    per?.dispose();
+    if (time) {
+      time.native += native;
+      time.tape += performance.now() - start - native;
+    }
   }
 }

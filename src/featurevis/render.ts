@@ -134,7 +134,7 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
       for (let s = 0; s < steps; s++) {
         // The step's image, the same each time it is made (a fallback to the tape reuses the native try's draws).
         const img = replaying(streams, (rngs) => apply(param.image(), rngs));
-        const step = native ? await nativeStepGrads(classifier, objective, img, param.variables) : undefined;
+        const step = native ? nativeStepGrads(classifier, objective, img, param.variables) : undefined;
         if (native && !step) native = false; // no backward graph: the tape from here on
         let vals: Float32Array;
         if (step) {

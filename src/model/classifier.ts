@@ -8,7 +8,7 @@ import { externalDataIn } from './onnx-data.js';
 import type { Preprocess } from '../data/pixels.js';
 import { PatchAtlasError } from '../errors.js';
 import { closest } from '../util/suggest.js';
-import { defaultThreads, initBackend, OrtBackward, OrtForward, setForwardEngine, tfjsBackendOf, type BackendName, type EngineChoice, type Preprocessing } from '../engine/index.js';
+import { defaultThreads, initBackend, OrtBackward, OrtForward, PIXELS, rewrite, sessionOptions, setForwardEngine, SyncSession, tfjsBackendOf, type BackendName, type EngineChoice, type Preprocessing } from '../engine/index.js';
 import { isBuiltIn, loadDescriptor, loadLabels, sourceOf, type ModelDescriptor } from './descriptor.js';
 import { recordModelSource } from '../formats/producer.js';
 import { INPUT, probeShapes, type Executor, type LayerInfo } from '../engine/index.js';
@@ -50,6 +50,14 @@ const NATIVE_BY_DEFAULT: Record<'icons' | 'patches', (tape: 'layers' | 'other') 
   icons: (tape) => tape !== 'layers',
 };
 
+/** Thrown by Classifier.nativeNet where the network cannot run natively (the step then runs on the tape). */
+export class NoNativeGradient extends Error {
+  constructor(readonly why: string) {
+    super(why);
+    this.name = 'NoNativeGradient';
+  }
+}
+
 /** Pseudo-layers every model offers. */
 export const LOGITS = 'logits';
 export const PROBS = 'probs';
@@ -86,68 +94,75 @@ export class Classifier {
   noJvp: string | undefined;
   /** The ONNX form onnxruntime runs (set once, by `load`, where there is a session). */
   onnx: { bytes: Uint8Array; input: string } | undefined;
-  /** Backward-graph sessions by targets and input size; undefined where a graph operator has no backward rule. */
-  private readonly backward = new Map<string, Promise<OrtBackward | undefined>>();
+  /** Backward-graph sessions by targets and input size; undefined where one could not be made (noNativeGradient says why). */
+  private readonly backward = new Map<string, OrtBackward | undefined>();
   /** Why native gradients are unavailable, once a try found out. */
   noNativeGradient: string | undefined;
   /** The engine the user chose (set once, by `load`). */
   choice: EngineChoice = 'auto';
   /** Where notes go (set once, by `load`). */
   private onNote: ((line: string) => void) | undefined;
-  /** Forward-only sessions for named outputs at any input size (nativeActivations). */
-  private readonly activationSessions = new Map<string, Promise<OrtForward | undefined>>();
+  /** Forward-only sessions for named outputs at any input size (nativeNet). */
+  private readonly activationSessions = new Map<string, SyncSession | undefined>();
 
   /**
-   * Named outputs (as `run` names them, NHWC for image tensors) on onnxruntime, forward only, at any input size;
-   * undefined where the model has no onnxruntime session or the input size differs from a fixed one. Not
-   * differentiable; the caller owns the results.
+   * The network from pixels to `outputs` (as `run` names them: NHWC for image tensors) on onnxruntime, as one op on
+   * the tfjs tape: its forward by a forward-only session, its vector-Jacobian product by the backward graph seeded
+   * with the tape's dy (which recomputes the forward natively; see engine/onnx/backward.ts). Both run synchronously
+   * (SyncSession), inside the tape's own calls, so whatever makes `x` is recorded and differentiated once.
+   * Throws NoNativeGradient where the model has no session for this (`noNativeGradient` says why, after one note).
+   * `onNative` gets the milliseconds of each native call.
    */
-  async nativeActivations(x: tf.Tensor4D, outputs: readonly string[]): Promise<tf.Tensor[] | undefined> {
+  nativeNet(x: tf.Tensor4D, outputs: readonly string[], onNative?: (ms: number) => void): tf.Tensor[] {
     const plan = this.nativePlan(x, outputs);
-    if (!plan) return undefined;
-    const key = plan.targets.join('|');
-    let made = this.activationSessions.get(key);
-    if (!made) {
-      made = OrtForward.create(plan.onnx.bytes, plan.onnx.input, plan.targets, this.preprocessing(), true).catch((e: unknown) => {
+    if (!plan) throw new NoNativeGradient(this.noNativeGradient ?? 'no onnxruntime session for this input');
+    const dims = x.shape;
+    const pixels = x.dataSync() as Float32Array;
+    const timed = <T>(f: () => T): T => {
+      const t = performance.now();
+      try {
+        return f();
+      } catch (e) {
         this.noNative(e);
-        return undefined;
-      });
-      this.activationSessions.set(key, made);
-    }
-    const session = await made;
-    if (!session) return undefined;
-    try {
-      const out = await session.runShaped(x.dataSync() as Float32Array, x.shape);
-      return out.map((o, k) => this.fromNative(plan.names[k]!, o));
-    } catch (e) {
-      this.noNative(e);
-      return undefined;
-    }
+        throw new NoNativeGradient(this.noNativeGradient!);
+      } finally {
+        onNative?.(performance.now() - t);
+      }
+    };
+    const out = timed(() => {
+      const key = plan.targets.join('|');
+      if (!this.activationSessions.has(key)) this.activationSessions.set(key, SyncSession.open(rewrite(plan.onnx.bytes, plan.onnx.input, plan.targets, this.preprocessing(), true), sessionOptions(defaultThreads())));
+      const r = this.activationSessions.get(key)!.run({ [PIXELS]: { data: pixels, dims } }, plan.targets);
+      return plan.targets.map((t) => r[t]!);
+    });
+    // One flat tensor on the tape (an op has one output): the targets one after the other, as onnxruntime lays them
+    // out, so that dy splits into the backward graph's seeds without a copy.
+    const ends = out.reduce<number[]>((acc, o) => [...acc, (acc.at(-1) ?? 0) + o.data.length], []);
+    const flat = new Float32Array(ends.at(-1)!);
+    out.forEach((o, k) => flat.set(o.data, k ? ends[k - 1]! : 0));
+    const op = tf.customGrad((input) => ({
+      value: tf.tensor1d(flat),
+      gradFunc: (dy: tf.Tensor) => {
+        const d = dy.dataSync() as Float32Array;
+        const seeds = ends.map((e, k) => d.subarray(k ? ends[k - 1]! : 0, e));
+        const r = timed(() => this.backwardSession(plan, dims).run(pixels, dims, seeds));
+        return tf.tensor4d(r.grad, (input as tf.Tensor4D).shape);
+      },
+    }));
+    return tf.tidy(() => {
+      const all = op(x);
+      return out.map((o, k) => this.fromNativeTensor(plan.names[k]!, tf.slice(all, k ? ends[k - 1]! : 0, o.data.length), o.dims));
+    });
   }
 
   /**
-   * d(Σ_k seed_k · output_k) / d pixels, and the outputs, from a backward graph run by onnxruntime (native kernels;
-   * see engine/onnx/backward.ts). Outputs as `run` names them (NHWC for image tensors), seeds of the same shapes.
-   * Undefined where nativeActivations would be, or where an operator has no backward rule (`noNativeGradient` says
-   * which): the caller then uses the tfjs tape. Not differentiable; the caller owns the results.
+   * d(Σ_k seed_k · output_k) / d pixels, and the outputs, from a backward graph run by onnxruntime. Outputs as `run`
+   * names them (NHWC for image tensors), seeds of the same shapes. Undefined where nativeNet would throw. Not
+   * differentiable; the caller owns the results.
    */
-  async nativeGradient(x: tf.Tensor4D, outputs: readonly string[], seeds: readonly tf.Tensor[]): Promise<{ values: tf.Tensor[]; grad: tf.Tensor4D } | undefined> {
+  nativeGradient(x: tf.Tensor4D, outputs: readonly string[], seeds: readonly tf.Tensor[]): { values: tf.Tensor[]; grad: tf.Tensor4D } | undefined {
     const plan = this.nativePlan(x, outputs);
     if (!plan) return undefined;
-    const [, h, w] = x.shape;
-    const key = `${plan.targets.join('|')}@${h}x${w}`;
-    let made = this.backward.get(key);
-    if (!made) {
-      // Any failure to build it (an operator without a rule, or onnxruntime refusing the graph) leaves the gradients
-      // on the tape: native gradients only ever make a step faster, never decide whether it runs.
-      made = OrtBackward.create(plan.onnx.bytes, { input: plan.onnx.input, targets: plan.targets, pre: this.preprocessing(), size: [h, w] }, defaultThreads()).catch((e: unknown) => {
-        this.noNative(e);
-        return undefined;
-      });
-      this.backward.set(key, made);
-    }
-    const bw = await made;
-    if (!bw) return undefined;
     // Image tensors go in and out NCHW, as onnxruntime has them.
     const flatSeeds = seeds.map((s) => {
       const t = s.rank === 4 ? tf.transpose(s, [0, 3, 1, 2]) : s;
@@ -155,14 +170,25 @@ export class Classifier {
       if (t !== s) t.dispose();
       return v;
     });
-    let r: Awaited<ReturnType<OrtBackward['run']>>;
     try {
-      r = await bw.run(x.dataSync() as Float32Array, x.shape, flatSeeds);
+      const r = this.backwardSession(plan, x.shape).run(x.dataSync() as Float32Array, x.shape, flatSeeds);
+      return { values: r.targets.map((o, k) => tf.tidy(() => this.fromNativeTensor(plan.names[k]!, tf.tensor(o.data), o.dims))), grad: tf.tensor4d(r.grad, x.shape) };
     } catch (e) {
       this.noNative(e);
       return undefined;
     }
-    return { values: r.targets.map((o, k) => this.fromNative(plan.names[k]!, o)), grad: tf.tensor4d(r.grad, x.shape) };
+  }
+
+  /** The backward graph's session for these targets at this input size, made on first use. */
+  private backwardSession(plan: { onnx: { bytes: Uint8Array; input: string }; targets: string[] }, [, h, w]: readonly number[]): OrtBackward {
+    const key = `${plan.targets.join('|')}@${h}x${w}`;
+    if (!this.backward.has(key)) {
+      this.backward.set(key, undefined);
+      this.backward.set(key, OrtBackward.create(plan.onnx.bytes, { input: plan.onnx.input, targets: plan.targets, pre: this.preprocessing(), size: [h!, w!] }, defaultThreads()));
+    }
+    const bw = this.backward.get(key);
+    if (!bw) throw new NoNativeGradient(this.noNativeGradient ?? 'no backward graph');
+    return bw;
   }
 
   /** Native gradients are off for this model from now on; the user hears why, once. */
@@ -191,11 +217,11 @@ export class Classifier {
     return { onnx: this.onnx, names, targets: names.map((t) => (t === LOGITS ? this.logitsLayer : t)) };
   }
 
-  /** An onnxruntime output as `run` gives it: logits [N, K], image tensors NHWC. */
-  private fromNative(name: string, { data, dims }: { data: Float32Array; dims: readonly number[] }): tf.Tensor {
+  /** An onnxruntime output (flat, with its dims) as `run` gives it: logits [N, K], image tensors NHWC. Call in a tidy. */
+  private fromNativeTensor(name: string, flat: tf.Tensor, dims: readonly number[]): tf.Tensor {
     const n = dims[0]!;
-    if (name === LOGITS) return tf.tensor2d(data, [n, data.length / n]);
-    return dims.length === 4 ? tf.tidy(() => tf.transpose(tf.tensor4d(data, [n, dims[1]!, dims[2]!, dims[3]!]), [0, 2, 3, 1])) : tf.tensor(data, [...dims]);
+    if (name === LOGITS) return tf.reshape(flat, [n, flat.size / n]);
+    return dims.length === 4 ? tf.transpose(tf.reshape(flat, [...dims]), [0, 2, 3, 1]) : tf.reshape(flat, [...dims]);
   }
 
   /** What runs forward-only work (accuracy, classify, evaluate, the screen's scoring). */
@@ -490,7 +516,7 @@ export class Classifier {
   dispose(): void {
     this.exec.dispose();
     void this.forward?.dispose();
-    for (const s of [...this.backward.values(), ...this.activationSessions.values()]) void s.then((x) => x?.dispose());
+    for (const s of [...this.backward.values(), ...this.activationSessions.values()]) s?.dispose();
   }
 }
 

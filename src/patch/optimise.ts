@@ -188,7 +188,7 @@ export async function optimisePatch(opts: OptimisePatchOptions): Promise<Optimis
           perItem: (acts) => tf.div(tf.neg(perImage(acts.get('logits')!)), n) as tf.Tensor1D,
           fn: (acts) => tf.sum(objective.perItem(acts)) as tf.Scalar,
         };
-        const chained = native ? await nativeStepGrads(c, objective, pasted, [param]) : undefined;
+        const chained = native ? nativeStepGrads(c, objective, pasted, [param]) : undefined;
         if (native && !chained) native = false; // no backward graph: the tape from here on
         const { value, grads } = chained
           ? { value: tf.scalar(-chained.per.reduce((a, v) => a + v, 0)), grads: chained.grads }

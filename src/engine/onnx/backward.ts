@@ -1,7 +1,7 @@
 import { EngineError } from '../errors.js';
 import { attr, AttrType, DataType, decodeModel, encodeModel, floatTensor, int64Tensor, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
 import { Attrs } from './attrs.js';
-import { loadOrt, rewrite, type Preprocessing, PIXELS } from './runtime.js';
+import { rewrite, sessionOptions, SyncSession, type Preprocessing, PIXELS } from './runtime.js';
 
 /**
  * Backward graphs for onnxruntime: from a model's ONNX graph, one that also returns d(Σ seed·target)/d(input), so
@@ -53,7 +53,7 @@ export const BACKWARD_OPS = new Set([
 /** Operators whose outputs carry no gradient (shape arithmetic). */
 const NO_GRADIENT = new Set(['Shape', 'Size', 'ConstantOfShape', 'Constant']);
 
-export async function buildBackward(bytes: Uint8Array, spec: BackwardSpec): Promise<BackwardGraph> {
+export function buildBackward(bytes: Uint8Array, spec: BackwardSpec): BackwardGraph {
   const model = decodeModel(rewrite(bytes, spec.input, spec.targets, spec.pre, true));
   const g = model.graph!;
   const x = spec.pre ? PIXELS : spec.input;
@@ -74,7 +74,7 @@ export async function buildBackward(bytes: Uint8Array, spec: BackwardSpec): Prom
   const constNodes = new Map(nodes.filter((n) => n.op_type === 'Constant').map((n) => [n.output![0]!, n]));
   // Shapes of the tensors on the path, and values of the ones computed off it (pads, shapes from Shape → Concat chains).
   const computed = [...new Set(path.flatMap((n) => (n.input ?? []).slice(1)).filter((t) => t && !live.has(t) && !inits.has(t) && !constNodes.has(t)))];
-  const { shapes, values } = await staticShapes(bytes, spec, [...new Set(path.flatMap((n) => [...(n.input ?? []), ...(n.output ?? [])]).filter((t) => t && live.has(t)))], computed);
+  const { shapes, values } = staticShapes(bytes, spec, [...new Set(path.flatMap((n) => [...(n.input ?? []), ...(n.output ?? [])]).filter((t) => t && live.has(t)))], computed);
   const b = new Builder(shapes);
   const grads = new Map<string, string[]>();
   const seeds = spec.targets.map((t) => `grad/${t}`);
@@ -137,20 +137,18 @@ export async function buildBackward(bytes: Uint8Array, spec: BackwardSpec): Prom
  * Every named tensor's shape (batch 1), and the values of `computed` (small integer tensors off the path), read
  * from onnxruntime on a blank input of the spec's size.
  */
-async function staticShapes(bytes: Uint8Array, spec: BackwardSpec, names: string[], computed: string[]): Promise<{ shapes: Map<string, number[]>; values: Map<string, number[]> }> {
-  const ort = await loadOrt();
-  if (!ort) throw new EngineError('BACKEND_MISSING', 'onnxruntime-node is not installed');
+function staticShapes(bytes: Uint8Array, spec: BackwardSpec, names: string[], computed: string[]): { shapes: Map<string, number[]>; values: Map<string, number[]> } {
   const [h, w] = spec.size;
   const all = [...names, ...computed];
-  const session = await ort.InferenceSession.create(rewrite(bytes, spec.input, all, spec.pre, true), { graphOptimizationLevel: 'disabled', intraOpNumThreads: 1 });
+  const session = SyncSession.open(rewrite(bytes, spec.input, all, spec.pre, true), sessionOptions(1, 'disabled'));
   try {
     const input = spec.pre ? PIXELS : spec.input;
     const dims = spec.pre ? [1, h, w, 3] : [1, 3, h, w];
-    const out = await session.run({ [input]: new ort.Tensor('float32', new Float32Array(h * w * 3), dims) }, all);
+    const out = session.run({ [input]: { data: new Float32Array(h * w * 3), dims } }, all);
     const values = new Map(computed.map((n) => [n, Array.from(out[n]!.data as ArrayLike<number | bigint>, Number)]));
     return { shapes: new Map(names.map((n) => [n, [...out[n]!.dims]])), values };
   } finally {
-    await session.release();
+    session.dispose();
   }
 }
 
@@ -586,42 +584,39 @@ function intsOf(t: TensorProto): number[] | undefined {
 
 /**
  * A session over a backward graph: pixels (or the model input) and one seed per target in, the targets and the
- * gradient out. Undefined when onnxruntime-node is not installed.
+ * gradient out. Synchronous (SyncSession): it runs inside the tfjs tape's gradient functions.
  */
 export class OrtBackward {
   private constructor(
-    private readonly ort: NonNullable<Awaited<ReturnType<typeof loadOrt>>>,
-    private readonly session: Awaited<ReturnType<NonNullable<Awaited<ReturnType<typeof loadOrt>>>['InferenceSession']['create']>>,
+    private readonly session: SyncSession,
     readonly graph: BackwardGraph,
   ) {}
 
-  static async create(bytes: Uint8Array, spec: BackwardSpec, threads: number): Promise<OrtBackward | undefined> {
-    const ort = await loadOrt();
-    if (!ort) return undefined;
-    const graph = await buildBackward(bytes, spec);
+  /** Throws UNSUPPORTED_OP for an operator without a backward rule, BACKEND_MISSING without onnxruntime-node. */
+  static create(bytes: Uint8Array, spec: BackwardSpec, threads: number): OrtBackward {
+    const graph = buildBackward(bytes, spec);
     let session;
     try {
       // With max-pools, one level short of 'all': its NCHWc re-tiling rounds differently from tfjs, and near-ties in
       // pooling windows then break differently (GoogLeNet, relative L2 against the tfjs tape: 3.1e-3 vs 5.8e-4).
-      const level = graph.maxPools ? 'extended' : 'all';
-      session = await ort.InferenceSession.create(graph.bytes, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: level, executionMode: 'sequential' });
+      session = SyncSession.open(graph.bytes, sessionOptions(threads, graph.maxPools ? 'extended' : 'all'));
     } catch (e) {
       throw new EngineError('MODEL_INVALID', `onnxruntime cannot load the backward graph: ${(e as Error).message.split('\n')[0]}`);
     }
-    return new OrtBackward(ort, session, graph);
+    return new OrtBackward(session, graph);
   }
 
   /** `x` with dims `dims`; seeds flat, batch × target shape each → the targets (with dims) and d(Σ seed·target)/dx, flat. */
-  async run(x: Float32Array, dims: readonly number[], seeds: readonly Float32Array[]): Promise<{ targets: Array<{ data: Float32Array; dims: readonly number[] }>; grad: Float32Array }> {
+  run(x: Float32Array, dims: readonly number[], seeds: readonly Float32Array[]): { targets: Array<{ data: Float32Array; dims: readonly number[] }>; grad: Float32Array } {
     const g = this.graph;
     const n = dims[0]!;
-    const feeds: Record<string, InstanceType<typeof this.ort.Tensor>> = { [g.input]: new this.ort.Tensor('float32', x, dims) };
-    g.seeds.forEach((name, k) => (feeds[name] = new this.ort.Tensor('float32', seeds[k]!, [n, ...g.targetShapes[k]!.slice(1)])));
-    const out = await this.session.run(feeds, [...g.targets, g.grad]);
+    const feeds: Record<string, { data: Float32Array; dims: readonly number[] }> = { [g.input]: { data: x, dims } };
+    g.seeds.forEach((name, k) => (feeds[name] = { data: seeds[k]!, dims: [n, ...g.targetShapes[k]!.slice(1)] }));
+    const out = this.session.run(feeds, [...g.targets, g.grad]);
     return { targets: g.targets.map((t) => ({ data: out[t]!.data, dims: out[t]!.dims })), grad: out[g.grad]!.data };
   }
 
-  async dispose(): Promise<void> {
-    await this.session.release();
+  dispose(): void {
+    this.session.dispose();
   }
 }

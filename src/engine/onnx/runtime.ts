@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { EngineError } from '../errors.js';
 import { defaultThreads } from '../wasm-threads.js';
 import { attr, decodeModel, encodeModel, floatTensor, int64Tensor } from './proto.js';
@@ -36,6 +37,73 @@ export function loadOrt(): Promise<OrtModule | undefined> {
   return loaded;
 }
 
+interface BindingSession {
+  loadModel(buffer: ArrayBufferLike, byteOffset: number, byteLength: number, options: Record<string, unknown>): void;
+  run(feeds: Record<string, OrtTensor>, fetches: Record<string, null>, options: Record<string, unknown>): Record<string, OrtTensor>;
+  dispose(): void;
+}
+interface OrtBinding {
+  binding: { InferenceSession: new () => BindingSession };
+  initOrt(): void;
+}
+
+let binding: { ort: OrtModule; b: OrtBinding } | null | undefined;
+
+/**
+ * onnxruntime-node's native binding, whose `run` returns synchronously: the package's own `run` is that same call
+ * deferred by setImmediate (dist/backend.js, 1.23). Undefined where onnxruntime-node, or that file of it, is missing.
+ */
+function ortBinding(): { ort: OrtModule; b: OrtBinding } | undefined {
+  if (binding === undefined) {
+    try {
+      const require = createRequire(import.meta.url);
+      const ort = require('onnxruntime-node') as OrtModule;
+      const b = require('onnxruntime-node/dist/binding.js') as OrtBinding;
+      binding = typeof b.binding?.InferenceSession === 'function' && typeof b.initOrt === 'function' ? { ort, b } : null;
+    } catch {
+      binding = null;
+    }
+  }
+  return binding ?? undefined;
+}
+
+/** Session options for work on `threads` threads (one operator at a time). */
+export function sessionOptions(threads: number, level: 'all' | 'extended' | 'disabled' = 'all'): Record<string, unknown> {
+  return { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: level, executionMode: 'sequential' };
+}
+
+/**
+ * A session whose `run` returns synchronously, on onnxruntime-node's native binding. Native gradients need it: the
+ * tfjs tape calls an op's gradient function synchronously, so a network run natively inside an optimisation step
+ * (featurevis/native-step.ts) must answer within that call. Throws BACKEND_MISSING where the binding is not there.
+ */
+export class SyncSession {
+  private constructor(
+    private readonly ort: OrtModule,
+    private readonly session: BindingSession,
+  ) {}
+
+  static open(bytes: Uint8Array, options: Record<string, unknown>): SyncSession {
+    const found = ortBinding();
+    if (!found) throw new EngineError('BACKEND_MISSING', 'onnxruntime-node (with its native binding) is not installed');
+    found.b.initOrt();
+    const session = new found.b.binding.InferenceSession();
+    session.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, options);
+    return new SyncSession(found.ort, session);
+  }
+
+  /** Float32 feeds → the fetched tensors (int64 ones as onnxruntime gives them). */
+  run(feeds: Record<string, { data: Float32Array; dims: readonly number[] }>, fetches: readonly string[]): Record<string, { data: Float32Array; dims: readonly number[] }> {
+    const tensors: Record<string, OrtTensor> = {};
+    for (const [name, { data, dims }] of Object.entries(feeds)) tensors[name] = new this.ort.Tensor('float32', data, dims);
+    return this.session.run(tensors, Object.fromEntries(fetches.map((f) => [f, null])), {});
+  }
+
+  dispose(): void {
+    this.session.dispose();
+  }
+}
+
 /** A forward-only session over an ONNX model that returns the named tensors (made graph outputs if they are not). */
 export class OrtForward {
   private constructor(
@@ -58,12 +126,7 @@ export class OrtForward {
     const threads = defaultThreads();
     let session: OrtSession;
     try {
-      session = await ort.InferenceSession.create(rewrite(bytes, input, outputs, pre, anySize), {
-        intraOpNumThreads: threads,
-        interOpNumThreads: 1,
-        graphOptimizationLevel: 'all',
-        executionMode: 'sequential',
-      });
+      session = await ort.InferenceSession.create(rewrite(bytes, input, outputs, pre, anySize), sessionOptions(threads));
     } catch (e) {
       throw new EngineError('MODEL_INVALID', `onnxruntime cannot load the model: ${(e as Error).message.split('\n')[0]}`, 'run with --backend wasm');
     }
