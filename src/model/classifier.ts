@@ -103,7 +103,7 @@ export class Classifier {
   /** Where notes go (set once, by `load`). */
   private onNote: ((line: string) => void) | undefined;
   /** Forward-only sessions for named outputs at any input size (nativeNet). */
-  private readonly activationSessions = new Map<string, SyncSession | undefined>();
+  private readonly activationSessions = new Map<string, SyncSession>();
 
   /**
    * The network from pixels to `outputs` (as `run` names them: NHWC for image tensors) on onnxruntime, as one op on
@@ -138,8 +138,11 @@ export class Classifier {
     // One flat tensor on the tape (an op has one output): the targets one after the other, as onnxruntime lays them
     // out, so that dy splits into the backward graph's seeds without a copy.
     const ends = out.reduce<number[]>((acc, o) => [...acc, (acc.at(-1) ?? 0) + o.data.length], []);
-    const flat = new Float32Array(ends.at(-1)!);
-    out.forEach((o, k) => flat.set(o.data, k ? ends[k - 1]! : 0));
+    let flat = out[0]!.data;
+    if (out.length > 1) {
+      flat = new Float32Array(ends.at(-1)!);
+      out.forEach((o, k) => flat.set(o.data, k ? ends[k - 1]! : 0));
+    }
     const op = tf.customGrad((input) => ({
       value: tf.tensor1d(flat),
       gradFunc: (dy: tf.Tensor) => {
