@@ -40,10 +40,11 @@ export interface LoadOptions {
  * Whether `--backend auto` runs a kind of optimisation step with the network on onnxruntime, by what runs the model on
  * the tape: a Keras layers model (our fused wasm kernels) or anything else (ONNX files and tfjs graphs, run as ONNX
  * operators on tfjs). Measured (`npm run bench -- --only steps`, 2 cores, same process, ms per step, native against
- * tape): EOT patch step (64 px patch, 8 images at 224 px): MobileNet v1 0.75 layers 273 against 352, the same network
- * as a tfjs graph 325 against 355, GoogLeNet (ONNX) 946 against 4,948; icon step (96 px, batch 8): MobileNet layers 101
- * against 75 (at icon sizes the second, forward-only pass for the objective's activations and the sessions' fixed
- * costs outweigh onnxruntime's faster kernels), as a tfjs graph 249 against 311, GoogLeNet 256 against 719.
+ * tape, two runs): EOT patch step (64 px patch, 8 images at 224 px): MobileNet v1 0.75 layers 242–265 against 382–452,
+ * the same network as a tfjs graph 235–311 against 367–489, GoogLeNet (ONNX) 791–979 against 4,359–5,269; icon step
+ * (96 px, batch 8): MobileNet layers 96–108 against 82–93 (at icon sizes the second, forward-only pass for the
+ * objective's activations and the sessions' fixed costs outweigh onnxruntime's faster kernels), as a tfjs graph
+ * 215–277 against 287–336, GoogLeNet 205–259 against 713–903.
  */
 const NATIVE_BY_DEFAULT: Record<'icons' | 'patches', (tape: 'layers' | 'other') => boolean> = {
   patches: () => true,

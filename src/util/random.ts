@@ -33,9 +33,9 @@ export function sampleIndices(n: number, k: number, seed: number): Int32Array {
 
 /**
  * `fn` made repeatable: it gets the streams wrapped so that the first call draws from them (recording each draw)
- * and every later call replays the first call's draws. Lets a step's random transforms be applied twice, once to
- * make the image and once for the tape's vector-Jacobian product (featurevis/native-step.ts), without changing the
- * streams' sequence: the step draws exactly what a single call would.
+ * and every later call replays the first call's draws. Lets a step whose native try fails midway (featurevis/
+ * native-step.ts) make its image again on the tape without changing the streams' sequence: the step draws exactly
+ * what a single call would.
  */
 export function replaying<T>(streams: ReadonlyArray<() => number>, fn: (streams: Array<() => number>) => T): () => T {
   const draws = streams.map(() => [] as number[]);

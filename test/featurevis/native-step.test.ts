@@ -76,10 +76,14 @@ describe('nativeStepGrads for an EOT patch', () => {
       perItem: (acts) => tf.squeeze(tf.slice(tf.logSoftmax(acts.get('logits')!), [0, target], [-1, 1]), [1]) as tf.Tensor1D,
       fn: (acts) => tf.sum(objective.perItem(acts)) as tf.Scalar,
     };
-    const img = () => pasteTf(images, tf.sigmoid(theta) as tf.Tensor3D, placements);
+    let made = 0;
+    const img = () => (made++, pasteTf(images, tf.sigmoid(theta) as tf.Tensor3D, placements));
     const want = tf.variableGrads(() => tf.neg(objective.fn(new Map([['logits', c.logits(img())]]))) as tf.Scalar, [theta]);
+    made = 0;
     const got = nativeStepGrads(c, objective, img, [theta]);
     expect(got, c.noNativeGradient).toBeDefined();
+    // One tape pass: the pasted images are made once, and differentiated through that same recording.
+    expect(made).toBe(1);
     const g = want.grads[theta.name]!;
     const err = tf.tidy(() => tf.norm(tf.sub(got!.grads[theta.name]!, g)).dataSync()[0]! / tf.norm(g).dataSync()[0]!);
     expect(err).toBeLessThan(1e-4);

@@ -85,7 +85,7 @@ export class SyncSession {
 
   static open(bytes: Uint8Array, options: Record<string, unknown>): SyncSession {
     const found = ortBinding();
-    if (!found) throw new EngineError('BACKEND_MISSING', 'onnxruntime-node (with its native binding) is not installed');
+    if (!found) throw new EngineError('BACKEND_MISSING', 'onnxruntime-node is not installed, or has no dist/binding.js (native gradients were built against 1.23)');
     found.b.initOrt();
     const session = new found.b.binding.InferenceSession();
     session.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, options);
