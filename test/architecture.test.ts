@@ -81,7 +81,7 @@ function checkEngine(files: Files): string[] {
     if (!path.startsWith('src/engine/')) continue;
     for (const imp of analyse(path, text).imports) {
       const target = resolveSpec(path, imp.spec, files);
-      const ok = target ? target.startsWith('src/engine/') : imp.spec.startsWith('@tensorflow/') || imp.spec.startsWith('node:') || ENGINE_PACKAGES.has(imp.spec);
+      const ok = target ? target.startsWith('src/engine/') : imp.spec.startsWith('@tensorflow/') || imp.spec.startsWith('node:') || ENGINE_PACKAGES.has(imp.spec.split('/')[0]!); // a package's own files count as the package
       if (!ok) out.push(`${path}:${imp.line} → ${target ?? imp.spec}${typeTag(imp.typeOnly)}`);
     }
   }

@@ -15,3 +15,11 @@ export class EngineError extends Error {
     this.hint = hint;
   }
 }
+
+/** Thrown where a network cannot run natively for a gradient (Classifier.nativeNet); the step then runs on the tape. */
+export class NoNativeGradient extends Error {
+  constructor(readonly why: string) {
+    super(why);
+    this.name = 'NoNativeGradient';
+  }
+}

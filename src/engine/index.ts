@@ -5,7 +5,7 @@
  */
 export { activeBackend, BACKENDS, ENGINE_CHOICES, initBackend, tf, tfjsBackendOf, type BackendName, type EngineChoice } from './backend.js';
 export { engineInfo, setForwardEngine, type EngineInfo } from './info.js';
-export { EngineError, type EngineErrorCode } from './errors.js';
+export { EngineError, NoNativeGradient, type EngineErrorCode } from './errors.js';
 export { INPUT, probeShapes, type Executor, type JvpResult, type LayerInfo } from './executor.js';
 export { GraphExecutor } from './graph-executor.js';
 export { LayersExecutor } from './layers-executor.js';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { NoNativeGradient, type Classifier } from '../model/classifier.js';
+import { NoNativeGradient } from '../engine/index.js';
+import type { Classifier } from '../model/classifier.js';
 import type { Objective } from './objectives.js';
 
 /**

@@ -12,7 +12,7 @@ import { defaultThreads, initBackend, OrtBackward, OrtForward, PIXELS, rewrite, 
 import { isBuiltIn, loadDescriptor, loadLabels, sourceOf, type ModelDescriptor } from './descriptor.js';
 import { recordModelSource } from '../formats/producer.js';
 import { INPUT, probeShapes, type Executor, type LayerInfo } from '../engine/index.js';
-import { EngineError, EXPORT_VERSION, ExportUnsupported, GraphExecutor, graphToOnnx, OnnxExecutor, type GraphConversion, type GraphNode } from '../engine/index.js';
+import { EngineError, NoNativeGradient, EXPORT_VERSION, ExportUnsupported, GraphExecutor, graphToOnnx, OnnxExecutor, type GraphConversion, type GraphNode } from '../engine/index.js';
 import { withMaxPoolGrad, type MaxPoolGradMode } from '../engine/index.js';
 import { LayersExecutor } from '../engine/index.js';
 import type { ClassRef, LabelSet } from './labels.js';
@@ -50,14 +50,6 @@ const NATIVE_BY_DEFAULT: Record<'icons' | 'patches', (tape: 'layers' | 'other') 
   patches: () => true,
   icons: (tape) => tape !== 'layers',
 };
-
-/** Thrown by Classifier.nativeNet where the network cannot run natively (the step then runs on the tape). */
-export class NoNativeGradient extends Error {
-  constructor(readonly why: string) {
-    super(why);
-    this.name = 'NoNativeGradient';
-  }
-}
 
 /** Pseudo-layers every model offers. */
 export const LOGITS = 'logits';
