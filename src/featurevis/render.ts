@@ -46,7 +46,7 @@ export interface RenderOptions {
   onStep?: (s: RenderStep) => void;
   /**
    * Run the network's part of each step on onnxruntime (featurevis/native-step.ts), the rest on the tape; same
-   * random draws, same result up to rounding. Default: `classifier.nativeSteps('icons')`. Falls back to the tape
+   * random draws, same result up to rounding. Default: `classifier.nativeSteps('icons', pixels per step)`. Falls back to the tape
    * where the model has no backward graph.
    */
   native?: boolean;
@@ -105,7 +105,8 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
   const transform: Transform = typeof opts.transforms === 'function' ? opts.transforms : compose(opts.transforms ?? []);
   // One master stream: each try draws its own init seed and transform stream, so tries differ yet a seed reproduces all.
   const master = mulberry32(opts.seed ?? 0);
-  let native = opts.native ?? classifier.nativeSteps('icons');
+  // Decided at the first try, from the step's size (pixels per step) where `native` is not given.
+  let native = opts.native;
 
   let images: Uint8Array[] = [];
   let values: number[] = [];
@@ -119,6 +120,7 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
     const rng = mulberry32(Math.floor(master() * 2 ** 32));
     const items = opts.itemSeeds;
     const param = opts.param(items ? items.map((s) => keyedSeed(s, `init/${t}`)) : initSeed);
+    native ??= classifier.nativeSteps('icons', param.shape[0] * param.shape[1] * param.shape[2]);
     const itemRngs = items?.map((s) => mulberry32(keyedSeed(s, `transforms/${t}`)));
     const streams = itemRngs ?? [rng];
     // Per-item streams: each item through the transforms on its own (one draw per item, not per batch).

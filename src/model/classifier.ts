@@ -38,17 +38,19 @@ export interface LoadOptions {
 
 /**
  * Whether `--backend auto` runs a kind of optimisation step with the network on onnxruntime, by what runs the model on
- * the tape: a Keras layers model (our fused wasm kernels) or anything else (ONNX files and tfjs graphs, run as ONNX
- * operators on tfjs). Measured (`npm run bench -- --only steps`, 2 cores, same process, ms per step, native against
- * tape, two runs): EOT patch step (64 px patch, 8 images at 224 px): MobileNet v1 0.75 layers 242–265 against 382–452,
- * the same network as a tfjs graph 235–311 against 367–489, GoogLeNet (ONNX) 791–979 against 4,359–5,269; icon step
- * (96 px, batch 8): MobileNet layers 96–108 against 82–93 (at icon sizes the second, forward-only pass for the
- * objective's activations and the sessions' fixed costs outweigh onnxruntime's faster kernels), as a tfjs graph
- * 215–277 against 287–336, GoogLeNet 205–259 against 713–903.
+ * the tape (a Keras layers model, on our fused wasm kernels, or anything else: ONNX files and tfjs graphs, run as ONNX
+ * operators on tfjs) and the step's size (images × height × width). Measured (2 cores, same process, ms per step,
+ * native against tape): EOT patch step (`npm run bench -- --only steps`, 64 px patch, 8 images at 224 px, two runs):
+ * MobileNet v1 0.75 layers 242–265 against 382–452, the same network as a tfjs graph 235–311 against 367–489, GoogLeNet
+ * (ONNX) 791–979 against 4,359–5,269. Icon step, 96 px batch 8: MobileNet as a tfjs graph 215–277 against 287–336,
+ * GoogLeNet 205–259 against 713–903; MobileNet layers, by size (cossim directions, min of two runs of 4 steps): 96 px
+ * b8 (74k px) 102 against 88, 128 px b8 (131k) 147 / 145, 96 px b16 (147k) 150 / 165, 224 px b4 (201k) 206 / 219,
+ * 128 px b16 (262k) 224 / 288. Below ~140k px per step the second, forward-only pass for the objective's activations
+ * and the sessions' fixed costs outweigh onnxruntime's faster kernels there.
  */
-const NATIVE_BY_DEFAULT: Record<'icons' | 'patches', (tape: 'layers' | 'other') => boolean> = {
+const NATIVE_BY_DEFAULT: Record<'icons' | 'patches', (tape: 'layers' | 'other', pixels: number) => boolean> = {
   patches: () => true,
-  icons: (tape) => tape !== 'layers',
+  icons: (tape, pixels) => tape !== 'layers' || pixels >= 140_000,
 };
 
 /** Pseudo-layers every model offers. */
@@ -197,11 +199,12 @@ export class Classifier {
   /**
    * Whether optimisation steps run the network's forward and backward on onnxruntime (featurevis/native-step.ts):
    * with `--backend onnxruntime` wherever the model has a session, with `auto` for the kinds of step measured faster
-   * that way (NATIVE_BY_DEFAULT), never on a tfjs backend. A step whose graph has no backward rule still falls back.
+   * that way (NATIVE_BY_DEFAULT; `pixelsPerStep`: images × height × width of the step), never
+   * on a tfjs backend. A step whose graph has no backward rule still falls back.
    */
-  nativeSteps(kind: 'icons' | 'patches'): boolean {
+  nativeSteps(kind: 'icons' | 'patches', pixelsPerStep: number): boolean {
     if (!this.onnx || this.noNativeGradient !== undefined) return false;
-    return this.choice === 'onnxruntime' || (this.choice === 'auto' && NATIVE_BY_DEFAULT[kind](this.exec instanceof LayersExecutor ? 'layers' : 'other'));
+    return this.choice === 'onnxruntime' || (this.choice === 'auto' && NATIVE_BY_DEFAULT[kind](this.exec instanceof LayersExecutor ? 'layers' : 'other', pixelsPerStep));
   }
 
   /** The ONNX form and the tensors to fetch for `outputs` natively, or undefined where that cannot run. */

@@ -163,7 +163,7 @@ export async function optimisePatch(opts: OptimisePatchOptions): Promise<Optimis
   const penalty = tf.tensor1d(others);
   const optimizer = tf.train.adam(lr);
   const trace: PatchStep[] = [];
-  let native = opts.native ?? c.nativeSteps('patches');
+  let native = opts.native ?? c.nativeSteps('patches', batchSize * h * w);
   try {
     for (let step = stepOffset; step < stepOffset + steps; step++) {
       const x = await batchFor(step);

@@ -120,6 +120,18 @@ describe('render and optimisePatch with the network on onnxruntime', () => {
     expect(tape.trace[0]!.at(-1)![0]).not.toBe(tape.trace[0]![0]![0]);
   });
 
+  it('auto: a layers model\'s icon steps run natively from about 140k pixels a step (measured crossover), EOT patch steps always', async () => {
+    expect(c.choice).toBe('auto');
+    expect(c.nativeSteps('icons', 8 * 96 * 96)).toBe(false);
+    expect(c.nativeSteps('icons', 16 * 128 * 128)).toBe(true);
+    expect(c.nativeSteps('patches', 8 * 32 * 32)).toBe(true);
+    // render asks with its step's size: images × height × width.
+    const asked = vi.spyOn(c, 'nativeSteps');
+    await render({ classifier: c, objective: batchObjective([channel('conv_pw_1_relu', 1), channel('conv_pw_1_relu', 2)]), param: (seed: number | readonly number[]) => image(2, 36, 36, { seed }), steps: 1 });
+    expect(asked).toHaveBeenCalledWith('icons', 2 * 36 * 36);
+    asked.mockRestore();
+  });
+
   it('optimisePatch gives the tape\'s loss, target probability and patch', async () => {
     const r = mulberry32(11);
     const images = Float32Array.from({ length: 8 * 32 * 32 * 3 }, () => r());
@@ -149,7 +161,7 @@ describe('render and optimisePatch with the network on onnxruntime', () => {
       const native = await render({ ...opts, native: true });
       expect(calls).toHaveBeenCalledTimes(5);
       expect(f.noNativeGradient).toBeUndefined();
-      expect(f.nativeSteps('icons'), 'auto runs a graph model\'s icon steps natively').toBe(true);
+      expect(f.nativeSteps('icons', 2 * 32 * 32), 'auto runs a graph model\'s icon steps natively').toBe(true);
       expect(traceError(native.trace[0]!, tape.trace[0]!)).toBeLessThan(1e-4);
     } finally {
       f.dispose();
@@ -172,7 +184,7 @@ describe('render and optimisePatch with the network on onnxruntime', () => {
       expect(run).toHaveBeenCalledTimes(1);
       expect(notes).toEqual(['tiny_graph: gradients run on wasm, not onnxruntime (bad allocation)']);
       expect(native.trace).toEqual(tape.trace);
-      expect(f.nativeSteps('icons')).toBe(false);
+      expect(f.nativeSteps('icons', 2 * 32 * 32)).toBe(false);
     } finally {
       run.mockRestore();
       f.dispose();
@@ -193,7 +205,7 @@ describe('render and optimisePatch with the network on onnxruntime', () => {
       const tape = await render({ ...opts, native: false });
       expect(notes).toEqual([expect.stringMatching(/^tiny_graph: gradients run on wasm, not onnxruntime \(no backward rule for Elu \(node .*relu1.*\)\)$/)]);
       expect(native.trace).toEqual(tape.trace);
-      expect(e.nativeSteps('patches')).toBe(false);
+      expect(e.nativeSteps('patches', 8 * 32 * 32)).toBe(false);
     } finally {
       e.dispose();
     }
