@@ -15,7 +15,7 @@ export { MAX_WASM_THREADS, wasmThreads } from './wasm-threads.js';
 export { OnnxExecutor, type OnnxSummary } from './onnx/executor.js';
 export { decodeModel, encodeModel, type ModelProto } from './onnx/proto.js';
 export { SUPPORTED_OPS as ONNX_OPS } from './onnx/ops.js';
-export { loadOrt, OrtForward, rewrite, sessionOptions, SyncSession, PIXELS, type Preprocessing } from './onnx/runtime.js';
+export { OrtForward, ortInstalled, type Preprocessing } from './onnx/runtime.js';
 export { BACKWARD_OPS, buildBackward, OrtBackward, type BackwardGraph, type BackwardSpec } from './onnx/backward.js';
 export { defaultThreads } from './wasm-threads.js';
 export { EXPORT_VERSION, ExportUnsupported, exportLayersModel, type ExportResult } from './onnx/export.js';

@@ -8,7 +8,7 @@ import { externalDataIn } from './onnx-data.js';
 import type { Preprocess } from '../data/pixels.js';
 import { PatchAtlasError } from '../errors.js';
 import { closest } from '../util/suggest.js';
-import { defaultThreads, initBackend, OrtBackward, OrtForward, PIXELS, rewrite, sessionOptions, setForwardEngine, SyncSession, tfjsBackendOf, type BackendName, type EngineChoice, type Preprocessing } from '../engine/index.js';
+import { defaultThreads, initBackend, OrtBackward, OrtForward, setForwardEngine, tfjsBackendOf, type BackendName, type EngineChoice, type Preprocessing } from '../engine/index.js';
 import { isBuiltIn, loadDescriptor, loadLabels, sourceOf, type ModelDescriptor } from './descriptor.js';
 import { recordModelSource } from '../formats/producer.js';
 import { INPUT, probeShapes, type Executor, type LayerInfo } from '../engine/index.js';
@@ -98,7 +98,7 @@ export class Classifier {
   /** Where notes go (set once, by `load`). */
   private onNote: ((line: string) => void) | undefined;
   /** Forward-only sessions for named outputs at any input size (nativeNet). */
-  private readonly activationSessions = new Map<string, SyncSession>();
+  private readonly activationSessions = new Map<string, OrtForward>();
 
   /**
    * The network from pixels to `outputs` (as `run` names them: NHWC for image tensors) on onnxruntime, as one op on
@@ -126,9 +126,13 @@ export class Classifier {
     };
     const out = timed(() => {
       const key = plan.targets.join('|');
-      if (!this.activationSessions.has(key)) this.activationSessions.set(key, SyncSession.open(rewrite(plan.onnx.bytes, plan.onnx.input, plan.targets, this.preprocessing(), true), sessionOptions(defaultThreads())));
-      const r = this.activationSessions.get(key)!.run({ [PIXELS]: { data: pixels, dims } }, plan.targets);
-      return plan.targets.map((t) => r[t]!);
+      let session = this.activationSessions.get(key);
+      if (!session) {
+        session = OrtForward.create(plan.onnx.bytes, plan.onnx.input, plan.targets, this.preprocessing(), true);
+        if (!session) throw new Error('onnxruntime-node is not installed');
+        this.activationSessions.set(key, session);
+      }
+      return session.runShaped(pixels, dims);
     });
     // One flat tensor on the tape (an op has one output): the targets one after the other, as onnxruntime lays them
     // out, so that dy splits into the backward graph's seeds without a copy.
@@ -514,7 +518,7 @@ export class Classifier {
 
   dispose(): void {
     this.exec.dispose();
-    void this.forward?.dispose();
+    this.forward?.dispose();
     for (const s of [...this.backward.values(), ...this.activationSessions.values()]) s?.dispose();
   }
 }
@@ -541,7 +545,7 @@ async function forwardSession(c: Classifier, exec: Executor, choice: EngineChoic
   }
   let session: OrtForward | undefined;
   try {
-    session = await OrtForward.create(model.bytes, model.input, [c.logitsLayer], c.preprocessing());
+    session = OrtForward.create(model.bytes, model.input, [c.logitsLayer], c.preprocessing());
     if (session) c.onnx = model;
   } catch (e) {
     if (choice === 'auto' && e instanceof EngineError) return undefined;

@@ -13,28 +13,8 @@ interface OrtTensor {
   data: Float32Array;
   dims: readonly number[];
 }
-interface OrtSession {
-  readonly inputNames: readonly string[];
-  readonly outputNames: readonly string[];
-  run(feeds: Record<string, OrtTensor>, fetches: readonly string[]): Promise<Record<string, OrtTensor>>;
-  release(): Promise<void>;
-}
 interface OrtModule {
   Tensor: new (type: 'float32', data: Float32Array, dims: readonly number[]) => OrtTensor;
-  InferenceSession: { create(model: Uint8Array, opts: Record<string, unknown>): Promise<OrtSession> };
-}
-
-let loaded: Promise<OrtModule | undefined> | undefined;
-
-/** The onnxruntime-node module, or undefined when it is not installed (or its native binding does not load). */
-export function loadOrt(): Promise<OrtModule | undefined> {
-  // A variable specifier keeps TypeScript from requiring the optional package at build time.
-  const name = 'onnxruntime-node';
-  loaded ??= import(name).then(
-    (m: { default?: OrtModule } & OrtModule) => (m.InferenceSession ? m : m.default),
-    () => undefined,
-  );
-  return loaded;
 }
 
 interface BindingSession {
@@ -51,7 +31,8 @@ let binding: { ort: OrtModule; b: OrtBinding } | null | undefined;
 
 /**
  * onnxruntime-node's native binding, whose `run` returns synchronously: the package's own `run` is that same call
- * deferred by setImmediate (dist/backend.js, 1.23). Undefined where onnxruntime-node, or that file of it, is missing.
+ * deferred by setImmediate (dist/backend.js, 1.23). Every session here is opened on it. Undefined where
+ * onnxruntime-node, or that file of it, is missing.
  */
 function ortBinding(): { ort: OrtModule; b: OrtBinding } | undefined {
   if (binding === undefined) {
@@ -67,6 +48,11 @@ function ortBinding(): { ort: OrtModule; b: OrtBinding } | undefined {
   return binding ?? undefined;
 }
 
+/** Whether onnxruntime-node is installed (with the binding file sessions are opened on). */
+export function ortInstalled(): boolean {
+  return ortBinding() !== undefined;
+}
+
 /** Session options for work on `threads` threads (one operator at a time). */
 export function sessionOptions(threads: number, level: 'all' | 'extended' | 'disabled' = 'all'): Record<string, unknown> {
   return { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: level, executionMode: 'sequential' };
@@ -75,7 +61,8 @@ export function sessionOptions(threads: number, level: 'all' | 'extended' | 'dis
 /**
  * A session whose `run` returns synchronously, on onnxruntime-node's native binding. Native gradients need it: the
  * tfjs tape calls an op's gradient function synchronously, so a network run natively inside an optimisation step
- * (featurevis/native-step.ts) must answer within that call. Throws BACKEND_MISSING where the binding is not there.
+ * (featurevis/native-step.ts) must answer within that call. Throws BACKEND_MISSING where the binding is not there,
+ * and onnxruntime's own error where it cannot load the model.
  */
 export class SyncSession {
   private constructor(
@@ -107,8 +94,7 @@ export class SyncSession {
 /** A forward-only session over an ONNX model that returns the named tensors (made graph outputs if they are not). */
 export class OrtForward {
   private constructor(
-    private readonly ort: OrtModule,
-    private readonly session: OrtSession,
+    private readonly session: SyncSession,
     private readonly input: string,
     readonly outputs: readonly string[],
     readonly threads: number,
@@ -120,32 +106,35 @@ export class OrtForward {
    * one native pass instead of three tfjs ones (measured: a third of a MobileNet forward's time on wasm). With
    * `anySize` (and `pre`) the pixels may have any height and width, whatever size the model declares.
    */
-  static async create(bytes: Uint8Array, input: string, outputs: readonly string[], pre?: Preprocessing, anySize = false): Promise<OrtForward | undefined> {
-    const ort = await loadOrt();
-    if (!ort) return undefined;
+  static create(bytes: Uint8Array, input: string, outputs: readonly string[], pre?: Preprocessing, anySize = false): OrtForward | undefined {
+    if (!ortInstalled()) return undefined;
     const threads = defaultThreads();
-    let session: OrtSession;
+    let session: SyncSession;
     try {
-      session = await ort.InferenceSession.create(rewrite(bytes, input, outputs, pre, anySize), sessionOptions(threads));
+      session = SyncSession.open(rewrite(bytes, input, outputs, pre, anySize), sessionOptions(threads));
     } catch (e) {
       throw new EngineError('MODEL_INVALID', `onnxruntime cannot load the model: ${(e as Error).message.split('\n')[0]}`, 'run with --backend wasm');
     }
-    return new OrtForward(ort, session, pre ? PIXELS : input, outputs, threads);
+    return new OrtForward(session, pre ? PIXELS : input, outputs, threads);
   }
 
-  /** The model input (NCHW, preprocessed), or with `pre` the NHWC [0,1] pixels → the requested tensors, each flat. */
+  /**
+   * The model input (NCHW, preprocessed), or with `pre` the NHWC [0,1] pixels → the requested tensors, each flat.
+   * Timers and I/O get their turn first, as onnxruntime-node's own async run gives them.
+   */
   async run(nchw: Float32Array, dims: readonly number[]): Promise<Float32Array[]> {
-    return (await this.runShaped(nchw, dims)).map((o) => o.data);
+    await new Promise((r) => setImmediate(r));
+    return this.runShaped(nchw, dims).map((o) => o.data);
   }
 
-  /** As `run`, with each output's dims (onnxruntime's order: NCHW for image tensors). */
-  async runShaped(nchw: Float32Array, dims: readonly number[]): Promise<Array<{ data: Float32Array; dims: readonly number[] }>> {
-    const out = await this.session.run({ [this.input]: new this.ort.Tensor('float32', nchw, dims) }, this.outputs);
-    return this.outputs.map((o) => ({ data: out[o]!.data, dims: out[o]!.dims }));
+  /** As `run`, synchronously, with each output's dims (onnxruntime's order: NCHW for image tensors). */
+  runShaped(nchw: Float32Array, dims: readonly number[]): Array<{ data: Float32Array; dims: readonly number[] }> {
+    const out = this.session.run({ [this.input]: { data: nchw, dims } }, this.outputs);
+    return this.outputs.map((o) => out[o]!);
   }
 
-  async dispose(): Promise<void> {
-    await this.session.release();
+  dispose(): void {
+    this.session.dispose();
   }
 }
 
