@@ -89,23 +89,45 @@ function jvpAttribution(c: Classifier, x: tf.Tensor4D, layer: string, h: tf.Tens
   return true;
 }
 
-/** One backward pass per class: d logit_c / d h, dotted with h at each position. */
+/**
+ * d logit_c / d h for every class c, dotted with h at each position: one backward pass per class on the tape, or,
+ * where the model runs natively (Classifier.nativeSteps('attribution')), backward graphs from `layer` on onnxruntime
+ * with several classes per run (the images repeated once per class).
+ */
 function reverseAttribution(c: Classifier, x: tf.Tensor4D, layer: string, h: tf.Tensor, positions: Array<Array<[number, number]>>, attr: Float32Array, K: number, offset: number): void {
-  const [, H, W, C] = h.shape as [number, number, number, number];
+  const [B, H, W, C] = h.shape as [number, number, number, number];
   const hData = h.dataSync();
-  for (let k = 0; k < K; k++) {
-    // Max-pools backpropagate through the article's relaxation, as the forward-mode rule linearises them.
-    const { activation, grad } = c.layerGradient(x, layer, ['logits'], ([l]) => tf.sum(tf.slice(l!, [0, k + offset], [-1, 1])), { maxPool: 'smooth' });
-    const g = grad.dataSync();
+  const fill = (k: number, g: ArrayLike<number>, at: number) => {
     let row = 0;
     positions.forEach((ps, i) => {
       for (const [y, xx] of ps) {
         const base = ((i * H + y) * W + xx) * C;
         let s = 0;
-        for (let ch = 0; ch < C; ch++) s += hData[base + ch]! * g[base + ch]!;
+        for (let ch = 0; ch < C; ch++) s += hData[base + ch]! * g[at + base + ch]!;
         attr[row++ * K + k] = s;
       }
     });
+  };
+  let k = 0;
+  if (c.nativeSteps('attribution', B * x.shape[1] * x.shape[2])) {
+    // Classes per run: the repeated activations stay near 16 MB.
+    const G = Math.max(1, Math.min(K, Math.floor(4_000_000 / h.size)));
+    for (; k < K; k += G) {
+      const n = Math.min(G, K - k);
+      const g = tf.tidy(() => {
+        const seeds = tf.oneHot(tf.tensor1d(Array.from({ length: n * B }, (_, r) => k + offset + Math.floor(r / B)), 'int32'), c.labels.outputs).toFloat() as tf.Tensor2D;
+        return c.nativeLayerGradient(x, layer, n === 1 ? h : tf.tile(h, [n, 1, 1, 1]), seeds, 'smooth');
+      });
+      if (!g) break; // the note has been given; the tape does the rest
+      const d = g.dataSync();
+      for (let j = 0; j < n; j++) fill(k + j, d, j * h.size);
+      g.dispose();
+    }
+  }
+  for (; k < K; k++) {
+    // Max-pools backpropagate through the article's relaxation, as the forward-mode rule linearises them.
+    const { activation, grad } = c.layerGradient(x, layer, ['logits'], ([l]) => tf.sum(tf.slice(l!, [0, k + offset], [-1, 1])), { maxPool: 'smooth' });
+    fill(k, grad.dataSync(), 0);
     tf.dispose([activation, grad]);
   }
 }

@@ -48,10 +48,14 @@ export interface LoadOptions {
  * 128 px b16 (262k) 224 / 288. Below ~140k px per step the second, forward-only pass for the objective's activations
  * and the sessions' fixed costs outweigh onnxruntime's faster kernels there.
  */
-const NATIVE_BY_DEFAULT: Record<'icons' | 'patches', (tape: 'layers' | 'other', pixels: number) => boolean> = {
+const NATIVE_BY_DEFAULT: Record<NativeKind, (tape: 'layers' | 'other', pixels: number) => boolean> = {
   patches: () => true,
+  attribution: () => true,
   icons: (tape, pixels) => tape !== 'layers' || pixels >= 140_000,
 };
+
+/** Work that can run its network natively: optimisation steps of icons and patches, reverse-mode attribution. */
+export type NativeKind = 'icons' | 'patches' | 'attribution';
 
 /** Pseudo-layers every model offers. */
 export const LOGITS = 'logits';
@@ -181,12 +185,43 @@ export class Classifier {
     }
   }
 
-  /** The backward graph's session for these targets at this input size, made on first use. */
-  private backwardSession(plan: { onnx: { bytes: Uint8Array; input: string }; targets: string[] }, [, h, w]: readonly number[]): OrtBackward {
-    const key = `${plan.targets.join('|')}@${h}x${w}`;
+  /**
+   * d(Σ_n seed_n · logits_n) / d h, h being `layer`'s activation (as `activation` gives it) of the images `x`: the
+   * network from `layer` on as a backward graph run by onnxruntime (engine/onnx/backward.ts, `from`), max-pools
+   * exact or through the smooth relaxation. `h` and `seeds` ([rows, outputs]) may repeat the images in blocks (rows =
+   * G·N, as tf.tile makes). Undefined where native gradients are unavailable (`noNativeGradient` says why, after one
+   * note). The caller owns the result.
+   */
+  nativeLayerGradient(x: tf.Tensor4D, layer: string, h: tf.Tensor, seeds: tf.Tensor2D, maxPool: MaxPoolGradMode = 'exact'): tf.Tensor | undefined {
+    const plan = this.nativePlan(x, [LOGITS]);
+    if (!plan) return undefined;
+    try {
+      const bw = this.backwardSession(plan, x.shape, { from: this.resolveLayer(layer), maxPool });
+      const nchw = h.rank === 4 ? tf.transpose(h, [0, 3, 1, 2]) : h;
+      const repeat = h.shape[0]! / x.shape[0];
+      const context = bw.graph.context ? tf.tidy(() => (repeat === 1 ? x : tf.tile(x, [repeat, 1, 1, 1]))) : undefined;
+      try {
+        const r = bw.run(nchw.dataSync() as Float32Array, nchw.shape, [seeds.dataSync() as Float32Array], context && { data: context.dataSync() as Float32Array, dims: context.shape });
+        return tf.tidy(() => {
+          const g = tf.tensor(r.grad, nchw.shape);
+          return h.rank === 4 ? tf.transpose(g, [0, 2, 3, 1]) : g;
+        });
+      } finally {
+        if (nchw !== h) nchw.dispose();
+        if (context !== x) context?.dispose();
+      }
+    } catch (e) {
+      this.noNative(e);
+      return undefined;
+    }
+  }
+
+  /** The backward graph's session for these targets at this input size (from a hidden tensor, if asked), made on first use. */
+  private backwardSession(plan: { onnx: { bytes: Uint8Array; input: string }; targets: string[] }, [, h, w]: readonly number[], from: { from?: string; maxPool?: MaxPoolGradMode } = {}): OrtBackward {
+    const key = `${plan.targets.join('|')}@${h}x${w}${from.from ? `<${from.from}` : ''}${from.maxPool === 'smooth' ? '/smooth' : ''}`;
     if (!this.backward.has(key)) {
       this.backward.set(key, undefined);
-      this.backward.set(key, OrtBackward.create(plan.onnx.bytes, { input: plan.onnx.input, targets: plan.targets, pre: this.preprocessing(), size: [h!, w!] }, defaultThreads()));
+      this.backward.set(key, OrtBackward.create(plan.onnx.bytes, { input: plan.onnx.input, targets: plan.targets, pre: this.preprocessing(), size: [h!, w!], ...from }, defaultThreads()));
     }
     const bw = this.backward.get(key);
     if (!bw) throw new NoNativeGradient(this.noNativeGradient ?? 'no backward graph');
@@ -206,7 +241,7 @@ export class Classifier {
    * that way (NATIVE_BY_DEFAULT; `pixelsPerStep`: images × height × width of the step), never
    * on a tfjs backend. A step whose graph has no backward rule still falls back.
    */
-  nativeSteps(kind: 'icons' | 'patches', pixelsPerStep: number): boolean {
+  nativeSteps(kind: NativeKind, pixelsPerStep: number): boolean {
     if (!this.onnx || this.noNativeGradient !== undefined) return false;
     return this.choice === 'onnxruntime' || (this.choice === 'auto' && NATIVE_BY_DEFAULT[kind](this.exec instanceof LayersExecutor ? 'layers' : 'other', pixelsPerStep));
   }

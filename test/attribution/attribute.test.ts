@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { attributePoints } from '../../src/attribution/attribute.js';
 import { parsePositions, positionsPerImage, samplePositions } from '../../src/attribution/positions.js';
 import type { Classifier } from '../../src/model/classifier.js';
@@ -63,6 +63,30 @@ describe('attribution', () => {
     const want = tf.tidy(() => tf.sum(tf.mul(tf.slice(activation, [0, 3, 4, 0], [1, 1, 1, -1]), tf.slice(grad, [0, 3, 4, 0], [1, 1, 1, -1]))).dataSync()[0]!);
     expect(r.attr[2]).toBeCloseTo(want, 5);
     tf.dispose([x, activation, grad]);
+  });
+
+  it('reverse mode runs natively where the model has an onnxruntime session (several classes a run, max-pools smooth) and equals the tape', async () => {
+    const tape = await loadTinyClassifier(mkdtempSync(join(tmpdir(), 'pa-attr-wasm-')), 32, 'wasm');
+    try {
+      expect(c.nativeSteps('attribution', 1), 'auto runs reverse attribution natively').toBe(true);
+      expect(tape.nativeSteps('attribution', 1)).toBe(false);
+      const x = tf.randomUniform([2, 32, 32, 3], 0, 1, 'float32', 14) as tf.Tensor4D;
+      const positions = [samplePositions(8, 8, 4, 1, 'a'), samplePositions(8, 8, 4, 1, 'b')];
+      const runs = vi.spyOn(c, 'nativeLayerGradient');
+      const before = tf.memory().numTensors;
+      const native = attributePoints(c, x, 'conv_dw_1_relu', positions, { reverse: true });
+      expect(tf.memory().numTensors).toBe(before);
+      expect(c.noNativeGradient).toBeUndefined();
+      expect(runs.mock.calls.length).toBeGreaterThan(0);
+      expect(runs.mock.calls.length).toBeLessThan(c.labels.size);
+      runs.mockRestore();
+      const onTape = attributePoints(tape, x, 'conv_dw_1_relu', positions, { reverse: true });
+      expect(native.attr.some((v) => v !== 0)).toBe(true);
+      expect(relError(native.attr, onTape.attr)).toBeLessThan(1e-4);
+      x.dispose();
+    } finally {
+      tape.dispose();
+    }
   });
 
   it('leaks no tensors on either path', () => {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { readEnv } from '../../src/config.js';
 import { initBackend } from '../../src/engine/backend.js';
-import { Classifier } from '../../src/model/classifier.js';
+import { Classifier, type LoadOptions } from '../../src/model/classifier.js';
 
 /**
  * Tiny random models written to disk in tfjs format, with descriptors, so every part of model
@@ -114,9 +114,9 @@ export function writeTinyDescriptor(dir: string, opts: { format: 'layers' | 'gra
  * The usual unit-test classifier: the tiny layers model saved under `root`, a descriptor (logits conv_preds,
  * default layer conv_pw_1_relu) and a Classifier loaded on wasm with `root` as the models folder.
  */
-export async function loadTinyClassifier(root: string, size = 32): Promise<Classifier> {
+export async function loadTinyClassifier(root: string, size = 32, backend?: LoadOptions['backend']): Promise<Classifier> {
   await initBackend('wasm');
   await saveLayersModel(tinyLayersModel(size), join(root, 'tiny_layers'));
   const desc = writeTinyDescriptor(join(root, 'desc'), { format: 'layers', size, logits: 'conv_preds', defaultLayer: 'conv_pw_1_relu' });
-  return Classifier.load({ model: desc, env: { ...readEnv({}), modelsDir: root, cacheDir: join(root, 'cache') } });
+  return Classifier.load({ model: desc, env: { ...readEnv({}), modelsDir: root, cacheDir: join(root, 'cache') }, ...(backend ? { backend } : {}) });
 }

@@ -14,6 +14,7 @@ import { describeReal } from '../helpers/real.js';
  * backends differ by 3.9e-3), GoogLeNet 5e-7 at batch 1 and 5.8e-4 at batch 2 (where the tiles, and so the rounding,
  * change). The bound sits below what tfjs's two backends reach between themselves.
  */
+const rel = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.norm(tf.sub(a, b)).dataSync()[0]! / tf.norm(b).dataSync()[0]!);
 const models: Array<[string, string, number]> = [['mobilenet_v1_0.75', 'conv_pw_11_relu', 2e-3], ['googlenet', 'mixed4c', 2e-3]];
 describeReal('native gradients on onnxruntime', () => {
   const loaded = new Map<string, Classifier>();
@@ -27,7 +28,6 @@ describeReal('native gradients on onnxruntime', () => {
     x.dispose();
   });
 
-  const rel = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.norm(tf.sub(a, b)).dataSync()[0]! / tf.norm(b).dataSync()[0]!);
 
   it.each(models)('%s: d logit / d pixels and d(seed · %s) / d pixels agree with the tfjs tape (relative L2 < %s)', async (m, layer, bound) => {
     const c = loaded.get(m)!;
@@ -49,6 +49,35 @@ describeReal('native gradients on onnxruntime', () => {
     expect(rel(nh!.grad, th.grad)).toBeLessThan(bound);
     tf.dispose([seed, native!.grad, ...native!.values, tape.grad, h, hSeed, nh!.grad, ...nh!.values, th.grad]);
   }, 120_000);
+});
+
+describeReal('reverse-mode attribution gradients on onnxruntime', () => {
+  it('googlenet: d logit_k / d mixed4c through smooth max-pools, several classes a run, equal the tape\'s', async () => {
+    const c = await Classifier.load({ model: 'googlenet', backend: 'auto', download: false });
+    const x = tf.randomUniform([2, 224, 224, 3], 0, 1, 'float32', 9) as tf.Tensor4D;
+    try {
+      const h = c.activation(x, 'mixed4c');
+      // Output columns (ClassRef.index counts a background slot where the model has one).
+      const classes = ['n01491361', 'n02066245', 'n01440764'].map((w) => c.labels.resolve(w).index);
+      const seeds = tf.tidy(() => tf.oneHot(tf.tensor1d(classes.flatMap((k) => [k, k]), 'int32'), c.labels.outputs).toFloat()) as tf.Tensor2D;
+      const before = tf.memory().numTensors;
+      const rep = tf.tile(h, [classes.length, 1, 1, 1]);
+      const native = c.nativeLayerGradient(x, 'mixed4c', rep, seeds, 'smooth');
+      expect(native, c.noNativeGradient).toBeDefined();
+      expect(tf.memory().numTensors).toBe(before + 2);
+      classes.forEach((k, j) => {
+        const tape = c.layerGradient(x, 'mixed4c', ['logits'], ([l]) => tf.sum(tf.slice(l!, [0, k], [-1, 1])), { maxPool: 'smooth' });
+        const mine = tf.slice(native!, [2 * j, 0, 0, 0], [2, -1, -1, -1]);
+        // Smooth max-pools have no ties to break: the engines agree to rounding.
+        expect(rel(mine, tape.grad)).toBeLessThan(1e-4);
+        tf.dispose([mine, tape.activation, tape.grad]);
+      });
+      tf.dispose([h, seeds, rep, native!]);
+    } finally {
+      x.dispose();
+      c.dispose();
+    }
+  }, 180_000);
 });
 
 describeReal('an EOT patch step on GoogLeNet with the network on onnxruntime', () => {

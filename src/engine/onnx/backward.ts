@@ -1,6 +1,7 @@
 import { EngineError } from '../errors.js';
 import { attr, AttrType, DataType, decodeModel, encodeModel, floatTensor, int64Tensor, type AttributeProto, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
 import { Attrs } from './attrs.js';
+import { SMOOTH_MAXPOOL_EPS } from '../gradients/smooth-maxpool.js';
 import { rewrite, sessionOptions, SyncSession, type Preprocessing, PIXELS } from './runtime.js';
 
 /**
@@ -26,12 +27,24 @@ export interface BackwardSpec {
   pre?: Preprocessing;
   /** [height, width] of the input the graph is built for. */
   size: [number, number];
+  /**
+   * Differentiate with respect to this hidden tensor instead: it becomes the graph's input (fed NCHW, every
+   * dimension but the batch fixed by `size`) and the nodes that made it are cut away.
+   */
+  from?: string;
+  /**
+   * 'smooth': max-pools backpropagate through the Activation Atlas relaxation A(x²)/(ε + A|x|) (A: average pool with
+   * the max-pool's window), as the tfjs engine's 'smooth' mode and the forward-mode attribution rule do. Default 'exact'.
+   */
+  maxPool?: 'exact' | 'smooth';
 }
 
 export interface BackwardGraph {
   bytes: Uint8Array;
-  /** The input to feed (the pixels when `pre` was given). */
+  /** The input to feed (the pixels when `pre` was given; the hidden tensor with `from`). */
   input: string;
+  /** With `from`: the image input, where the targets also depend on it other than through `from`; else undefined. */
+  context?: string;
   /** The targets, returned as outputs in this order. */
   targets: string[];
   /** Seed input names, one per target, in `targets` order. */
@@ -56,7 +69,7 @@ const NO_GRADIENT = new Set(['Shape', 'Size', 'ConstantOfShape', 'Constant']);
 export function buildBackward(bytes: Uint8Array, spec: BackwardSpec): BackwardGraph {
   const model = decodeModel(rewrite(bytes, spec.input, spec.targets, spec.pre, true));
   const g = model.graph!;
-  const x = spec.pre ? PIXELS : spec.input;
+  const x = spec.from ?? (spec.pre ? PIXELS : spec.input);
   const opset = (model.opset_import ?? []).find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0;
   if (opset < 13) throw new EngineError('MODEL_INVALID', `backward graphs need opset 13 or later (the model has ${opset})`);
   const nodes = g.node ?? [];
@@ -68,13 +81,20 @@ export function buildBackward(bytes: Uint8Array, spec: BackwardSpec): BackwardGr
     const n = nodes[k]!;
     if ((n.output ?? []).some((o) => needed.has(o))) for (const i of n.input ?? []) if (i) needed.add(i);
   }
-  const path = nodes.filter((n) => (n.output ?? []).some((o) => live.has(o) && needed.has(o)));
+  // (The node that makes a hidden `from` is not on it: the gradient stops at `from`.)
+  const path = nodes.filter((n) => (n.output ?? []).some((o) => live.has(o) && needed.has(o)) && !n.output!.includes(x));
+  if (spec.from) {
+    if (!nodes.some((n) => n.output?.includes(spec.from!))) throw new EngineError('MODEL_INVALID', `no tensor named ${spec.from} in the model`);
+    g.node = upstreamCut(nodes, spec.targets, spec.from);
+  }
   for (const n of path) if (!BACKWARD_OPS.has(n.op_type!)) throw new EngineError('UNSUPPORTED_OP', `no backward rule for ${n.op_type} (node ${n.name || n.output?.[0]})`);
   const inits = new Map((g.initializer ?? []).map((t) => [t.name!, t]));
   const constNodes = new Map(nodes.filter((n) => n.op_type === 'Constant').map((n) => [n.output![0]!, n]));
   // Shapes of the tensors on the path, and values of the ones computed off it (pads, shapes from Shape → Concat chains).
   const computed = [...new Set(path.flatMap((n) => (n.input ?? []).slice(1)).filter((t) => t && !live.has(t) && !inits.has(t) && !constNodes.has(t)))];
-  const { shapes, values } = staticShapes(bytes, spec, [...new Set(path.flatMap((n) => [...(n.input ?? []), ...(n.output ?? [])]).filter((t) => t && live.has(t)))], computed);
+  // Shapes of every tensor on the path, the ones off it too (a Concat's part from a branch that `from` does not feed).
+  const onPathTensors = [...new Set(path.flatMap((n) => [...(n.input ?? []), ...(n.output ?? [])]).filter((t) => t && (live.has(t) || (spec.from && !inits.has(t) && !constNodes.has(t)))))];
+  const { shapes, values } = staticShapes(bytes, spec, onPathTensors, computed);
   const b = new Builder(shapes);
   const grads = new Map<string, string[]>();
   const seeds = spec.targets.map((t) => `grad/${t}`);
@@ -102,6 +122,7 @@ export function buildBackward(bytes: Uint8Array, spec: BackwardSpec): BackwardGr
   // Max-pools keep onnxruntime off its NCHWc layout (OrtBackward), which the masks are chosen for.
   const maxPools = path.filter((n) => n.op_type === 'MaxPool').length;
   const nchwc = maxPools === 0;
+  const smooth = spec.maxPool === 'smooth';
   for (let k = path.length - 1; k >= 0; k--) {
     const n = path[k]!;
     const out = n.output![0]!;
@@ -114,23 +135,45 @@ export function buildBackward(bytes: Uint8Array, spec: BackwardSpec): BackwardGr
     const ys = shapes.get(out)!;
     const rule = RULES[n.op_type!]!;
     const constDims = (name: string) => (inits.get(name) ?? constNodes.get(name)?.attribute?.find((v) => v.name === 'value')?.t)?.dims;
-    rule({ n, a, dy, ins, out, xs, ys, onPath, add, b, floatConst, intConst, constDims, shapes, nchwc });
+    rule({ n, a, dy, ins, out, xs, ys, onPath, add, b, floatConst, intConst, constDims, shapes, nchwc, smooth });
   }
   const grad = gradOf(x);
   if (!grad) throw new EngineError('MODEL_INVALID', `the targets (${spec.targets.join(', ')}) do not depend on ${x}`);
   b.node('Identity', [grad], `grad/${x}`);
 
-  g.node = [...nodes, ...b.nodes];
-  g.initializer = [...(g.initializer ?? []), ...b.inits];
+  g.node = [...(g.node ?? []), ...b.nodes];
+  // Only what the nodes read (a cut graph leaves the weights before `from` unused, which onnxruntime warns about).
+  const read = new Set(g.node.flatMap((n) => n.input ?? []));
+  g.initializer = [...(g.initializer ?? []), ...b.inits].filter((t) => read.has(t.name!));
   const targetShapes = spec.targets.map((t) => shapes.get(t)!);
   g.input = [...(g.input ?? []), ...seeds.map((name, k) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: [{ dim_param: 'N' }, ...targetShapes[k]!.slice(1).map((d) => ({ dim_value: d }))] } } } }))];
   g.output = [...spec.targets.map((name) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT } } })), { name: `grad/${x}`, type: { tensor_type: { elem_type: DataType.FLOAT } } }];
   // The graph is built for one input size: saying so lets onnxruntime prove that a mask and the gradient it scales
   // have one shape, which its NCHWc layout needs to keep the product in that layout (see nchwcMask).
-  const dims = g.input?.find((i) => i.name === x)?.type?.tensor_type?.shape?.dim;
+  const image = spec.pre ? PIXELS : spec.input;
+  // With `from`, the image stays an input only where a kept node still reads it (a branch around `from`).
+  const context = spec.from && (g.node ?? []).some((n) => n.input?.includes(image)) ? image : undefined;
+  if (spec.from) {
+    const declared = { name: x, type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: [{ dim_param: 'N' }, ...shapes.get(x)!.slice(1).map((d) => ({ dim_value: d }))] } } } };
+    g.input = [declared, ...(g.input ?? []).filter((i) => i.name !== x && (i.name !== image || context))];
+  }
+  const dims = g.input?.find((i) => i.name === image)?.type?.tensor_type?.shape?.dim;
   if (dims?.length === 4) (spec.pre ? [1, 2] : [2, 3]).forEach((k, j) => (dims[k] = { dim_value: spec.size[j] }));
   model.opset_import = [{ domain: '', version: Math.max(opset, 16) }];
-  return { bytes: encodeModel(model as ModelProto), input: x, targets: [...spec.targets], seeds, grad: `grad/${x}`, targetShapes, maxPools };
+  return { bytes: encodeModel(model as ModelProto), input: x, context, targets: [...spec.targets], seeds, grad: `grad/${x}`, targetShapes, maxPools };
+}
+
+/** The nodes that compute `targets` once `from` is given: whatever only served to make `from` goes. */
+function upstreamCut(nodes: NodeProto[], targets: readonly string[], from: string): NodeProto[] {
+  const needed = new Set<string>(targets);
+  const keep = new Set<NodeProto>();
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    const n = nodes[k]!;
+    if (!(n.output ?? []).some((o) => needed.has(o) && o !== from)) continue;
+    keep.add(n);
+    for (const i of n.input ?? []) if (i && i !== from) needed.add(i);
+  }
+  return nodes.filter((n) => keep.has(n));
 }
 
 /**
@@ -205,6 +248,8 @@ interface RuleArgs {
   shapes: Map<string, number[]>;
   /** onnxruntime will run the graph with its NCHWc layout ('all': no max-pool on the path), see `nchwcMask`. */
   nchwc: boolean;
+  /** Max-pools backpropagate through the smooth relaxation (BackwardSpec.maxPool). */
+  smooth: boolean;
 }
 type Rule = (r: RuleArgs) => void;
 
@@ -284,6 +329,55 @@ function nchwcMask(r: RuleArgs, y: string, lo: number | undefined, hi: number | 
   // reorders one mask for the last product instead of two. Products of 0/1 masks are exact in any order.
   const both = masks.length === 2 ? r.b.node('Mul', masks, r.b.fresh(`grad/${y}/mask`)) : masks[0]!;
   return r.b.node('Mul', [r.dy, both], r.b.fresh(`grad/${y}/masked`));
+}
+
+/**
+ * Aᵀ(dy) for A the average pool of this geometry (ceil_mode's overhang, which no window counts, included): dy over
+ * each window's count, spread back over the window by a ConvTranspose with a ones filter (one group per channel).
+ */
+function poolAdjoint(r: RuleArgs, dy: string, kernel: number[], strides: number[], pads: number[], includePad: boolean, base: string): string {
+  const xs = r.xs!;
+  const C = xs[1]!;
+  const [Ho, Wo] = [r.ys[2]!, r.ys[3]!];
+  // ceil_mode: the last windows hang past the bottom/right padding; count that overhang as more end padding.
+  const end = [0, 1].map((i) => pads[i + 2]! + Math.max(0, ((i ? Wo : Ho) - 1) * strides[i]! + kernel[i]! - (xs[2 + i]! + pads[i]! + pads[i + 2]!)));
+  const counts = new Float32Array(Ho * Wo);
+  for (let i = 0; i < Ho; i++)
+    for (let j = 0; j < Wo; j++) {
+      // The window's cells inside the input, or (count_include_pad) inside the input and its explicit pads.
+      const span = (o: number, k: number) => {
+        const start = o * strides[k]! - pads[k]!;
+        const [lo, hi] = includePad ? [-pads[k]!, xs[2 + k]! + pads[k + 2]!] : [0, xs[2 + k]!];
+        return Math.min(start + kernel[k]!, hi) - Math.max(start, lo);
+      };
+      counts[i * Wo + j] = span(i, 0) * span(j, 1);
+    }
+  const scaled = r.b.node('Div', [dy, r.b.f32(`${base}/counts`, counts, [1, 1, Ho, Wo])], r.b.fresh(`${base}/avg`));
+  const ones = r.b.f32(`${base}/ones`, new Float32Array(C * kernel[0]! * kernel[1]!).fill(1), [C, 1, kernel[0]!, kernel[1]!]);
+  return convTranspose(r, scaled, ones, kernel, strides, [1, 1], [pads[0]!, pads[1]!, end[0]!, end[1]!], C, base);
+}
+
+/**
+ * The max-pool's input gradient through the Activation Atlas relaxation s(x) = N/D, N = A(x²), D = ε + A|x| (A: the
+ * average pool of the max-pool's window, padding not counted, as tfjs's avgPool): dx = 2x·Aᵀ(dy/D) − sign(x)·Aᵀ(dy·N/D²),
+ * the formula of engine/gradients/smooth-maxpool.ts.
+ */
+function smoothMaxPool(r: RuleArgs): void {
+  const kernel = r.a.ints('kernel_shape') ?? unsupported(r, 'no kernel_shape');
+  const strides = r.a.ints('strides') ?? [1, 1];
+  if ((r.a.ints('dilations') ?? [1, 1]).some((d) => d !== 1)) unsupported(r, 'dilations');
+  const pads = padsOf(r, kernel, strides, [1, 1]);
+  const base = `grad/${r.out}/smooth`;
+  const x = r.ins[0]!;
+  const A = (t: string, tag: string) =>
+    r.b.node('AveragePool', [t], r.b.fresh(`${base}/${tag}`), [ints('kernel_shape', kernel), ints('strides', strides), ints('pads', pads), int('ceil_mode', r.a.int('ceil_mode', 0)), int('count_include_pad', 0)]);
+  const N = A(r.b.node('Mul', [x, x], r.b.fresh(`${base}/x2`)), 'N');
+  const D = r.b.node('Add', [A(r.b.node('Abs', [x], r.b.fresh(`${base}/abs`)), 'A'), r.b.f32(`${base}/eps`, [SMOOTH_MAXPOOL_EPS], [])], r.b.fresh(`${base}/D`));
+  const perD = r.b.node('Div', [r.dy, D], r.b.fresh(`${base}/dyD`));
+  const viaN = poolAdjoint(r, perD, kernel, strides, pads, false, `${base}/viaN`);
+  const viaD = poolAdjoint(r, r.b.node('Div', [r.b.node('Mul', [perD, N], r.b.fresh(`${base}/dyND`)), D], r.b.fresh(`${base}/dyND2`)), kernel, strides, pads, false, `${base}/viaD`);
+  const first = r.b.node('Mul', [r.b.node('Mul', [viaN, x], r.b.fresh(`${base}/nx`)), r.b.f32(`${base}/2`, [2], [])], r.b.fresh(`${base}/first`));
+  r.add(x, r.b.node('Sub', [first, r.b.node('Mul', [viaD, r.b.node('Sign', [x], r.b.fresh(`${base}/sign`))], r.b.fresh(`${base}/second`))], r.b.fresh(base)));
 }
 
 const RULES: Record<string, Rule> = {
@@ -392,6 +486,7 @@ const RULES: Record<string, Rule> = {
     r.add(r.ins[0]!, r.b.node('Mul', [r.dy, r.b.f32(`grad/${r.out}/k`, k, shape)], r.b.fresh(`grad/${r.out}/bn`)));
   },
   MaxPool: (r) => {
+    if (r.smooth) return smoothMaxPool(r);
     // The forward node also returns its argmax (flat NCHW indices); the gradient is scattered to it.
     if (r.n.output!.length < 2 || !r.n.output![1]) r.n.output = [r.out, `${r.out}/indices`];
     const idx = r.n.output![1]!;
@@ -402,27 +497,9 @@ const RULES: Record<string, Rule> = {
     r.add(r.ins[0]!, r.b.node('Reshape', [scattered, r.b.i64(`grad/${r.out}/xs`, batchFree(xs, false))], r.b.fresh(`grad/${r.out}/maxpool`)));
   },
   AveragePool: (r) => {
-    const xs = r.xs!;
-    const C = xs[1]!;
     const kernel = r.a.ints('kernel_shape') ?? unsupported(r, 'no kernel_shape');
     const strides = r.a.ints('strides') ?? [1, 1];
-    const pads = padsOf(r, kernel, strides, [1, 1]);
-    if (r.a.int('ceil_mode', 0)) unsupported(r, 'ceil_mode');
-    const [Ho, Wo] = [r.ys[2]!, r.ys[3]!];
-    // Each output's divisor: the whole window, or (count_include_pad = 0) the real pixels under it.
-    const counts = new Float32Array(Ho * Wo);
-    for (let i = 0; i < Ho; i++)
-      for (let j = 0; j < Wo; j++) {
-        if (r.a.int('count_include_pad', 0)) counts[i * Wo + j] = kernel[0]! * kernel[1]!;
-        else {
-          const h = Math.min(i * strides[0]! - pads[0]! + kernel[0]!, xs[2]!) - Math.max(i * strides[0]! - pads[0]!, 0);
-          const w = Math.min(j * strides[1]! - pads[1]! + kernel[1]!, xs[3]!) - Math.max(j * strides[1]! - pads[1]!, 0);
-          counts[i * Wo + j] = h * w;
-        }
-      }
-    const scaled = r.b.node('Div', [r.dy, r.b.f32(`grad/${r.out}/counts`, counts, [1, 1, Ho, Wo])], r.b.fresh(`grad/${r.out}/avg`));
-    const ones = r.b.f32(`grad/${r.out}/ones`, new Float32Array(C * kernel[0]! * kernel[1]!).fill(1), [C, 1, kernel[0]!, kernel[1]!]);
-    r.add(r.ins[0]!, convTranspose(r, scaled, ones, kernel, strides, [1, 1], pads, C, `grad/${r.out}/pool`));
+    r.add(r.ins[0]!, poolAdjoint(r, r.dy, kernel, strides, padsOf(r, kernel, strides, [1, 1]), r.a.int('count_include_pad', 0) === 1, `grad/${r.out}/pool`));
   },
   GlobalAveragePool: (r) => {
     const xs = r.xs!;
@@ -606,11 +683,18 @@ export class OrtBackward {
     return new OrtBackward(session, graph);
   }
 
-  /** `x` with dims `dims`; seeds flat, batch × target shape each → the targets (with dims) and d(Σ seed·target)/dx, flat. */
-  run(x: Float32Array, dims: readonly number[], seeds: readonly Float32Array[]): { targets: Array<{ data: Float32Array; dims: readonly number[] }>; grad: Float32Array } {
+  /**
+   * `x` with dims `dims`; seeds flat, batch × target shape each → the targets (with dims) and d(Σ seed·target)/dx,
+   * flat. `context`: the image, for a graph whose `context` says it needs it.
+   */
+  run(x: Float32Array, dims: readonly number[], seeds: readonly Float32Array[], context?: { data: Float32Array; dims: readonly number[] }): { targets: Array<{ data: Float32Array; dims: readonly number[] }>; grad: Float32Array } {
     const g = this.graph;
     const n = dims[0]!;
     const feeds: Record<string, { data: Float32Array; dims: readonly number[] }> = { [g.input]: { data: x, dims } };
+    if (g.context) {
+      if (!context) throw new EngineError('MODEL_INVALID', `the targets depend on ${g.context} other than through ${g.input}: feed it too`);
+      feeds[g.context] = context;
+    }
     g.seeds.forEach((name, k) => (feeds[name] = { data: seeds[k]!, dims: [n, ...g.targetShapes[k]!.slice(1)] }));
     const out = this.session.run(feeds, [...g.targets, g.grad]);
     return { targets: g.targets.map((t) => ({ data: out[t]!.data, dims: out[t]!.dims })), grad: out[g.grad]!.data };
