@@ -38,6 +38,16 @@ describe('CLI', () => {
     expect(sum).toBeCloseTo(1, 4);
   });
 
+  it('--engine is another name for --backend', async () => {
+    const r = await runCli(['classify', join(root, 'n02066245_0.JPEG'), '--json', '--engine', 'wasm', ...tiny()]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out).results).toHaveLength(1);
+    const bad = await runCli(['classify', join(root, 'n02066245_0.JPEG'), '--engine', 'gpu', ...tiny()]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/backend|engine/);
+    expect(bad.err).toMatch(/onnxruntime/);
+  });
+
   it('accuracy skips and counts unreadable files instead of dying', async () => {
     const r = await runCli(['accuracy', '--images', root, '--json', ...tiny()]);
     expect(r.code).toBe(0);
