@@ -235,10 +235,33 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     const t1 = performance.now();
     for (let i = 0; i < steps; i++) wasmNetwork();
     const wasmMs = (performance.now() - t1) / steps;
+    // The forward pass alone on each engine: how far native kernels are ahead before any backward work.
+    const forwardMs = (f: () => tf.Tensor[]) => {
+      tf.dispose(f());
+      const t = performance.now();
+      for (let i = 0; i < steps; i++) {
+        const outs = f();
+        outs.forEach((o) => o.dataSync());
+        tf.dispose(outs);
+      }
+      return (performance.now() - t) / steps;
+    };
+    const nativeForwardMs = forwardMs(() => c.nativeNet(x as tf.Tensor4D, objective.layers));
+    const wasmForwardMs = forwardMs(() => c.run(x as tf.Tensor4D, objective.layers));
     tf.dispose([x]);
     param.dispose();
     optimizer.dispose();
-    return { ms_per_step: ms, ms_per_icon: ms / batch, native_ms_per_icon: time.native / steps / batch, tape_ms_per_icon: time.tape / steps / batch, wasm_network_ms_per_icon: wasmMs / batch, size, batch };
+    return {
+      ms_per_step: ms,
+      ms_per_icon: ms / batch,
+      native_ms_per_icon: time.native / steps / batch,
+      tape_ms_per_icon: time.tape / steps / batch,
+      wasm_network_ms_per_icon: wasmMs / batch,
+      native_forward_ms_per_icon: nativeForwardMs / batch,
+      wasm_forward_ms_per_icon: wasmForwardMs / batch,
+      size,
+      batch,
+    };
   },
   /**
    * What `--backend auto` decides between for optimisation steps (model/classifier.ts NATIVE_BY_DEFAULT): an EOT
