@@ -130,6 +130,9 @@ export interface AttributeProto {
   floats?: number[];
   ints?: number[];
   strings?: Uint8Array[];
+  /** A subgraph (If, Loop, Scan): read only to know one is there. */
+  g?: GraphProto;
+  graphs?: GraphProto[];
 }
 export interface NodeProto {
   input?: string[];

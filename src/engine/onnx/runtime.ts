@@ -160,6 +160,22 @@ export function rewrite(bytes: Uint8Array, input: string, names: readonly string
   if (same && !pre) return bytes;
   // Fetched tensors that are not graph outputs go out untyped: onnxruntime infers their types (some are int64 shapes).
   g.output = names.map((name) => declared.get(name) ?? { name });
+  // Only the nodes the outputs need: onnxruntime ran the rest too (MobileNet cut at conv_pw_11_relu still ran its last
+  // layers and softmax). Unused weights go with them. (Not where a node holds a subgraph: it may read outer tensors
+  // it does not list.)
+  if (!(g.node ?? []).some((n) => (n.attribute ?? []).some((a) => a.g || a.graphs?.length))) {
+    const needed = new Set(names);
+    const live: NonNullable<typeof g.node> = [];
+    for (const n of [...(g.node ?? [])].reverse()) {
+      if (!(n.output ?? []).some((o) => needed.has(o))) continue;
+      live.push(n);
+      for (const i of n.input ?? []) if (i) needed.add(i);
+    }
+    g.node = live.reverse();
+    const unused = new Set((g.initializer ?? []).filter((t) => !needed.has(t.name!)).map((t) => t.name));
+    g.initializer = (g.initializer ?? []).filter((t) => !unused.has(t.name));
+    g.input = (g.input ?? []).filter((i) => !unused.has(i.name));
+  }
   if (pre) {
     const order = pre.reverse ? [2, 1, 0] : [0, 1, 2];
     // Reversing the channels after the affine map equals applying the reversed map to reversed input channels.
