@@ -89,6 +89,47 @@ function jvpAttribution(c: Classifier, x: tf.Tensor4D, layer: string, h: tf.Tens
   return true;
 }
 
+/** Classes per native reverse-mode run: the repeated activations (h's size each) stay near 16 MB. */
+function classesPerRun(hSize: number, K: number): number {
+  return Math.max(1, Math.min(K, Math.floor(4_000_000 / hSize)));
+}
+
+/**
+ * Seconds the reverse-mode fallback takes for one image (every class), measured on a blank image: natively (several
+ * classes a run, the session made by a first call) where the model runs it so, else one backward pass on the tape
+ * scaled by the number of classes.
+ */
+export function reverseAttributionSeconds(c: Classifier, layer: string): number {
+  const probe = tf.zeros([1, ...c.inputSize, 3]) as tf.Tensor4D;
+  const K = c.labels.size;
+  try {
+    if (c.nativeSteps('attribution', c.inputSize[0] * c.inputSize[1])) {
+      const h = c.activation(probe, layer);
+      const G = classesPerRun(h.size, K);
+      const run = () =>
+        tf.tidy(() => {
+          const seeds = tf.oneHot(tf.tensor1d(Array.from({ length: G }, (_, r) => r + c.labels.offset), 'int32'), c.labels.outputs).toFloat() as tf.Tensor2D;
+          return c.nativeLayerGradient(probe, layer, G === 1 ? h : tf.tile(h, [G, 1, 1, 1]), seeds, 'smooth');
+        });
+      const first = run();
+      if (first) {
+        first.dispose();
+        const t0 = performance.now();
+        run()?.dispose();
+        h.dispose();
+        return ((performance.now() - t0) / 1000) * Math.ceil(K / G);
+      }
+      h.dispose();
+    }
+    const t0 = performance.now();
+    const g = c.layerGradient(probe, layer, ['logits'], ([l]) => tf.sum(tf.slice(l!, [0, c.labels.offset], [-1, 1])), { maxPool: 'smooth' });
+    tf.dispose([g.activation, g.grad]);
+    return ((performance.now() - t0) / 1000) * K;
+  } finally {
+    probe.dispose();
+  }
+}
+
 /**
  * d logit_c / d h for every class c, dotted with h at each position: one backward pass per class on the tape, or,
  * where the model runs natively (Classifier.nativeSteps('attribution')), backward graphs from `layer` on onnxruntime
@@ -110,8 +151,7 @@ function reverseAttribution(c: Classifier, x: tf.Tensor4D, layer: string, h: tf.
   };
   let k = 0;
   if (c.nativeSteps('attribution', B * x.shape[1] * x.shape[2])) {
-    // Classes per run: the repeated activations stay near 16 MB.
-    const G = Math.max(1, Math.min(K, Math.floor(4_000_000 / h.size)));
+    const G = classesPerRun(h.size, K);
     for (; k < K; k += G) {
       const n = Math.min(G, K - k);
       const g = tf.tidy(() => {

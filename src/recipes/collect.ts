@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { resolve } from 'node:path';
-import { attributePoints } from '../attribution/attribute.js';
+import { attributePoints, reverseAttributionSeconds } from '../attribution/attribute.js';
 import { samplePositions, type PositionCount } from '../attribution/positions.js';
 import { imageBatches } from '../data/batches.js';
 import type { Dataset, ImageItem } from '../data/dataset.js';
@@ -86,7 +86,7 @@ export async function collect(c: Classifier, ds: Dataset, opts: CollectOptions):
   opts.onProgress?.(done, inShard.length);
   if (todo.length > 0 && opts.onNote) {
     const slow = reverseModeCost(c, layer);
-    if (slow) opts.onNote(`${c.descriptor.name} has no forward-mode rule on the path from ${layer} to the logits: attribution takes one backward pass per class (${c.labels.size}), about ${slow} per image position${c.noJvp ? ` (${c.noJvp})` : ''}`);
+    if (slow) opts.onNote(`${c.descriptor.name} has no forward-mode rule on the path from ${layer} to the logits: attribution takes one backward pass per class (${c.labels.size}), about ${slow} per image${c.noJvp ? ` (${c.noJvp})` : ''}`);
   }
   if (!writer.complete && todo.length > 0) {
     let skipped: Array<{ image: number; reason: string }> = [];
@@ -152,18 +152,10 @@ function argmax(a: ArrayLike<number>): number {
 
 /**
  * Undefined when one forward-mode pass gives every class's attribution; otherwise the estimated time per image
- * position of the reverse-mode fallback (one backward pass per class, timed once here on a blank image).
+ * of the reverse-mode fallback (attribution/attribute.ts: every class's backward pass, measured once on a blank image).
  */
 function reverseModeCost(c: Classifier, layer: string): string | undefined {
   if (c.forwardModeAt(layer)) return undefined;
-  const probe = tf.zeros([1, ...c.inputSize, 3]) as tf.Tensor4D;
-  try {
-    const t0 = performance.now();
-    const g = c.layerGradient(probe, layer, ['logits'], ([l]) => tf.sum(tf.slice(l!, [0, c.labels.offset], [-1, 1])));
-    tf.dispose([g.activation, g.grad]);
-    const s = ((performance.now() - t0) / 1000) * c.labels.size;
-    return s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`;
-  } finally {
-    probe.dispose();
-  }
+  const s = reverseAttributionSeconds(c, layer);
+  return s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`;
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { attributePoints } from '../../src/attribution/attribute.js';
+import { attributePoints, reverseAttributionSeconds } from '../../src/attribution/attribute.js';
 import { parsePositions, positionsPerImage, samplePositions } from '../../src/attribution/positions.js';
 import type { Classifier } from '../../src/model/classifier.js';
 import { readEnv } from '../../src/config.js';
@@ -84,6 +84,24 @@ describe('attribution', () => {
       expect(native.attr.some((v) => v !== 0)).toBe(true);
       expect(relError(native.attr, onTape.attr)).toBeLessThan(1e-4);
       x.dispose();
+    } finally {
+      tape.dispose();
+    }
+  });
+
+  it('estimates the reverse-mode cost per image on the path it will take, leaking nothing', async () => {
+    const tape = await loadTinyClassifier(mkdtempSync(join(tmpdir(), 'pa-attr-cost-')), 32, 'wasm');
+    try {
+      const before = tf.memory().numTensors;
+      const runs = vi.spyOn(c, 'nativeLayerGradient');
+      const native = reverseAttributionSeconds(c, 'conv_dw_1_relu');
+      expect(runs.mock.calls.length).toBe(2); // the session is made by the first run, the second is timed
+      runs.mockRestore();
+      const onTape = reverseAttributionSeconds(tape, 'conv_dw_1_relu');
+      expect(native).toBeGreaterThan(0);
+      expect(onTape).toBeGreaterThan(0);
+      expect(Number.isFinite(native) && Number.isFinite(onTape)).toBe(true);
+      expect(tf.memory().numTensors).toBe(before);
     } finally {
       tape.dispose();
     }

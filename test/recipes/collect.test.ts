@@ -104,7 +104,7 @@ describe('collect announces a slow attribution before the run', () => {
     const r = await collect(g, gds, { layer: 'relu1', out: join(root, 'run-graph'), positions: 1, seed: 0, shard: null, batchSize: 6, onNote: (n) => notes.push(n) });
     expect(r.method).toBe('reverse');
     expect(notes).toHaveLength(1);
-    expect(notes[0]).toMatch(/^tiny_graph has no forward-mode rule on the path from relu1 to the logits: attribution takes one backward pass per class \(\d+\), about \d+ (s|min) per image position \(node relu1 \(Selu\): no ONNX rule\)$/);
+    expect(notes[0]).toMatch(/^tiny_graph has no forward-mode rule on the path from relu1 to the logits: attribution takes one backward pass per class \(\d+\), about \d+ (s|min) per image \(node relu1 \(Selu\): no ONNX rule\)$/);
     g.dispose();
   });
 });
