@@ -61,7 +61,8 @@ export interface BackwardGraph {
 export const BACKWARD_OPS = new Set([
   'Conv', 'Relu', 'Clip', 'LeakyRelu', 'Sigmoid', 'Tanh', 'HardSigmoid', 'HardSwish', 'Add', 'Sub', 'Mul', 'Div', 'BatchNormalization',
   'MaxPool', 'AveragePool', 'GlobalAveragePool', 'Flatten', 'Reshape', 'Transpose', 'Concat', 'Gemm', 'MatMul', 'Identity', 'Dropout',
-  'Pad', 'LRN', 'Softmax', 'Slice', 'ReduceMean',
+  'Pad', 'LRN', 'Softmax', 'Slice', 'ReduceMean', 'ReduceSum', 'ReduceMax', 'ReduceMin', 'GlobalMaxPool', 'Abs', 'Neg', 'Exp', 'Log', 'Sqrt',
+  'Reciprocal', 'Erf', 'Elu', 'Softplus', 'Pow', 'Max', 'Min', 'Squeeze', 'Unsqueeze', 'Expand', 'Cast',
 ]);
 /** Operators whose outputs carry no gradient (shape arithmetic). */
 const NO_GRADIENT = new Set(['Shape', 'Size', 'ConstantOfShape', 'Constant']);
@@ -186,8 +187,10 @@ function staticShapes(bytes: Uint8Array, spec: BackwardSpec, names: string[], co
   const session = SyncSession.open(rewrite(bytes, spec.input, all, spec.pre, true), sessionOptions(1, 'disabled'));
   try {
     const input = spec.pre ? PIXELS : spec.input;
-    const dims = spec.pre ? [1, h, w, 3] : [1, 3, h, w];
-    const out = session.run({ [input]: { data: new Float32Array(h * w * 3), dims } }, all);
+    // The channels the model declares (3 when it does not say).
+    const declared = decodeModel(bytes).graph?.input?.find((i) => i.name === spec.input)?.type?.tensor_type?.shape?.dim?.[1]?.dim_value;
+    const dims = spec.pre ? [1, h, w, 3] : [1, Number(declared ?? 3) || 3, h, w];
+    const out = session.run({ [input]: { data: new Float32Array(dims.reduce((a, b) => a * b, 1)), dims } }, all);
     const values = new Map(computed.map((n) => [n, Array.from(out[n]!.data as ArrayLike<number | bigint>, Number)]));
     return { shapes: new Map(names.map((n) => [n, [...out[n]!.dims]])), values };
   } finally {
@@ -380,6 +383,51 @@ function smoothMaxPool(r: RuleArgs): void {
   r.add(x, r.b.node('Sub', [first, r.b.node('Mul', [viaD, r.b.node('Sign', [x], r.b.fresh(`${base}/sign`))], r.b.fresh(`${base}/second`))], r.b.fresh(base)));
 }
 
+/** dy times an elementwise derivative, for the node's first input. */
+function scaleBy(r: RuleArgs, d: string, tag: string): void {
+  r.add(r.ins[0]!, r.b.node('Mul', [r.dy, d], r.b.fresh(`grad/${r.out}/${tag}`)));
+}
+
+/** A Squeeze's or Unsqueeze's axes (attribute before opset 13, input after), non-negative in the output's rank for Unsqueeze. */
+function axesOf(r: RuleArgs): number[] {
+  const axes = r.a.ints('axes') ?? (r.ins[1] ? r.intConst(r.ins[1]) : undefined) ?? [];
+  const rank = Math.max(r.xs!.length, r.ys.length);
+  return axes.map((v) => (v < 0 ? v + rank : v));
+}
+
+/**
+ * Reductions over `axes` (the attribute, or the input from opset 13 / 18; all axes when none are given): a mean or sum
+ * spreads dy back evenly (scaled by 1 / count for a mean); a max or min sends dy to every element equal to the
+ * result (tfjs's rule for ties).
+ */
+function reduction(r: RuleArgs, kind: 'mean' | 'sum' | 'extreme', fixed?: number[]): void {
+  const xs = r.xs!;
+  const given = fixed ?? r.a.ints('axes') ?? (r.ins[1] ? r.intConst(r.ins[1]) : undefined);
+  if (!fixed && !given?.length && r.a.int('noop_with_empty_axes', 0)) return r.add(r.ins[0]!, r.dy);
+  const axes = (given?.length ? given : xs.map((_, i) => i)).map((v) => (v < 0 ? v + xs.length : v));
+  if (axes.includes(0)) unsupported(r, 'a reduction over the batch');
+  const base = `grad/${r.out}/${kind}`;
+  const keepShape = batchFree(xs.map((d, i) => (axes.includes(i) ? 1 : d)));
+  const keep = (t: string) => (fixed || r.a.int('keepdims', 1) ? t : r.b.node('Reshape', [t, r.b.i64(`${base}/keep`, keepShape)], r.b.fresh(`${base}/keep`)));
+  const dy = keep(r.dy);
+  if (kind === 'extreme') {
+    const at = r.b.node('Equal', [r.ins[0]!, keep(r.out)], r.b.fresh(`${base}/at`));
+    return r.add(r.ins[0]!, r.b.node('Where', [at, dy, r.b.f32(`${base}/0`, [0], [])], r.b.fresh(base)));
+  }
+  const scaled = kind === 'mean' ? r.b.node('Mul', [dy, r.b.f32(`${base}/inv`, [1 / axes.reduce((p, i) => p * xs[i]!, 1)], [])], r.b.fresh(`${base}/s`)) : dy;
+  r.add(r.ins[0]!, r.b.node('Expand', [scaled, r.b.i64(`${base}/xshape`, [1, ...xs.slice(1)])], r.b.fresh(base)));
+}
+
+/** Elementwise Max / Min of two inputs: dy goes to the one equal to the result, the first on a tie (as tfjs's maximum). */
+function extreme(r: RuleArgs): void {
+  if (r.ins.length !== 2) unsupported(r, `${r.ins.length} inputs (two are supported)`);
+  const base = `grad/${r.out}/${r.n.op_type}`;
+  const first = r.b.node('Equal', [r.ins[0]!, r.out], r.b.fresh(`${base}/first`));
+  const zero = r.b.f32(`${base}/0`, [0], []);
+  if (r.onPath(0)) r.add(r.ins[0]!, r.b.unbroadcast(r.b.node('Where', [first, r.dy, zero], r.b.fresh(`${base}/a`)), r.ys, r.shapes.get(r.ins[0]!)!, `${base}/0`));
+  if (r.onPath(1)) r.add(r.ins[1]!, r.b.unbroadcast(r.b.node('Where', [first, zero, r.dy], r.b.fresh(`${base}/b`)), r.ys, r.shapes.get(r.ins[1]!)!, `${base}/1`));
+}
+
 const RULES: Record<string, Rule> = {
   Identity: (r) => r.add(r.ins[0]!, r.dy),
   Dropout: (r) => r.add(r.ins[0]!, r.dy),
@@ -520,14 +568,47 @@ const RULES: Record<string, Rule> = {
     // Broadcast against [1, C, H, W]: the batch comes from dy, and the shape stays known to onnxruntime's inference.
     r.add(r.ins[0]!, r.b.node('Expand', [scaled, r.b.i64(`grad/${r.out}/xshape`, [1, ...xs.slice(1)])], r.b.fresh(`grad/${r.out}/gap`)));
   },
-  ReduceMean: (r) => {
-    const xs = r.xs!;
-    const axes = (r.a.ints('axes') ?? (r.ins[1] ? r.intConst(r.ins[1]) : undefined) ?? xs.map((_, i) => i)).map((v) => (v < 0 ? v + xs.length : v));
-    if (axes.includes(0)) unsupported(r, 'a mean over the batch');
-    const count = axes.reduce((p, i) => p * xs[i]!, 1);
-    const kept = r.a.int('keepdims', 1) ? r.dy : r.b.node('Reshape', [r.dy, r.b.i64(`grad/${r.out}/keep`, batchFree(xs.map((d, i) => (axes.includes(i) ? 1 : d))))], r.b.fresh(`grad/${r.out}/keep`));
-    const scaled = r.b.node('Mul', [kept, r.b.f32(`grad/${r.out}/inv`, [1 / count], [])], r.b.fresh(`grad/${r.out}/s`));
-    r.add(r.ins[0]!, r.b.node('Expand', [scaled, r.b.i64(`grad/${r.out}/xshape`, [1, ...xs.slice(1)])], r.b.fresh(`grad/${r.out}/mean`)));
+  ReduceMean: (r) => reduction(r, 'mean'),
+  ReduceSum: (r) => reduction(r, 'sum'),
+  ReduceMax: (r) => reduction(r, 'extreme'),
+  ReduceMin: (r) => reduction(r, 'extreme'),
+  GlobalMaxPool: (r) => reduction(r, 'extreme', [2, 3]),
+  Abs: (r) => scaleBy(r, r.b.node('Sign', [r.ins[0]!], r.b.fresh(`grad/${r.out}/sign`)), 'abs'),
+  Neg: (r) => r.add(r.ins[0]!, r.b.node('Neg', [r.dy], r.b.fresh(`grad/${r.out}/neg`))),
+  Exp: (r) => scaleBy(r, r.out, 'exp'),
+  Log: (r) => r.add(r.ins[0]!, r.b.node('Div', [r.dy, r.ins[0]!], r.b.fresh(`grad/${r.out}/log`))),
+  // d√x = 1 / (2√x); d(1/x) = −1/x² = −y².
+  Sqrt: (r) => r.add(r.ins[0]!, r.b.node('Div', [r.dy, r.b.node('Add', [r.out, r.out], r.b.fresh(`grad/${r.out}/2y`))], r.b.fresh(`grad/${r.out}/sqrt`))),
+  Reciprocal: (r) => r.add(r.ins[0]!, r.b.node('Neg', [r.b.node('Mul', [r.dy, r.b.node('Mul', [r.out, r.out], r.b.fresh(`grad/${r.out}/y2`))], r.b.fresh(`grad/${r.out}/dyy2`))], r.b.fresh(`grad/${r.out}/reciprocal`))),
+  Erf: (r) => {
+    // d erf(x) = 2/√π · exp(−x²).
+    const x = r.ins[0]!;
+    const e = r.b.node('Exp', [r.b.node('Neg', [r.b.node('Mul', [x, x], r.b.fresh(`grad/${r.out}/x2`))], r.b.fresh(`grad/${r.out}/-x2`))], r.b.fresh(`grad/${r.out}/e`));
+    scaleBy(r, r.b.node('Mul', [e, r.b.f32(`grad/${r.out}/k`, [2 / Math.sqrt(Math.PI)], [])], r.b.fresh(`grad/${r.out}/d`)), 'erf');
+  },
+  Elu: (r) => {
+    // x > 0: 1; else α·eˣ = y + α.
+    const pos = r.b.node('Greater', [r.ins[0]!, r.b.f32(`grad/${r.out}/0`, [0], [])], r.b.fresh(`grad/${r.out}/pos`));
+    const neg = r.b.node('Add', [r.out, r.b.f32(`grad/${r.out}/alpha`, [r.a.float('alpha', 1)], [])], r.b.fresh(`grad/${r.out}/y+a`));
+    scaleBy(r, r.b.node('Where', [pos, r.b.f32(`grad/${r.out}/1`, [1], []), neg], r.b.fresh(`grad/${r.out}/d`)), 'elu');
+  },
+  Softplus: (r) => scaleBy(r, r.b.node('Sigmoid', [r.ins[0]!], r.b.fresh(`grad/${r.out}/sig`)), 'softplus'),
+  Pow: (r) => {
+    const p = r.ins[1] ? r.floatConst(r.ins[1]) : undefined;
+    if (r.onPath(1) || !p || p.length !== 1) unsupported(r, 'an exponent that is not one constant');
+    if (!r.onPath(0)) return;
+    // d xᵖ = p·xᵖ⁻¹.
+    const d = r.b.node('Mul', [r.b.node('Pow', [r.ins[0]!, r.b.f32(`grad/${r.out}/p-1`, [p![0]! - 1], [])], r.b.fresh(`grad/${r.out}/xp`)), r.b.f32(`grad/${r.out}/p`, [p![0]!], [])], r.b.fresh(`grad/${r.out}/d`));
+    scaleBy(r, d, 'pow');
+  },
+  Max: (r) => extreme(r),
+  Min: (r) => extreme(r),
+  Squeeze: (r) => r.add(r.ins[0]!, r.b.node('Reshape', [r.dy, r.b.i64(`grad/${r.out}/shape`, batchFree(r.xs!, !axesOf(r).includes(0)))], r.b.fresh(`grad/${r.out}/unsqueeze`))),
+  Unsqueeze: (r) => r.add(r.ins[0]!, r.b.node('Reshape', [r.dy, r.b.i64(`grad/${r.out}/shape`, batchFree(r.xs!, !axesOf(r).includes(0)))], r.b.fresh(`grad/${r.out}/squeeze`))),
+  Expand: (r) => r.add(r.ins[0]!, r.b.unbroadcast(r.dy, r.ys, r.xs!, `grad/${r.out}/expand`)),
+  Cast: (r) => {
+    if (r.a.int('to', 0) !== DataType.FLOAT) unsupported(r, 'a cast to a type other than float');
+    r.add(r.ins[0]!, r.dy);
   },
   Flatten: (r) => r.add(r.ins[0]!, r.b.node('Reshape', [r.dy, r.b.i64(`grad/${r.out}/shape`, batchFree(r.xs!, r.a.int('axis', 1) >= 1))], r.b.fresh(`grad/${r.out}/unflat`))),
   Reshape: (r) => {

@@ -711,7 +711,9 @@ const BUILDERS: Record<string, Builder> = {
   HardSwish: unary((x) => tf.mul(x, hardSigmoid(x, 1 / 6, 0.5))),
   Elu: unary((x, c) => {
     const a = c.attrs.float('alpha', 1);
-    return a === 1 ? tf.elu(x) : tf.where(tf.greater(x, 0), x, tf.mul(tf.sub(tf.exp(x), 1), a));
+    // (1 − α)·relu(x) + α·elu(x): x above 0, α(eˣ − 1) below, and differentiable on the tape (a where() over a
+    // compare is not: tfjs then asks the compare for a gradient).
+    return a === 1 ? tf.elu(x) : tf.add(tf.mul(tf.relu(x), 1 - a), tf.mul(tf.elu(x), a));
   }),
   Softplus: unary((x) => tf.softplus(x)),
   Exp: unary((x) => tf.exp(x)),

@@ -1,8 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend, INPUT, withMaxPoolGrad } from '../../../src/engine/index.js';
+import { OnnxExecutor } from '../../../src/engine/onnx/executor.js';
 import { BACKWARD_OPS, OrtBackward } from '../../../src/engine/onnx/backward.js';
 import { attr, encodeModel, floatTensor, int64Tensor, type NodeProto, type TensorProto } from '../../../src/engine/onnx/proto.js';
 import { sessionOptions, SyncSession } from '../../../src/engine/onnx/runtime.js';
-import { relError } from './fixtures.js';
+import { nchwToNhwc, nhwcToNchw, relError } from './fixtures.js';
 
 /**
  * Every operator with a backward rule, alone in a graph, against central finite differences of J = Σ w·y on
@@ -10,8 +13,13 @@ import { relError } from './fixtures.js';
  * per row). Inputs keep clear of kinks (ReLU / Clip bounds, HardSigmoid's and HardSwish's corners, ties in a
  * max-pool window) by more than ε, so a piecewise-linear op is linear over the step and its difference is exact up
  * to rounding; a linear op is exact at any ε; smooth ops take Richardson's extrapolation of ε and ε/2 (error
- * O(ε⁴)). Bound: 1e-4 relative (max |error| over max |gradient|), as for the PyTorch references.
+ * O(ε⁴)). And against the tfjs engine's gradient of the same graph (src/engine/onnx/executor.ts on the tape). Bound:
+ * 1e-4 relative (max |error| over max |gradient|), as for the PyTorch references.
  */
+
+beforeAll(async () => {
+  await initBackend('wasm');
+});
 
 type Kind = 'linear' | 'piecewise' | 'smooth';
 interface Case {
@@ -32,7 +40,8 @@ interface Case {
   covers?: string[];
 }
 
-const [N, C, H, W] = [2, 3, 6, 6];
+// 4 channels: an output of 3 × 3 pixels then differs from its NHWC form in shape (the tfjs comparison tells them apart).
+const [N, C, H, W] = [2, 4, 6, 6];
 const E = C * H * W;
 
 /** A seeded uniform sequence in [0, 1) (a 32-bit LCG: reproducible without any library). */
@@ -69,9 +78,9 @@ const node = (op_type: string, input: string[], output: string, attribute: NodeP
 const { int, ints, float, string: str } = attr;
 
 const CASES: Case[] = [
-  { name: 'Conv 3×3 pads 1', kind: 'linear', nodes: [node('Conv', ['x', 'w', 'b'], 'y', [ints('kernel_shape', [3, 3]), ints('pads', [1, 1, 1, 1])])], inits: [r('w', [4, 3, 3, 3], 1, 0.5), r('b', [4], 2)] },
-  { name: 'Conv stride 2, asymmetric pads, dilation', kind: 'linear', nodes: [node('Conv', ['x', 'w'], 'y', [ints('kernel_shape', [3, 2]), ints('strides', [2, 2]), ints('pads', [1, 0, 0, 1]), ints('dilations', [1, 2])])], inits: [r('w', [5, 3, 3, 2], 3, 0.5)] },
-  { name: 'Conv depthwise stride 2 SAME_UPPER', kind: 'linear', nodes: [node('Conv', ['x', 'w'], 'y', [ints('kernel_shape', [3, 3]), ints('strides', [2, 2]), str('auto_pad', 'SAME_UPPER'), int('group', 3)])], inits: [r('w', [6, 1, 3, 3], 4, 0.5)] },
+  { name: 'Conv 3×3 pads 1', kind: 'linear', nodes: [node('Conv', ['x', 'w', 'b'], 'y', [ints('kernel_shape', [3, 3]), ints('pads', [1, 1, 1, 1])])], inits: [r('w', [4, C, 3, 3], 1, 0.5), r('b', [4], 2)] },
+  { name: 'Conv stride 2, asymmetric pads, dilation', kind: 'linear', nodes: [node('Conv', ['x', 'w'], 'y', [ints('kernel_shape', [3, 2]), ints('strides', [2, 2]), ints('pads', [1, 0, 0, 1]), ints('dilations', [1, 2])])], inits: [r('w', [5, C, 3, 2], 3, 0.5)] },
+  { name: 'Conv depthwise stride 2 SAME_UPPER', kind: 'linear', nodes: [node('Conv', ['x', 'w'], 'y', [ints('kernel_shape', [3, 3]), ints('strides', [2, 2]), str('auto_pad', 'SAME_UPPER'), int('group', C)])], inits: [r('w', [2 * C, 1, 3, 3], 4, 0.5)] },
   { name: 'Relu', kind: 'piecewise', kinks: [0], nodes: [node('Relu', ['x'], 'y')] },
   { name: 'Clip 0..6 (ReLU6)', kind: 'piecewise', range: [-1, 7], kinks: [0, 6], nodes: [node('Clip', ['x', 'lo', 'hi'], 'y')], inits: [floatTensor('lo', [0], []), floatTensor('hi', [6], [])] },
   { name: 'Clip below only', kind: 'piecewise', kinks: [-0.3], nodes: [node('Clip', ['x', 'lo'], 'y')], inits: [floatTensor('lo', [-0.3], [])] },
@@ -82,9 +91,9 @@ const CASES: Case[] = [
   { name: 'Tanh', kind: 'smooth', range: [-2, 2], nodes: [node('Tanh', ['x'], 'y')] },
   { name: 'Add and Sub, both operands on the path, one broadcast', kind: 'linear', nodes: [node('ReduceMean', ['x'], 'm', [ints('axes', [2, 3]), int('keepdims', 1)]), node('Add', ['x', 'm'], 'a'), node('Sub', ['a', 'x'], 's'), node('Sub', ['x', 's'], 'y')] },
   { name: 'Mul, both operands on the path, one broadcast', kind: 'smooth', nodes: [node('ReduceMean', ['x'], 'm', [ints('axes', [1]), int('keepdims', 1)]), node('Mul', ['x', 'm'], 'p'), node('Mul', ['p', 'x'], 'y')] },
-  { name: 'Mul by a constant', kind: 'linear', nodes: [node('Mul', ['x', 'k'], 'y')], inits: [r('k', [1, 3, 1, 1], 5)] },
+  { name: 'Mul by a constant', kind: 'linear', nodes: [node('Mul', ['x', 'k'], 'y')], inits: [r('k', [1, C, 1, 1], 5)] },
   { name: 'Div, both operands on the path', kind: 'smooth', range: [1, 2], nodes: [node('Sigmoid', ['x'], 's'), node('Div', ['x', 's'], 'q'), node('Div', ['s', 'q'], 'y')], covers: ['Div'] },
-  { name: 'BatchNormalization', kind: 'linear', nodes: [node('BatchNormalization', ['x', 'g', 'b', 'mu', 'var'], 'y', [float('epsilon', 1e-3)])], inits: [r('g', [3], 6), r('b', [3], 7), r('mu', [3], 8), floatTensor('var', [0.5, 1.5, 2], [3])] },
+  { name: 'BatchNormalization', kind: 'linear', nodes: [node('BatchNormalization', ['x', 'g', 'b', 'mu', 'var'], 'y', [float('epsilon', 1e-3)])], inits: [r('g', [C], 6), r('b', [C], 7), r('mu', [C], 8), floatTensor('var', Array.from({ length: C }, (_, i) => 0.5 + i / 2), [C])] },
   { name: 'MaxPool 3×3 stride 2 ceil_mode', kind: 'piecewise', distinct: true, nodes: [node('MaxPool', ['x'], 'y', [ints('kernel_shape', [3, 3]), ints('strides', [2, 2]), int('ceil_mode', 1)])] },
   { name: 'MaxPool 3×3 stride 1 pads 1', kind: 'piecewise', distinct: true, nodes: [node('MaxPool', ['x'], 'y', [ints('kernel_shape', [3, 3]), ints('pads', [1, 1, 1, 1])])] },
   {
@@ -112,7 +121,20 @@ const CASES: Case[] = [
   { name: 'Reshape → MatMul', kind: 'linear', nodes: [node('Reshape', ['x', 'shape'], 'f'), node('MatMul', ['f', 'w'], 'y')], inits: [int64Tensor('shape', [0, -1]), r('w', [E, 5], 11, 0.2)] },
   { name: 'Transpose, Concat, Identity, Dropout', kind: 'linear', nodes: [node('Transpose', ['x'], 't', [ints('perm', [0, 1, 3, 2])]), node('Identity', ['x'], 'i'), node('Dropout', ['t'], 'd'), node('Concat', ['i', 'd', 'x'], 'y', [int('axis', 1)])] },
   { name: 'Pad constant, reflect, edge', kind: 'linear', nodes: [node('Pad', ['x', 'p1'], 'a'), node('Pad', ['a', 'p2'], 'b', [str('mode', 'reflect')]), node('Pad', ['b', 'p3'], 'y', [str('mode', 'edge')])], inits: [int64Tensor('p1', [0, 0, 1, 0, 0, 0, 2, 1]), int64Tensor('p2', [0, 0, 2, 1, 0, 0, 1, 2]), int64Tensor('p3', [0, 0, 0, 2, 0, 0, 1, 0])] },
-  { name: 'Slice reversing the channels', kind: 'linear', nodes: [node('Slice', ['x', 's', 'e', 'a', 'st'], 'y')], inits: [int64Tensor('s', [-1]), int64Tensor('e', [-4]), int64Tensor('a', [1]), int64Tensor('st', [-1])] },
+  { name: 'Slice reversing the channels', kind: 'linear', nodes: [node('Slice', ['x', 's', 'e', 'a', 'st'], 'y')], inits: [int64Tensor('s', [-1]), int64Tensor('e', [-(C + 1)]), int64Tensor('a', [1]), int64Tensor('st', [-1])] },
+  { name: 'Abs, Neg', kind: 'piecewise', kinks: [0], nodes: [node('Abs', ['x'], 'a'), node('Neg', ['a'], 'y')] },
+  { name: 'Exp', kind: 'smooth', nodes: [node('Exp', ['x'], 'y')] },
+  { name: 'Log', kind: 'smooth', range: [0.5, 2], nodes: [node('Log', ['x'], 'y')] },
+  { name: 'Sqrt', kind: 'smooth', range: [0.5, 2], nodes: [node('Sqrt', ['x'], 'y')] },
+  { name: 'Reciprocal', kind: 'smooth', range: [0.5, 2], nodes: [node('Reciprocal', ['x'], 'y')] },
+  { name: 'Erf', kind: 'smooth', range: [-2, 2], nodes: [node('Erf', ['x'], 'y')] },
+  { name: 'Elu', kind: 'smooth', range: [-2, 2], kinks: [0], nodes: [node('Elu', ['x'], 'y', [float('alpha', 0.7)])] },
+  { name: 'Softplus', kind: 'smooth', range: [-3, 3], nodes: [node('Softplus', ['x'], 'y')] },
+  { name: 'Pow by a constant', kind: 'smooth', range: [0.5, 2], nodes: [node('Pow', ['x', 'p'], 'y')], inits: [floatTensor('p', [2.5], [])] },
+  { name: 'Max of two operands on the path, Min with a constant', kind: 'piecewise', kinks: [0, -0.4], nodes: [node('Neg', ['x'], 'n'), node('Max', ['x', 'n'], 'm'), node('Min', ['x', 'c'], 'k'), node('Add', ['m', 'k'], 'y')], inits: [floatTensor('c', [-0.4], [])] },
+  { name: 'ReduceSum (axes as input), ReduceMax', kind: 'piecewise', distinct: true, nodes: [node('ReduceSum', ['x', 'ax'], 's'), node('ReduceMax', ['x'], 'm', [ints('axes', [1]), int('keepdims', 1)]), node('Mul', ['m', 'k'], 'mk'), node('Add', ['s', 'mk'], 'y')], inits: [int64Tensor('ax', [2]), r('k', [1, 1, 6, 6], 12)] },
+  { name: 'ReduceMin without keepdims, GlobalMaxPool', kind: 'piecewise', distinct: true, nodes: [node('ReduceMin', ['x'], 'm', [ints('axes', [2, 3]), int('keepdims', 0)]), node('GlobalMaxPool', ['x'], 'g'), node('Flatten', ['g'], 'f'), node('Sub', ['m', 'f'], 'y')] },
+  { name: 'Unsqueeze, Squeeze, Expand, Cast', kind: 'linear', nodes: [node('ReduceMean', ['x'], 'm', [ints('axes', [1]), int('keepdims', 0)]), node('Unsqueeze', ['m', 'u'], 'a'), node('Expand', ['a', 'shape'], 'e'), node('Unsqueeze', ['e', 'u4'], 'b'), node('Squeeze', ['b', 'u4'], 'c'), node('Cast', ['c'], 'y', [int('to', 1)])], inits: [int64Tensor('u', [1]), int64Tensor('shape', [1, C, 1, W]), int64Tensor('u4', [4])] },
   { name: 'LRN', kind: 'smooth', range: [-2, 2], nodes: [node('LRN', ['x'], 'y', [int('size', 3), float('alpha', 0.5), float('beta', 0.75), float('bias', 1)])] },
 ];
 
@@ -179,6 +201,20 @@ describe('backward graphs against finite differences, one operator at a time', (
       const fd = finiteDifferences(session, c, x, w, per);
       expect(Math.max(...Array.from(fd, Math.abs)), 'the gradient is not zero').toBeGreaterThan(1e-3);
       expect(relError(grad, fd)).toBeLessThan(1e-4);
+      // And the tfjs engine's gradient of the same graph (its image input NHWC; an output NHWC where an image operator
+      // made it, else in the graph's own layout).
+      const exec = OnnxExecutor.fromBytes(bytes);
+      const tape = withMaxPoolGrad(c.maxPool ?? 'exact', () =>
+        tf.tidy(() => {
+          const xs = nchwToNhwc(tf.tensor4d(x, [N, C, H, W]));
+          const own = tf.tensor(w, [N, ...bw.graph.targetShapes[0]!.slice(1)]);
+          const [y0] = exec.run(new Map([[INPUT, xs]]), ['y']);
+          const seed = y0!.shape.join() === own.shape.join() ? own : nchwToNhwc(own);
+          return nhwcToNchw(tf.grad((v: tf.Tensor) => tf.sum(tf.mul(exec.run(new Map([[INPUT, v]]), ['y'])[0]!, seed)))(xs)).dataSync();
+        }),
+      );
+      exec.dispose();
+      expect(relError(grad, tape)).toBeLessThan(1e-4);
     } finally {
       bw.dispose();
       session.dispose();
