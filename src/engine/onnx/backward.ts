@@ -681,14 +681,28 @@ const RULES: Record<string, Rule> = {
     r.add(r.ins[0]!, r.b.node('MatMul', [r.b.f32(`grad/${r.out}/rh`, rhT, [H, Hp]), cols], r.b.fresh(`grad/${r.out}/unpad`)));
   },
   Slice: (r) => {
-    // The preprocessing's channel reversal (a whole axis, step −1) is its own inverse; other slices have no rule yet.
-    const steps = r.ins[4] ? r.intConst(r.ins[4]) : undefined;
-    const starts = r.ins[1] ? r.intConst(r.ins[1]) : undefined;
-    const ends = r.ins[2] ? r.intConst(r.ins[2]) : undefined;
-    const axes = r.ins[3] ? r.intConst(r.ins[3]) : undefined;
-    const whole = steps?.length === 1 && steps[0] === -1 && starts?.[0] === -1 && ends?.[0]! <= -r.xs![axes![0]!]! - 1;
-    if (!whole) unsupported(r, 'a slice other than a whole-axis reversal');
-    r.add(r.ins[0]!, r.b.node('Slice', [r.dy, r.ins[1]!, r.ins[2]!, r.ins[3]!, r.ins[4]!], r.b.fresh(`grad/${r.out}/unreverse`)));
+    const xs = r.xs!;
+    const starts = r.ins[1] ? r.intConst(r.ins[1]) : r.a.ints('starts');
+    const ends = r.ins[2] ? r.intConst(r.ins[2]) : r.a.ints('ends');
+    if (!starts || !ends) return unsupported(r, 'bounds computed at run time');
+    const axes = ((r.ins[3] ? r.intConst(r.ins[3]) : r.a.ints('axes')) ?? starts.map((_, i) => i)).map((v) => (v < 0 ? v + xs.length : v));
+    const steps = (r.ins[4] ? r.intConst(r.ins[4]) : undefined) ?? starts.map(() => 1);
+    // The preprocessing's channel reversal (a whole axis, step −1) is its own inverse.
+    if (steps.length === 1 && steps[0] === -1 && starts[0] === -1 && ends[0]! <= -xs[axes[0]!]! - 1) {
+      return r.add(r.ins[0]!, r.b.node('Slice', [r.dy, r.ins[1]!, r.ins[2]!, r.ins[3]!, r.ins[4]!], r.b.fresh(`grad/${r.out}/unreverse`)));
+    }
+    if (steps.some((v) => v !== 1)) unsupported(r, 'a step other than 1 (or a whole-axis reversal)');
+    if (axes.includes(0)) unsupported(r, 'a slice of the batch');
+    // Step 1: dy padded with zeros back to the input's extent.
+    const pads = new Array<number>(2 * xs.length).fill(0);
+    axes.forEach((axis, k) => {
+      const n = xs[axis]!;
+      const at = (v: number) => Math.min(n, Math.max(0, v < 0 ? v + n : v));
+      const from = at(starts[k]!);
+      pads[axis] = from;
+      pads[axis + xs.length] = n - Math.max(from, at(ends[k]!));
+    });
+    r.add(r.ins[0]!, r.b.node('Pad', [r.dy, r.b.i64(`grad/${r.out}/pads`, pads)], r.b.fresh(`grad/${r.out}/unslice`)));
   },
   Softmax: (r) => {
     const axis = r.a.int('axis', -1);

@@ -121,6 +121,7 @@ const CASES: Case[] = [
   { name: 'Reshape → MatMul', kind: 'linear', nodes: [node('Reshape', ['x', 'shape'], 'f'), node('MatMul', ['f', 'w'], 'y')], inits: [int64Tensor('shape', [0, -1]), r('w', [E, 5], 11, 0.2)] },
   { name: 'Transpose, Concat, Identity, Dropout', kind: 'linear', nodes: [node('Transpose', ['x'], 't', [ints('perm', [0, 1, 3, 2])]), node('Identity', ['x'], 'i'), node('Dropout', ['t'], 'd'), node('Concat', ['i', 'd', 'x'], 'y', [int('axis', 1)])] },
   { name: 'Pad constant, reflect, edge', kind: 'linear', nodes: [node('Pad', ['x', 'p1'], 'a'), node('Pad', ['a', 'p2'], 'b', [str('mode', 'reflect')]), node('Pad', ['b', 'p3'], 'y', [str('mode', 'edge')])], inits: [int64Tensor('p1', [0, 0, 1, 0, 0, 0, 2, 1]), int64Tensor('p2', [0, 0, 2, 1, 0, 0, 1, 2]), int64Tensor('p3', [0, 0, 0, 2, 0, 0, 1, 0])] },
+  { name: 'Slice, step 1: a crop of H and W, one bound from the end', kind: 'linear', nodes: [node('Slice', ['x', 's', 'e', 'a'], 'y')], inits: [int64Tensor('s', [1, -4]), int64Tensor('e', [5, -1]), int64Tensor('a', [2, 3])] },
   { name: 'Slice reversing the channels', kind: 'linear', nodes: [node('Slice', ['x', 's', 'e', 'a', 'st'], 'y')], inits: [int64Tensor('s', [-1]), int64Tensor('e', [-(C + 1)]), int64Tensor('a', [1]), int64Tensor('st', [-1])] },
   { name: 'Abs, Neg', kind: 'piecewise', kinks: [0], nodes: [node('Abs', ['x'], 'a'), node('Neg', ['a'], 'y')] },
   { name: 'Exp', kind: 'smooth', nodes: [node('Exp', ['x'], 'y')] },
