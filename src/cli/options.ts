@@ -20,7 +20,7 @@ export function withModel<T>(y: Argv<T>) {
   return y
     .option('model', { alias: 'm', type: 'string', describe: `built-in model name (see \`models list\`), a descriptor .json, or an .onnx file with its descriptor (same name, .json) beside it (default: the model that made the --atlas / --run / patches given, else ${DEFAULT_MODEL})` })
     .option('weights', { type: 'string', describe: 'folder holding the model file (model.json, or model.onnx), or the file itself; overrides PATCH_ATLAS_MODELS and the cache' })
-    .option('backend', { alias: 'engine', type: 'string', choices: ENGINE_CHOICES as EngineChoice[], default: 'auto' as EngineChoice, describe: 'engine: auto (onnxruntime when installed for forward passes, and for the network in EOT patch steps and in icon steps where measured faster; else wasm), wasm, onnxruntime (the network in every optimisation step), cpu, tensorflow (needs @tensorflow/tfjs-node)' })
+    .option('backend', { alias: 'engine', type: 'string', choices: ENGINE_CHOICES as EngineChoice[], default: 'auto' as EngineChoice, describe: 'engine: auto (onnxruntime when installed for forward passes, and for the network in EOT patch steps, in icon steps where measured faster and in reverse-mode attribution; else wasm), wasm, onnxruntime (the network in every optimisation step), cpu, tensorflow (needs @tensorflow/tfjs-node)' })
     .option('offline', { type: 'boolean', default: false, describe: 'never download weights' });
 }
 
