@@ -8,10 +8,11 @@ import { rewrite, sessionOptions, SyncSession, type Preprocessing, PIXELS } from
  * Backward graphs for onnxruntime: from a model's ONNX graph, one that also returns d(Σ seed·target)/d(input), so
  * gradients run on onnxruntime's native kernels instead of the wasm engine. The seeds (`dy` of each target) are graph
  * inputs, so one session serves every objective: the caller computes dObjective/dTarget (cheap, on the targets)
- * and feeds it. Each operator's rule is written as ONNX operators (a conv's input gradient is a ConvTranspose with
- * the same weights, a max-pool routes through its Indices output with ScatterElements, LRN is elementwise with a
- * banded 1×1 conv for the channel window). The graph is built for one input size: every shape in it is static
- * (read once from onnxruntime on a blank image), except the batch.
+ * and feeds it. Each operator's rule is written as ONNX operators (backward-rules.ts: a conv's input gradient is a
+ * conv with the flipped filter, or a ConvTranspose; a max-pool routes through its Indices output with
+ * ScatterElements, or through the smooth relaxation; LRN is elementwise with a banded 1×1 conv for the channel
+ * window). The input differentiated may be the image or a hidden tensor (`from`). The graph is built for one input
+ * size: every shape in it is static (read once from onnxruntime on a blank image), except the batch.
  *
  * Ties: ReLU and Clip pass no gradient on their kinks (read from the output); a max-pool routes a tie to the first
  * maximum in its window (ONNX's Indices, row-major), as the tfjs engine does. A near-tie (values equal in exact
