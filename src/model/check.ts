@@ -10,6 +10,8 @@ export interface ModelCheck {
   aliases: Array<{ alias: string; tensor: string; shape: Array<number | null> | null }>;
   /** How `collect` will attribute at the atlas layer: one forward-mode pass for every class, or a backward pass per class. */
   attribution: { method: 'jvp' | 'reverse'; why?: string };
+  /** Where gradients run: onnxruntime's backward graphs, or the tfjs engine and why. */
+  gradients: { engine: string; why?: string };
   /** What the check accepted with a remark (a logits tensor found by the final-Softmax rule). */
   notes: string[];
 }
@@ -39,10 +41,16 @@ export function checkModel(c: Classifier): ModelCheck {
     bad('layers.default', `"${d.layers.default}" has output shape [${shape?.join(', ') ?? '?'}]; an atlas layer must be spatial, [height, width, channels]`, d.layers.default);
   return {
     attribution: c.forwardModeAt(tensor) ? { method: 'jvp' } : { method: 'reverse', why: c.noJvp ?? 'a layer on the path from the atlas layer to the logits has no forward-mode rule' },
+    gradients: gradientsOf(c),
     notes: c.logitsNote ? [c.logitsNote] : [],
     logits: { tensor: c.logitsLayer, width: c.labels.outputs },
     labels: { set: d.labels.set, classes: c.labels.size, offset: c.labels.offset },
     defaultLayer: { name: d.layers.default, tensor, shape: shape as number[] },
     aliases,
   };
+}
+
+function gradientsOf(c: Classifier): ModelCheck['gradients'] {
+  const why = c.nativeGradientProblem();
+  return why === undefined ? { engine: 'onnxruntime' } : { engine: c.backend, why };
 }

@@ -216,6 +216,23 @@ export class Classifier {
     }
   }
 
+  /**
+   * Why this model's gradients cannot run on onnxruntime (the engine chosen, no ONNX session, an operator without a
+   * backward rule), or undefined where they can: builds the logits' backward graph at the model's input size (kept for
+   * later steps). Says nothing and switches nothing off: `models check` reports it.
+   */
+  nativeGradientProblem(): string | undefined {
+    if (this.choice !== 'auto' && this.choice !== 'onnxruntime') return `--backend ${this.choice}`;
+    if (!this.onnx) return 'no onnxruntime session (onnxruntime-node missing, or no ONNX form of the model)';
+    if (this.noNativeGradient !== undefined) return this.noNativeGradient;
+    try {
+      this.backwardSession({ onnx: this.onnx, targets: [this.logitsLayer] }, [1, ...this.inputSize]);
+      return undefined;
+    } catch (e) {
+      return (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    }
+  }
+
   /** The backward graph's session for these targets at this input size (from a hidden tensor, if asked), made on first use. */
   private backwardSession(plan: { onnx: { bytes: Uint8Array; input: string }; targets: string[] }, [, h, w]: readonly number[], from: { from?: string; maxPool?: MaxPoolGradMode } = {}): OrtBackward {
     const key = `${plan.targets.join('|')}@${h}x${w}${from.from ? `<${from.from}` : ''}${from.maxPool === 'smooth' ? '/smooth' : ''}`;

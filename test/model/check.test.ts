@@ -78,6 +78,19 @@ describe('checkModel', () => {
     c.dispose();
   });
 
+  it('says where gradients run: onnxruntime backward graphs under auto, else the engine and why', async () => {
+    const auto = await Classifier.load({ model: good, env });
+    const wasm = await Classifier.load({ model: good, env, backend: 'wasm' });
+    try {
+      expect(checkModel(auto).gradients).toEqual({ engine: 'onnxruntime' });
+      expect(checkModel(wasm).gradients).toEqual({ engine: 'wasm', why: '--backend wasm' });
+      expect(auto.noNativeGradient).toBeUndefined();
+    } finally {
+      auto.dispose();
+      wasm.dispose();
+    }
+  });
+
   it('names the key of an alias to no layer, with the closest names', async () => {
     const e = await problem(variant('bad-alias', { default: 'conv_pw_1_relu', aliases: { mid: 'conv_pw_1_rel' } }));
     expect(e.message).toMatch(/"layers\.aliases\.mid" names "conv_pw_1_rel", which is not a layer of the model; closest: conv_pw_1_relu/);

@@ -65,6 +65,7 @@ export function modelsCommand(io: CliIO): CommandModule {
           io.out(`atlas layer: ${r.defaultLayer.name} → ${r.defaultLayer.tensor} [${r.defaultLayer.shape.join(', ')}]`);
           io.out(`aliases: ${r.aliases.map((x) => `${x.alias} → ${x.tensor}`).join(', ') || 'none'}`);
           io.out(r.attribution.method === 'jvp' ? 'attribution: forward mode, one pass for every class' : `attribution: one backward pass per class (slow: ${r.attribution.why})`);
+          io.out(r.gradients.why === undefined ? 'gradients: the network on onnxruntime (backward graphs) for EOT patches, reverse-mode attribution and icons where faster' : `gradients: on ${r.gradients.engine} (${r.gradients.why})`);
           for (const n of r.notes) io.out(`note: ${n}`);
           return;
         } finally {
