@@ -417,6 +417,28 @@ export const RULES: Record<string, Rule> = {
   Squeeze: (r) => r.add(r.ins[0]!, r.b.node('Reshape', [r.dy, r.b.i64(`grad/${r.out}/shape`, batchFree(r.xs!, !axesOf(r).includes(0)))], r.b.fresh(`grad/${r.out}/unsqueeze`))),
   Unsqueeze: (r) => r.add(r.ins[0]!, r.b.node('Reshape', [r.dy, r.b.i64(`grad/${r.out}/shape`, batchFree(r.xs!, !axesOf(r).includes(0)))], r.b.fresh(`grad/${r.out}/squeeze`))),
   Expand: (r) => r.add(r.ins[0]!, r.b.unbroadcast(r.dy, r.ys, r.xs!, `grad/${r.out}/expand`)),
+  Gather: (r) => {
+    // Constant indices (a scalar or a list) along a non-batch axis: dy times the one-hot matrix G [q, n] of the
+    // indices along that axis (repeated indices add up).
+    if (r.onPath(1)) unsupported(r, 'indices computed from the input');
+    const xs = r.xs!;
+    const axis = r.a.int('axis', 0) < 0 ? r.a.int('axis', 0) + xs.length : r.a.int('axis', 0);
+    const idx = r.intConst(r.ins[1]!);
+    const dims = r.constDims(r.ins[1]!);
+    if (axis === 0) unsupported(r, 'a gather along the batch');
+    if (!idx || !dims || dims.length > 1) unsupported(r, 'indices that are not a constant scalar or list');
+    const n = xs[axis]!;
+    const G = new Float32Array(idx!.length * n);
+    idx!.forEach((v, j) => (G[j * n + (v < 0 ? v + n : v)] += 1));
+    const base = `grad/${r.out}/gather`;
+    let g = dims!.length ? r.dy : r.b.node('Unsqueeze', [r.dy, r.b.i64(`${base}/axis`, [axis])], r.b.fresh(`${base}/unsqueeze`));
+    const last = xs.length - 1;
+    const perm = [...xs.keys()].filter((i) => i !== axis).concat(axis);
+    if (axis !== last) g = r.b.node('Transpose', [g], r.b.fresh(`${base}/last`), [ints('perm', perm)]);
+    g = r.b.node('MatMul', [g, r.b.f32(`${base}/onehot`, G, [idx!.length, n])], r.b.fresh(`${base}/spread`));
+    if (axis !== last) g = r.b.node('Transpose', [g], r.b.fresh(`${base}/back`), [ints('perm', perm.map((_, i) => perm.indexOf(i)))]);
+    r.add(r.ins[0]!, g);
+  },
   Cast: (r) => {
     if (r.a.int('to', 0) !== DataType.FLOAT) unsupported(r, 'a cast to a type other than float');
     r.add(r.ins[0]!, r.dy);

@@ -136,6 +136,7 @@ const CASES: Case[] = [
   { name: 'ReduceSum (axes as input), ReduceMax', kind: 'piecewise', distinct: true, nodes: [node('ReduceSum', ['x', 'ax'], 's'), node('ReduceMax', ['x'], 'm', [ints('axes', [1]), int('keepdims', 1)]), node('Mul', ['m', 'k'], 'mk'), node('Add', ['s', 'mk'], 'y')], inits: [int64Tensor('ax', [2]), r('k', [1, 1, 6, 6], 12)] },
   { name: 'ReduceMin without keepdims, GlobalMaxPool', kind: 'piecewise', distinct: true, nodes: [node('ReduceMin', ['x'], 'm', [ints('axes', [2, 3]), int('keepdims', 0)]), node('GlobalMaxPool', ['x'], 'g'), node('Flatten', ['g'], 'f'), node('Sub', ['m', 'f'], 'y')] },
   { name: 'Unsqueeze, Squeeze, Expand, Cast', kind: 'linear', nodes: [node('ReduceMean', ['x'], 'm', [ints('axes', [1]), int('keepdims', 0)]), node('Unsqueeze', ['m', 'u'], 'a'), node('Expand', ['a', 'shape'], 'e'), node('Unsqueeze', ['e', 'u4'], 'b'), node('Squeeze', ['b', 'u4'], 'c'), node('Cast', ['c'], 'y', [int('to', 1)])], inits: [int64Tensor('u', [1]), int64Tensor('shape', [1, C, 1, W]), int64Tensor('u4', [4])] },
+  { name: 'Gather: a list with a repeat along C, then a scalar along W', kind: 'linear', nodes: [node('Gather', ['x', 'i1'], 'a', [int('axis', 1)]), node('Gather', ['a', 'i2'], 'y', [int('axis', -1)])], inits: [int64Tensor('i1', [2, 0, 2]), int64Tensor('i2', [-2], [])] },
   { name: 'LRN', kind: 'smooth', range: [-2, 2], nodes: [node('LRN', ['x'], 'y', [int('size', 3), float('alpha', 0.5), float('beta', 0.75), float('bias', 1)])] },
 ];
 
