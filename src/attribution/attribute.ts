@@ -46,7 +46,7 @@ export function attributePoints(c: Classifier, x: tf.Tensor4D, layer: string, po
     const offset = c.labels.offset;
     const attr = new Float32Array(points * K);
     const ok = !opts.reverse && jvpAttribution(c, x, layer, h!, positions, attr, K, offset, opts.maxTangents ?? 256);
-    if (!ok) reverseAttribution(c, x, layer, h!, positions, attr, K, offset);
+    if (!ok) reverseAttribution(c, x, layer, h!, positions, attr, K);
     return { acts, attr, probs, channels: C, classes: K, method: ok ? 'jvp' : 'reverse' };
   } finally {
     tf.dispose([h!, probsT!]);
@@ -95,8 +95,26 @@ function classesPerRun(hSize: number, K: number): number {
 }
 
 /**
+ * d logit / d h natively for the `n` label columns from `first`, every image of x at once: h repeated once per class,
+ * rows class-major ([n·B, ...h]). Undefined where the model has no native gradients (after one note).
+ */
+function nativeClassGradients(c: Classifier, x: tf.Tensor4D, layer: string, h: tf.Tensor, first: number, n: number): tf.Tensor | undefined {
+  const B = h.shape[0]!;
+  return tf.tidy(() => {
+    const columns = Array.from({ length: n * B }, (_, r) => first + c.labels.offset + Math.floor(r / B));
+    const seeds = tf.oneHot(tf.tensor1d(columns, 'int32'), c.labels.outputs).toFloat() as tf.Tensor2D;
+    return c.nativeLayerGradient(x, layer, n === 1 ? h : tf.tile(h, [n, 1, 1, 1]), seeds, 'smooth');
+  });
+}
+
+/** d logit / d h for label column k on the tape, max-pools through the article's relaxation (as the forward-mode rule). */
+function tapeClassGradient(c: Classifier, x: tf.Tensor4D, layer: string, k: number): { activation: tf.Tensor; grad: tf.Tensor } {
+  return c.layerGradient(x, layer, ['logits'], ([l]) => tf.sum(tf.slice(l!, [0, k + c.labels.offset], [-1, 1])), { maxPool: 'smooth' });
+}
+
+/**
  * Seconds the reverse-mode fallback takes for one image (every class), measured on a blank image: natively (several
- * classes a run, the session made by a first call) where the model runs it so, else one backward pass on the tape
+ * classes a run, the session made by a first run) where the model runs it so, else one backward pass on the tape
  * scaled by the number of classes.
  */
 export function reverseAttributionSeconds(c: Classifier, layer: string): number {
@@ -105,24 +123,21 @@ export function reverseAttributionSeconds(c: Classifier, layer: string): number 
   try {
     if (c.nativeSteps('attribution', c.inputSize[0] * c.inputSize[1])) {
       const h = c.activation(probe, layer);
-      const G = classesPerRun(h.size, K);
-      const run = () =>
-        tf.tidy(() => {
-          const seeds = tf.oneHot(tf.tensor1d(Array.from({ length: G }, (_, r) => r + c.labels.offset), 'int32'), c.labels.outputs).toFloat() as tf.Tensor2D;
-          return c.nativeLayerGradient(probe, layer, G === 1 ? h : tf.tile(h, [G, 1, 1, 1]), seeds, 'smooth');
-        });
-      const first = run();
-      if (first) {
-        first.dispose();
-        const t0 = performance.now();
-        run()?.dispose();
+      try {
+        const G = classesPerRun(h.size, K);
+        const first = nativeClassGradients(c, probe, layer, h, 0, G);
+        if (first) {
+          first.dispose();
+          const t0 = performance.now();
+          nativeClassGradients(c, probe, layer, h, 0, G)?.dispose();
+          return ((performance.now() - t0) / 1000) * Math.ceil(K / G);
+        }
+      } finally {
         h.dispose();
-        return ((performance.now() - t0) / 1000) * Math.ceil(K / G);
       }
-      h.dispose();
     }
     const t0 = performance.now();
-    const g = c.layerGradient(probe, layer, ['logits'], ([l]) => tf.sum(tf.slice(l!, [0, c.labels.offset], [-1, 1])), { maxPool: 'smooth' });
+    const g = tapeClassGradient(c, probe, layer, 0);
     tf.dispose([g.activation, g.grad]);
     return ((performance.now() - t0) / 1000) * K;
   } finally {
@@ -135,7 +150,7 @@ export function reverseAttributionSeconds(c: Classifier, layer: string): number 
  * where the model runs natively (Classifier.nativeSteps('attribution')), backward graphs from `layer` on onnxruntime
  * with several classes per run (the images repeated once per class).
  */
-function reverseAttribution(c: Classifier, x: tf.Tensor4D, layer: string, h: tf.Tensor, positions: Array<Array<[number, number]>>, attr: Float32Array, K: number, offset: number): void {
+function reverseAttribution(c: Classifier, x: tf.Tensor4D, layer: string, h: tf.Tensor, positions: Array<Array<[number, number]>>, attr: Float32Array, K: number): void {
   const [B, H, W, C] = h.shape as [number, number, number, number];
   const hData = h.dataSync();
   const fill = (k: number, g: ArrayLike<number>, at: number) => {
@@ -154,10 +169,7 @@ function reverseAttribution(c: Classifier, x: tf.Tensor4D, layer: string, h: tf.
     const G = classesPerRun(h.size, K);
     for (; k < K; k += G) {
       const n = Math.min(G, K - k);
-      const g = tf.tidy(() => {
-        const seeds = tf.oneHot(tf.tensor1d(Array.from({ length: n * B }, (_, r) => k + offset + Math.floor(r / B)), 'int32'), c.labels.outputs).toFloat() as tf.Tensor2D;
-        return c.nativeLayerGradient(x, layer, n === 1 ? h : tf.tile(h, [n, 1, 1, 1]), seeds, 'smooth');
-      });
+      const g = nativeClassGradients(c, x, layer, h, k, n);
       if (!g) break; // the note has been given; the tape does the rest
       const d = g.dataSync();
       for (let j = 0; j < n; j++) fill(k + j, d, j * h.size);
@@ -165,8 +177,7 @@ function reverseAttribution(c: Classifier, x: tf.Tensor4D, layer: string, h: tf.
     }
   }
   for (; k < K; k++) {
-    // Max-pools backpropagate through the article's relaxation, as the forward-mode rule linearises them.
-    const { activation, grad } = c.layerGradient(x, layer, ['logits'], ([l]) => tf.sum(tf.slice(l!, [0, k + offset], [-1, 1])), { maxPool: 'smooth' });
+    const { activation, grad } = tapeClassGradient(c, x, layer, k);
     fill(k, grad.dataSync(), 0);
     tf.dispose([activation, grad]);
   }

@@ -93,8 +93,8 @@ export class Classifier {
   noJvp: string | undefined;
   /** The ONNX form onnxruntime runs (set once, by `load`, where there is a session). */
   onnx: { bytes: Uint8Array; input: string } | undefined;
-  /** Backward-graph sessions by targets and input size; undefined where one could not be made (noNativeGradient says why). */
-  private readonly backward = new Map<string, OrtBackward | undefined>();
+  /** Backward-graph sessions by targets and input size, or the error that building one met (thrown again on reuse). */
+  private readonly backward = new Map<string, OrtBackward | Error>();
   /** Why native gradients are unavailable, once a try found out. */
   noNativeGradient: string | undefined;
   /** The engine the user chose (set once, by `load`). */
@@ -169,15 +169,8 @@ export class Classifier {
   nativeGradient(x: tf.Tensor4D, outputs: readonly string[], seeds: readonly tf.Tensor[]): { values: tf.Tensor[]; grad: tf.Tensor4D } | undefined {
     const plan = this.nativePlan(x, outputs);
     if (!plan) return undefined;
-    // Image tensors go in and out NCHW, as onnxruntime has them.
-    const flatSeeds = seeds.map((s) => {
-      const t = s.rank === 4 ? tf.transpose(s, [0, 3, 1, 2]) : s;
-      const v = t.dataSync() as Float32Array;
-      if (t !== s) t.dispose();
-      return v;
-    });
     try {
-      const r = this.backwardSession(plan, x.shape).run(x.dataSync() as Float32Array, x.shape, flatSeeds);
+      const r = this.backwardSession(plan, x.shape).run(x.dataSync() as Float32Array, x.shape, seeds.map((s) => toNative(s).data));
       return { values: r.targets.map((o, k) => tf.tidy(() => this.fromNativeTensor(plan.names[k]!, tf.tensor(o.data), o.dims))), grad: tf.tensor4d(r.grad, x.shape) };
     } catch (e) {
       this.noNative(e);
@@ -196,18 +189,15 @@ export class Classifier {
     const plan = this.nativePlan(x, [LOGITS]);
     if (!plan) return undefined;
     try {
-      const bw = this.backwardSession(plan, x.shape, { from: this.resolveLayer(layer), maxPool });
-      const nchw = h.rank === 4 ? tf.transpose(h, [0, 3, 1, 2]) : h;
+      const name = this.resolveLayer(layer);
+      const bw = this.backwardSession(plan, x.shape, { from: name, maxPool });
+      const hs = toNative(h);
       const repeat = h.shape[0]! / x.shape[0];
       const context = bw.graph.context ? tf.tidy(() => (repeat === 1 ? x : tf.tile(x, [repeat, 1, 1, 1]))) : undefined;
       try {
-        const r = bw.run(nchw.dataSync() as Float32Array, nchw.shape, [seeds.dataSync() as Float32Array], context && { data: context.dataSync() as Float32Array, dims: context.shape });
-        return tf.tidy(() => {
-          const g = tf.tensor(r.grad, nchw.shape);
-          return h.rank === 4 ? tf.transpose(g, [0, 2, 3, 1]) : g;
-        });
+        const r = bw.run(hs.data, hs.dims, [seeds.dataSync() as Float32Array], context && { data: context.dataSync() as Float32Array, dims: context.shape });
+        return tf.tidy(() => this.fromNativeTensor(name, tf.tensor1d(r.grad), hs.dims));
       } finally {
-        if (nchw !== h) nchw.dispose();
         if (context !== x) context?.dispose();
       }
     } catch (e) {
@@ -236,12 +226,16 @@ export class Classifier {
   /** The backward graph's session for these targets at this input size (from a hidden tensor, if asked), made on first use. */
   private backwardSession(plan: { onnx: { bytes: Uint8Array; input: string }; targets: string[] }, [, h, w]: readonly number[], from: { from?: string; maxPool?: MaxPoolGradMode } = {}): OrtBackward {
     const key = `${plan.targets.join('|')}@${h}x${w}${from.from ? `<${from.from}` : ''}${from.maxPool === 'smooth' ? '/smooth' : ''}`;
-    if (!this.backward.has(key)) {
-      this.backward.set(key, undefined);
-      this.backward.set(key, OrtBackward.create(plan.onnx.bytes, { input: plan.onnx.input, targets: plan.targets, pre: this.preprocessing(), size: [h!, w!], ...from }, defaultThreads()));
+    let bw = this.backward.get(key);
+    if (!bw) {
+      try {
+        bw = OrtBackward.create(plan.onnx.bytes, { input: plan.onnx.input, targets: plan.targets, pre: this.preprocessing(), size: [h!, w!], ...from }, defaultThreads());
+      } catch (e) {
+        bw = e instanceof Error ? e : new Error(String(e));
+      }
+      this.backward.set(key, bw);
     }
-    const bw = this.backward.get(key);
-    if (!bw) throw new NoNativeGradient(this.noNativeGradient ?? 'no backward graph');
+    if (bw instanceof Error) throw bw;
     return bw;
   }
 
@@ -272,7 +266,7 @@ export class Classifier {
     return { onnx: this.onnx, names, targets: names.map((t) => (t === LOGITS ? this.logitsLayer : t)) };
   }
 
-  /** An onnxruntime output (flat, with its dims) as `run` gives it: logits [N, K], image tensors NHWC. Call in a tidy. */
+  /** An onnxruntime tensor (flat, with its dims: NCHW for image tensors) as `run` gives it: logits [N, K], image tensors NHWC. Call in a tidy. */
   private fromNativeTensor(name: string, flat: tf.Tensor, dims: readonly number[]): tf.Tensor {
     const n = dims[0]!;
     if (name === LOGITS) return tf.reshape(flat, [n, flat.size / n]);
@@ -571,7 +565,7 @@ export class Classifier {
   dispose(): void {
     this.exec.dispose();
     this.forward?.dispose();
-    for (const s of [...this.backward.values(), ...this.activationSessions.values()]) s?.dispose();
+    for (const s of [...this.backward.values(), ...this.activationSessions.values()]) if (!(s instanceof Error)) s.dispose();
   }
 }
 
@@ -693,4 +687,13 @@ function buildOnnx(d: ModelDescriptor, file: string, bytes: Uint8Array, input = 
     if (e instanceof EngineError) throw new PatchAtlasError('WEIGHTS_INVALID', `${file}: ${e.message}`);
     throw e;
   }
+}
+
+/** A tensor as `run` gives it (NHWC for image tensors) as onnxruntime takes it: flat, NCHW for image tensors. */
+function toNative(t: tf.Tensor): { data: Float32Array; dims: number[] } {
+  if (t.rank !== 4) return { data: t.dataSync() as Float32Array, dims: t.shape };
+  const nchw = tf.transpose(t, [0, 3, 1, 2]);
+  const data = nchw.dataSync() as Float32Array;
+  nchw.dispose();
+  return { data, dims: nchw.shape };
 }

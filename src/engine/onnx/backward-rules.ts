@@ -199,11 +199,14 @@ function scaleBy(r: RuleArgs, d: string, tag: string): void {
   r.add(r.ins[0]!, r.b.node('Mul', [r.dy, d], r.b.fresh(`grad/${r.out}/${tag}`)));
 }
 
-/** A Squeeze's or Unsqueeze's axes (attribute before opset 13, input after), non-negative in the output's rank for Unsqueeze. */
-function axesOf(r: RuleArgs): number[] {
-  const axes = r.a.ints('axes') ?? (r.ins[1] ? r.intConst(r.ins[1]) : undefined) ?? [];
+/**
+ * A Squeeze's or Unsqueeze's gradient: dy reshaped to the input's shape. Its axes (attribute before opset 13, input
+ * after; negative ones counted in the larger rank) say whether the first dimension stays the batch.
+ */
+function reshapeBack(r: RuleArgs): void {
   const rank = Math.max(r.xs!.length, r.ys.length);
-  return axes.map((v) => (v < 0 ? v + rank : v));
+  const axes = (r.a.ints('axes') ?? (r.ins[1] ? r.intConst(r.ins[1]) : undefined) ?? []).map((v) => (v < 0 ? v + rank : v));
+  r.add(r.ins[0]!, r.b.node('Reshape', [r.dy, r.b.i64(`grad/${r.out}/shape`, batchFree(r.xs!, !axes.includes(0)))], r.b.fresh(`grad/${r.out}/reshape`)));
 }
 
 /**
@@ -373,12 +376,7 @@ export const RULES: Record<string, Rule> = {
     const strides = r.a.ints('strides') ?? [1, 1];
     r.add(r.ins[0]!, poolAdjoint(r, r.dy, kernel, strides, padsOf(r, kernel, strides, [1, 1]), r.a.int('count_include_pad', 0) === 1, `grad/${r.out}/pool`));
   },
-  GlobalAveragePool: (r) => {
-    const xs = r.xs!;
-    const scaled = r.b.node('Mul', [r.dy, r.b.f32(`grad/${r.out}/inv`, [1 / (xs[2]! * xs[3]!)], [])], r.b.fresh(`grad/${r.out}/s`));
-    // Broadcast against [1, C, H, W]: the batch comes from dy, and the shape stays known to onnxruntime's inference.
-    r.add(r.ins[0]!, r.b.node('Expand', [scaled, r.b.i64(`grad/${r.out}/xshape`, [1, ...xs.slice(1)])], r.b.fresh(`grad/${r.out}/gap`)));
-  },
+  GlobalAveragePool: (r) => reduction(r, 'mean', [2, 3]),
   ReduceMean: (r) => reduction(r, 'mean'),
   ReduceSum: (r) => reduction(r, 'sum'),
   ReduceMax: (r) => reduction(r, 'extreme'),
@@ -414,8 +412,8 @@ export const RULES: Record<string, Rule> = {
   },
   Max: (r) => extreme(r),
   Min: (r) => extreme(r),
-  Squeeze: (r) => r.add(r.ins[0]!, r.b.node('Reshape', [r.dy, r.b.i64(`grad/${r.out}/shape`, batchFree(r.xs!, !axesOf(r).includes(0)))], r.b.fresh(`grad/${r.out}/unsqueeze`))),
-  Unsqueeze: (r) => r.add(r.ins[0]!, r.b.node('Reshape', [r.dy, r.b.i64(`grad/${r.out}/shape`, batchFree(r.xs!, !axesOf(r).includes(0)))], r.b.fresh(`grad/${r.out}/squeeze`))),
+  Squeeze: (r) => reshapeBack(r),
+  Unsqueeze: (r) => reshapeBack(r),
   Expand: (r) => r.add(r.ins[0]!, r.b.unbroadcast(r.dy, r.ys, r.xs!, `grad/${r.out}/expand`)),
   Gather: (r) => {
     // Constant indices (a scalar or a list) along a non-batch axis: dy times the one-hot matrix G [q, n] of the

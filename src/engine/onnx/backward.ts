@@ -1,8 +1,8 @@
 import { EngineError } from '../errors.js';
-import { DataType, decodeModel, encodeModel, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
+import { DataType, decodeModel, encodeModel, type ModelProto, type TensorProto } from './proto.js';
 import { Attrs } from './attrs.js';
 import { Builder, RULES } from './backward-rules.js';
-import { rewrite, sessionOptions, SyncSession, type Preprocessing, PIXELS } from './runtime.js';
+import { keepOnly, rewrite, sessionOptions, SyncSession, type Preprocessing, PIXELS } from './runtime.js';
 
 /**
  * Backward graphs for onnxruntime: from a model's ONNX graph, one that also returns d(Σ seed·target)/d(input), so
@@ -69,20 +69,16 @@ export function buildBackward(bytes: Uint8Array, spec: BackwardSpec): BackwardGr
   const x = spec.from ?? (spec.pre ? PIXELS : spec.input);
   const opset = (model.opset_import ?? []).find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0;
   if (opset < 13) throw new EngineError('MODEL_INVALID', `backward graphs need opset 13 or later (the model has ${opset})`);
+  // (rewrite left only the nodes the targets need.)
   const nodes = g.node ?? [];
-  // On the path: depends on x, and needed for a target.
+  // On the path: depends on x. (The node that makes a hidden `from` is not on it: the gradient stops at `from`.)
   const live = new Set<string>([x]);
   for (const n of nodes) if (!NO_GRADIENT.has(n.op_type ?? '') && (n.input ?? []).some((i) => live.has(i))) for (const o of n.output ?? []) live.add(o);
-  const needed = new Set<string>(spec.targets);
-  for (let k = nodes.length - 1; k >= 0; k--) {
-    const n = nodes[k]!;
-    if ((n.output ?? []).some((o) => needed.has(o))) for (const i of n.input ?? []) if (i) needed.add(i);
-  }
-  // (The node that makes a hidden `from` is not on it: the gradient stops at `from`.)
-  const path = nodes.filter((n) => (n.output ?? []).some((o) => live.has(o) && needed.has(o)) && !n.output!.includes(x));
+  const path = nodes.filter((n) => (n.output ?? []).some((o) => live.has(o)) && !n.output!.includes(x));
   if (spec.from) {
     if (!nodes.some((n) => n.output?.includes(spec.from!))) throw new EngineError('MODEL_INVALID', `no tensor named ${spec.from} in the model`);
-    g.node = upstreamCut(nodes, spec.targets, spec.from);
+    // Whatever only served to make `from` goes, with its weights.
+    keepOnly(g, spec.targets, spec.from);
   }
   for (const n of path) if (!BACKWARD_OPS.has(n.op_type!)) throw new EngineError('UNSUPPORTED_OP', `no backward rule for ${n.op_type} (node ${n.name || n.output?.[0]})`);
   const inits = new Map((g.initializer ?? []).map((t) => [t.name!, t]));
@@ -139,9 +135,7 @@ export function buildBackward(bytes: Uint8Array, spec: BackwardSpec): BackwardGr
   b.node('Identity', [grad], `grad/${x}`);
 
   g.node = [...(g.node ?? []), ...b.nodes];
-  // Only what the nodes read (a cut graph leaves the weights before `from` unused, which onnxruntime warns about).
-  const read = new Set(g.node.flatMap((n) => n.input ?? []));
-  g.initializer = [...(g.initializer ?? []), ...b.inits].filter((t) => read.has(t.name!));
+  g.initializer = [...(g.initializer ?? []), ...b.inits];
   const targetShapes = spec.targets.map((t) => shapes.get(t)!);
   g.input = [...(g.input ?? []), ...seeds.map((name, k) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: [{ dim_param: 'N' }, ...targetShapes[k]!.slice(1).map((d) => ({ dim_value: d }))] } } } }))];
   g.output = [...spec.targets.map((name) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT } } })), { name: `grad/${x}`, type: { tensor_type: { elem_type: DataType.FLOAT } } }];
@@ -158,19 +152,6 @@ export function buildBackward(bytes: Uint8Array, spec: BackwardSpec): BackwardGr
   if (dims?.length === 4) (spec.pre ? [1, 2] : [2, 3]).forEach((k, j) => (dims[k] = { dim_value: spec.size[j] }));
   model.opset_import = [{ domain: '', version: Math.max(opset, 16) }];
   return { bytes: encodeModel(model as ModelProto), input: x, context, targets: [...spec.targets], seeds, grad: `grad/${x}`, targetShapes, maxPools };
-}
-
-/** The nodes that compute `targets` once `from` is given: whatever only served to make `from` goes. */
-function upstreamCut(nodes: NodeProto[], targets: readonly string[], from: string): NodeProto[] {
-  const needed = new Set<string>(targets);
-  const keep = new Set<NodeProto>();
-  for (let k = nodes.length - 1; k >= 0; k--) {
-    const n = nodes[k]!;
-    if (!(n.output ?? []).some((o) => needed.has(o) && o !== from)) continue;
-    keep.add(n);
-    for (const i of n.input ?? []) if (i && i !== from) needed.add(i);
-  }
-  return nodes.filter((n) => keep.has(n));
 }
 
 /**

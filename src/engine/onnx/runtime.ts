@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { EngineError } from '../errors.js';
 import { defaultThreads } from '../wasm-threads.js';
-import { attr, decodeModel, encodeModel, floatTensor, int64Tensor } from './proto.js';
+import { attr, decodeModel, encodeModel, floatTensor, int64Tensor, type GraphProto, type NodeProto } from './proto.js';
 
 /**
  * onnxruntime-node for forward-only work (accuracy, classify, evaluate, the screen's scoring): native CPU kernels,
@@ -138,6 +138,28 @@ export class OrtForward {
   }
 }
 
+/**
+ * `g` cut, in place, to what `outputs` need: the nodes that lead to them, stopping at `stopAt` (whose maker then goes
+ * too: the tensor becomes an input), and the initializers those nodes read (with any graph input that only declared
+ * one). Left whole where a node holds a subgraph, which may read outer tensors it does not list.
+ */
+export function keepOnly(g: GraphProto, outputs: readonly string[], stopAt?: string): void {
+  const nodes = g.node ?? [];
+  if (nodes.some((n) => (n.attribute ?? []).some((a) => a.g || a.graphs?.length))) return;
+  const needed = new Set(outputs);
+  const kept = new Set<NodeProto>();
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    const n = nodes[k]!;
+    if (!(n.output ?? []).some((o) => needed.has(o) && o !== stopAt)) continue;
+    kept.add(n);
+    for (const i of n.input ?? []) if (i && i !== stopAt) needed.add(i);
+  }
+  g.node = nodes.filter((n) => kept.has(n));
+  const unused = new Set((g.initializer ?? []).filter((t) => !needed.has(t.name!)).map((t) => t.name));
+  g.initializer = (g.initializer ?? []).filter((t) => !unused.has(t.name));
+  g.input = (g.input ?? []).filter((i) => !unused.has(i.name));
+}
+
 /** Per-channel y = x·scale + offset (RGB order, [0,1] pixels in), then the channels reversed if `reverse`. */
 export interface Preprocessing {
   scale: [number, number, number];
@@ -161,21 +183,8 @@ export function rewrite(bytes: Uint8Array, input: string, names: readonly string
   // Fetched tensors that are not graph outputs go out untyped: onnxruntime infers their types (some are int64 shapes).
   g.output = names.map((name) => declared.get(name) ?? { name });
   // Only the nodes the outputs need: onnxruntime ran the rest too (MobileNet cut at conv_pw_11_relu still ran its last
-  // layers and softmax). Unused weights go with them. (Not where a node holds a subgraph: it may read outer tensors
-  // it does not list.)
-  if (!(g.node ?? []).some((n) => (n.attribute ?? []).some((a) => a.g || a.graphs?.length))) {
-    const needed = new Set(names);
-    const live: NonNullable<typeof g.node> = [];
-    for (const n of [...(g.node ?? [])].reverse()) {
-      if (!(n.output ?? []).some((o) => needed.has(o))) continue;
-      live.push(n);
-      for (const i of n.input ?? []) if (i) needed.add(i);
-    }
-    g.node = live.reverse();
-    const unused = new Set((g.initializer ?? []).filter((t) => !needed.has(t.name!)).map((t) => t.name));
-    g.initializer = (g.initializer ?? []).filter((t) => !unused.has(t.name));
-    g.input = (g.input ?? []).filter((i) => !unused.has(i.name));
-  }
+  // layers and softmax).
+  keepOnly(g, names);
   if (pre) {
     const order = pre.reverse ? [2, 1, 0] : [0, 1, 2];
     // Reversing the channels after the affine map equals applying the reversed map to reversed input channels.
