@@ -161,8 +161,8 @@ if (only.has('featvis')) {
       const nat = workload('featvisNative', { size, batch });
       table.push([`  … the network on onnxruntime (native ${fmt(nat.native_ms_per_icon)} + tape ${fmt(nat.tape_ms_per_icon)} ms)`, fmt(nat.ms_per_icon), fmt(pl), ratio(nat.ms_per_icon as number, pl, false), fmt(nat.max_rss_mb, 0)]);
       table.push([`  … its native part vs the same network work (activations, then their input gradient) on wasm`, fmt(nat.native_ms_per_icon), fmt(nat.wasm_network_ms_per_icon), ratio(nat.native_ms_per_icon as number, nat.wasm_network_ms_per_icon as number, false), '']);
-      // Bound on the row above: the native part runs two forward passes and one backward pass, so it cannot beat the wasm
-      // forward + backward by much more than the native forward beats the wasm forward.
+      // For the row above: the native part is one run of the backward graph of network and objective (readout), which
+      // recomputes the forward; this row says how far native kernels are ahead before any backward work.
       table.push([`  … the forward pass alone, onnxruntime vs wasm (what native kernels gain before any backward work)`, fmt(nat.native_forward_ms_per_icon), fmt(nat.wasm_forward_ms_per_icon), ratio(nat.native_forward_ms_per_icon as number, nat.wasm_forward_ms_per_icon as number, false), '']);
       table.push([`  … chained vs all-tfjs step, same settings`, fmt(nat.ms_per_icon), fmt(full.ms_per_icon), ratio(nat.ms_per_icon as number, full.ms_per_icon as number, false), '']);
     } catch (e) {

@@ -212,7 +212,7 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     const step = async (timed: boolean) => {
       const seed = Math.floor(rng() * 2 ** 32);
       const img = () => transform(param.image(), mulberry32(seed));
-      const r = nativeStepGrads(c, objective, img, param.variables, timed ? time : undefined);
+      const r = nativeStepGrads(c, objective, img, param.variables, { time: timed ? time : undefined });
       if (!r) throw new Error(`no native gradients: ${c.noNativeGradient}`);
       optimizer.applyGradients(Object.entries(r.grads).map(([name, tensor]) => ({ name, tensor })));
       tf.dispose(Object.values(r.grads));

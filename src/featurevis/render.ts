@@ -46,8 +46,8 @@ export interface RenderOptions {
   onStep?: (s: RenderStep) => void;
   /**
    * Run the network's part of each step on onnxruntime (featurevis/native-step.ts), the rest on the tape; same
-   * random draws, same result up to rounding. Default: `classifier.nativeSteps('icons', pixels per step)`. Falls back to the tape
-   * where the model has no backward graph.
+   * random draws, same result up to rounding. Default: `classifier.nativeSteps('icons', pixels per step, whether
+   * the objective is a readout)`. Falls back to the tape where the model has no backward graph.
    */
   native?: boolean;
 }
@@ -120,7 +120,7 @@ export async function render(opts: RenderOptions): Promise<RenderResult> {
     const rng = mulberry32(Math.floor(master() * 2 ** 32));
     const items = opts.itemSeeds;
     const param = opts.param(items ? items.map((s) => keyedSeed(s, `init/${t}`)) : initSeed);
-    native ??= classifier.nativeSteps('icons', param.shape[0] * param.shape[1] * param.shape[2]);
+    native ??= classifier.nativeSteps('icons', param.shape[0] * param.shape[1] * param.shape[2], objective.readout !== undefined);
     const itemRngs = items?.map((s) => mulberry32(keyedSeed(s, `transforms/${t}`)));
     const streams = itemRngs ?? [rng];
     // Per-item streams: each item through the transforms on its own (one draw per item, not per batch).

@@ -14,6 +14,7 @@ import { recordModelSource } from '../formats/producer.js';
 import { INPUT, probeShapes, type Executor, type LayerInfo } from '../engine/index.js';
 import { EngineError, NoNativeGradient, EXPORT_VERSION, ExportUnsupported, GraphExecutor, graphToOnnx, OnnxExecutor, type GraphConversion, type GraphNode } from '../engine/index.js';
 import { withMaxPoolGrad, type MaxPoolGradMode } from '../engine/index.js';
+import { readoutReads, renameReads, type Readout, type ReadoutWeight } from '../engine/index.js';
 import { LayersExecutor } from '../engine/index.js';
 import type { ClassRef, LabelSet } from './labels.js';
 import { hashFiles, readArtifacts, resolveWeights, weightFiles, type ResolvedWeights } from './weights.js';
@@ -39,19 +40,20 @@ export interface LoadOptions {
 /**
  * Whether `--backend auto` runs a kind of optimisation step with the network on onnxruntime, by what runs the model on
  * the tape (a Keras layers model, on our fused wasm kernels, or anything else: ONNX files and tfjs graphs, run as ONNX
- * operators on tfjs) and the step's size (images × height × width). Measured (2 cores, same process, ms per step,
- * native against tape): EOT patch step (`npm run bench -- --only steps`, 64 px patch, 8 images at 224 px, two runs):
- * MobileNet v1 0.75 layers 242–265 against 382–452, the same network as a tfjs graph 235–311 against 367–489, GoogLeNet
- * (ONNX) 791–979 against 4,359–5,269. Icon step, 96 px batch 8: MobileNet as a tfjs graph 215–277 against 287–336,
- * GoogLeNet 205–259 against 713–903; MobileNet layers, by size (cossim directions, min of two runs of 4 steps): 96 px
- * b8 (74k px) 102 against 88, 128 px b8 (131k) 147 / 145, 96 px b16 (147k) 150 / 165, 224 px b4 (201k) 206 / 219,
- * 128 px b16 (262k) 224 / 288. Below ~140k px per step the second, forward-only pass for the objective's activations
- * and the sessions' fixed costs outweigh onnxruntime's faster kernels there.
+ * operators on tfjs), the step's size (images × height × width) and whether its objective is a readout (one native
+ * run a step: network, objective and gradient; featurevis/native-step.ts). Measured (2 cores, same process, ms per
+ * step, native against tape), `npm run bench -- --only steps` (64 px patch on 8 images at 224 px; icons 96 px × 8,
+ * cossim directions): EOT patch step MobileNet v1 0.75 layers 181 against 374, the same network as a tfjs graph 206
+ * against 371, GoogLeNet (ONNX) 594 against 4,439; icon step MobileNet layers 45 against 76, as a tfjs graph 180
+ * against 305, GoogLeNet 132 against 757. Icons of MobileNet layers by size (render, min of two runs of 4 steps):
+ * 96 px × 8 48 against 78, 80 px × 8 32 / 56, 64 px × 4 14 / 21, 48 px × 2 9 / 19, 32 px × 1 3 / 8. An objective
+ * that is not a readout needs a forward-only run first, for its dy: then a layers model's icons were faster natively
+ * only from about 140k pixels a step (96 px × 8 102 against 88, 96 px × 16 150 / 165, 128 px × 16 224 / 288).
  */
-const NATIVE_BY_DEFAULT: Record<NativeKind, (tape: 'layers' | 'other', pixels: number) => boolean> = {
+const NATIVE_BY_DEFAULT: Record<NativeKind, (tape: 'layers' | 'other', pixels: number, oneRun: boolean) => boolean> = {
   patches: () => true,
   attribution: () => true,
-  icons: (tape, pixels) => tape !== 'layers' || pixels >= 140_000,
+  icons: (tape, pixels, oneRun) => oneRun || tape !== 'layers' || pixels >= 140_000,
 };
 
 /** Work that can run its network natively: optimisation steps of icons and patches, reverse-mode attribution. */
@@ -117,22 +119,12 @@ export class Classifier {
     if (!plan) throw new NoNativeGradient(this.noNativeGradient ?? 'no onnxruntime session for this input');
     const dims = x.shape;
     const pixels = x.dataSync() as Float32Array;
-    const timed = <T>(f: () => T): T => {
-      const t = performance.now();
-      try {
-        return f();
-      } catch (e) {
-        this.noNative(e);
-        throw new NoNativeGradient(this.noNativeGradient!);
-      } finally {
-        onNative?.(performance.now() - t);
-      }
-    };
+    const timed = <T>(f: () => T): T => this.nativeCall(f, onNative);
     const out = timed(() => {
       const key = plan.targets.join('|');
       let session = this.activationSessions.get(key);
       if (!session) {
-        session = OrtForward.create(plan.onnx.bytes, plan.onnx.input, plan.targets, this.preprocessing(), true);
+        session = OrtForward.create(plan.onnx.bytes, plan.onnx.input, plan.targets, this.preprocessing(), { anySize: true, spin: false });
         if (!session) throw new Error('onnxruntime-node is not installed');
         this.activationSessions.set(key, session);
       }
@@ -159,6 +151,70 @@ export class Classifier {
       const all = op(x);
       return out.map((o, k) => this.fromNativeTensor(plan.names[k]!, tf.slice(all, k ? ends[k - 1]! : 0, o.data.length), o.dims));
     });
+  }
+
+  /**
+   * A readout (an objective written as data: engine/readout.ts) of the network at `x`, as one op on the tfjs tape
+   * whose forward and derivative take one native run: the backward graph of network and readout together, seeded
+   * with ones, gives the values [N] and each item's d value_n / d x_n at once (items never interact), kept for the
+   * op's gradient (dy_n times it). nativeNet with the objective on the tape runs a forward-only session first, to
+   * know the backward graph's seed. `weights(widths)` gives the readout's weights for the widths the reads have;
+   * `keep`: reads also wanted as values (not differentiated), as `run` names them. Throws NoNativeGradient as
+   * nativeNet does; a weight of the wrong size throws a plain Error.
+   */
+  nativeReadout(
+    x: tf.Tensor4D,
+    readout: Readout,
+    weights: (widths: readonly number[]) => ReadoutWeight[],
+    keep: readonly string[] = [],
+    onNative?: (ms: number) => void,
+  ): { value: tf.Tensor1D; kept: tf.Tensor[] } {
+    const reads = readoutReads(readout);
+    const plan = this.nativePlan(x, reads);
+    if (!plan) throw new NoNativeGradient(this.noNativeGradient ?? 'no onnxruntime session for this input');
+    const tensorOf = new Map(reads.map((r, k) => [r, plan.targets[k]!]));
+    const kept = keep.map((k) => {
+      const t = tensorOf.get(k);
+      if (!t) throw new Error(`nativeReadout: ${k} is kept but not read`);
+      return t;
+    });
+    const dims = x.shape;
+    const n = dims[0];
+    const bw = this.nativeCall(() => this.backwardSession({ onnx: plan.onnx, targets: [...new Set(plan.targets)] }, dims, { readout: renameReads(readout, (r) => tensorOf.get(r)!), also: kept }), onNative);
+    const given = weights(bw.graph.widths);
+    const feeds = Object.fromEntries(
+      bw.graph.weights.map((name, k) => {
+        const w = given[k];
+        if (!w || w.cols !== bw.graph.widths[k] || (w.rows !== 1 && w.rows !== n) || w.data.length !== w.rows * w.cols) {
+          throw new Error(`readout: weight ${k} must be 1 or ${n} rows of ${bw.graph.widths[k]} values${w ? `, got ${w.rows} × ${w.cols}` : ''}`);
+        }
+        // The graph takes a row per item (engine/onnx/readout.ts): one row is repeated.
+        const data = w.rows === n ? w.data : new Float32Array(n * w.cols).map((_, i) => w.data[i % w.cols]!);
+        return [name, { data, dims: [n, w.cols] }];
+      }),
+    );
+    const ones = new Float32Array(n).fill(1);
+    const pixels = x.dataSync() as Float32Array;
+    const r = this.nativeCall(() => bw.run(pixels, dims, [ones], feeds), onNative);
+    const op = tf.customGrad((input) => ({
+      value: tf.tensor1d(r.targets[0]!.data),
+      gradFunc: (dy: tf.Tensor) => tf.tidy(() => tf.mul(tf.tensor4d(r.grad, (input as tf.Tensor4D).shape), tf.reshape(dy, [n, 1, 1, 1]))),
+    }));
+    const value = op(x) as tf.Tensor1D;
+    return { value, kept: r.also.map((o, k) => tf.tidy(() => this.fromNativeTensor(plan.names[reads.indexOf(keep[k]!)]!, tf.tensor(o.data), o.dims))) };
+  }
+
+  /** A native call: its milliseconds to `onNative`; a failure switches native gradients off (one note) and throws NoNativeGradient. */
+  private nativeCall<T>(f: () => T, onNative?: (ms: number) => void): T {
+    const t = performance.now();
+    try {
+      return f();
+    } catch (e) {
+      this.noNative(e);
+      throw new NoNativeGradient(this.noNativeGradient!);
+    } finally {
+      onNative?.(performance.now() - t);
+    }
   }
 
   /**
@@ -195,7 +251,7 @@ export class Classifier {
       const repeat = h.shape[0]! / x.shape[0];
       const context = bw.graph.context ? tf.tidy(() => (repeat === 1 ? x : tf.tile(x, [repeat, 1, 1, 1]))) : undefined;
       try {
-        const r = bw.run(hs.data, hs.dims, [seeds.dataSync() as Float32Array], context && { data: context.dataSync() as Float32Array, dims: context.shape });
+        const r = bw.run(hs.data, hs.dims, [seeds.dataSync() as Float32Array], context && bw.graph.context ? { [bw.graph.context]: { data: context.dataSync() as Float32Array, dims: context.shape } } : {});
         return tf.tidy(() => this.fromNativeTensor(name, tf.tensor1d(r.grad), hs.dims));
       } finally {
         if (context !== x) context?.dispose();
@@ -224,8 +280,12 @@ export class Classifier {
   }
 
   /** The backward graph's session for these targets at this input size (from a hidden tensor, if asked), made on first use. */
-  private backwardSession(plan: { onnx: { bytes: Uint8Array; input: string }; targets: string[] }, [, h, w]: readonly number[], from: { from?: string; maxPool?: MaxPoolGradMode } = {}): OrtBackward {
-    const key = `${plan.targets.join('|')}@${h}x${w}${from.from ? `<${from.from}` : ''}${from.maxPool === 'smooth' ? '/smooth' : ''}`;
+  private backwardSession(
+    plan: { onnx: { bytes: Uint8Array; input: string }; targets: string[] },
+    [, h, w]: readonly number[],
+    from: { from?: string; maxPool?: MaxPoolGradMode; readout?: Readout; also?: string[] } = {},
+  ): OrtBackward {
+    const key = `${plan.targets.join('|')}@${h}x${w}${from.from ? `<${from.from}` : ''}${from.maxPool === 'smooth' ? '/smooth' : ''}${from.readout ? `:${JSON.stringify(from.readout)}+${from.also!.join('|')}` : ''}`;
     let bw = this.backward.get(key);
     if (!bw) {
       try {
@@ -249,12 +309,13 @@ export class Classifier {
   /**
    * Whether optimisation steps run the network's forward and backward on onnxruntime (featurevis/native-step.ts):
    * with `--backend onnxruntime` wherever the model has a session, with `auto` for the kinds of step measured faster
-   * that way (NATIVE_BY_DEFAULT; `pixelsPerStep`: images × height × width of the step), never
-   * on a tfjs backend. A step whose graph has no backward rule still falls back.
+   * that way (NATIVE_BY_DEFAULT; `pixelsPerStep`: images × height × width of the step; `oneRun`: the objective is a
+   * readout, so a step takes one native run), never on a tfjs backend. A step whose graph has no backward rule still
+   * falls back.
    */
-  nativeSteps(kind: NativeKind, pixelsPerStep: number): boolean {
+  nativeSteps(kind: NativeKind, pixelsPerStep: number, oneRun = true): boolean {
     if (!this.onnx || this.noNativeGradient !== undefined) return false;
-    return this.choice === 'onnxruntime' || (this.choice === 'auto' && NATIVE_BY_DEFAULT[kind](this.exec instanceof LayersExecutor ? 'layers' : 'other', pixelsPerStep));
+    return this.choice === 'onnxruntime' || (this.choice === 'auto' && NATIVE_BY_DEFAULT[kind](this.exec instanceof LayersExecutor ? 'layers' : 'other', pixelsPerStep, oneRun));
   }
 
   /** The ONNX form and the tensors to fetch for `outputs` natively, or undefined where that cannot run. */

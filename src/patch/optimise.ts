@@ -5,7 +5,7 @@ import { withMaxPoolGrad } from '../engine/index.js';
 import type { ClassRef } from '../model/labels.js';
 import { keyedSeed, mulberry32, sampleIndices } from '../util/random.js';
 import { nativeStepGrads } from '../featurevis/native-step.js';
-import type { Objective } from '../featurevis/objectives.js';
+import { fromReadout } from '../featurevis/objectives.js';
 import { pasteTf } from './paste.js';
 import { randomPlacements } from './placement.js';
 
@@ -172,28 +172,34 @@ export async function optimisePatch(opts: OptimisePatchOptions): Promise<Optimis
       const images = tf.tensor4d(x, [n, h, w, 3]);
       let pTarget: tf.Scalar | undefined;
       try {
-        // The loss per image, so that its mean is the EOT loss: −log p(target) + w·max over the other classes.
-        const perImage = (logits: tf.Tensor): tf.Tensor1D => {
-          const logp = tf.logSoftmax(logits);
-          const lt = tf.reshape(tf.slice(logp, [0, target.index], [-1, 1]), [n]) as tf.Tensor1D;
-          pTarget?.dispose();
-          pTarget = tf.keep(tf.mean(tf.exp(lt)) as tf.Scalar);
-          return untargetedWeight > 0 ? tf.add(tf.neg(lt), tf.mul(untargetedWeight, tf.max(tf.add(logp, penalty), 1))) : tf.neg(lt);
+        // The loss per image, so that its mean is the EOT loss: −log p(target) + w·max over the other classes. As a
+        // readout (engine/readout.ts) of −loss / n per image, so −Σ is the loss and a native step runs it natively.
+        const logp = { logSoftmax: { read: 'logits' } } as const;
+        const objective = fromReadout('EOT patch loss', ['logits'], {
+          form: { sum: [[1 / n, { dot: logp, w: 0 }], ...(untargetedWeight > 0 ? [[-untargetedWeight / n, { maxPlus: logp, w: 1 }] as const] : [])] },
+          weights: ([k]) => [{ data: Float32Array.from({ length: k! }, (_, j) => (j === target.index ? 1 : 0)), rows: 1, cols: k! }, ...(untargetedWeight > 0 ? [{ data: others, rows: 1, cols: k! }] : [])],
+        });
+        // Mean p(target) over the batch, for the trace.
+        const keepPTarget = (logits: tf.Tensor) => {
+          pTarget = tf.keep(tf.tidy(() => tf.mean(tf.exp(tf.slice(tf.logSoftmax(logits), [0, target.index], [-1, 1]))) as tf.Scalar));
         };
         const pasted = () => pasteTf(images, tf.sigmoid(param) as tf.Tensor3D, placements);
-        // The network natively (featurevis/native-step.ts): its objective is −loss per image / n, so −Σ is the loss.
-        const objective: Objective = {
-          name: 'EOT patch loss',
-          layers: ['logits'],
-          perItem: (acts) => tf.div(tf.neg(perImage(acts.get('logits')!)), n) as tf.Tensor1D,
-          fn: (acts) => tf.sum(objective.perItem(acts)) as tf.Scalar,
-        };
-        const chained = native ? nativeStepGrads(c, objective, pasted, [param]) : undefined;
+        const chained = native ? nativeStepGrads(c, objective, pasted, [param], { keep: true }) : undefined;
         if (native && !chained) native = false; // no backward graph: the tape from here on
+        if (chained) {
+          keepPTarget(chained.outputs[0]!);
+          tf.dispose(chained.outputs);
+        }
         const { value, grads } = chained
           ? { value: tf.scalar(-chained.per.reduce((a, v) => a + v, 0)), grads: chained.grads }
           : // 'exact' max-pool gradients: optimisation needs the true gradient, not attribution's relaxation.
-            withMaxPoolGrad('exact', () => tf.variableGrads(() => tf.mean(perImage(c.logits(pasted()))) as tf.Scalar, [param]));
+            withMaxPoolGrad('exact', () =>
+              tf.variableGrads(() => {
+                const logits = c.logits(pasted());
+                keepPTarget(logits);
+                return tf.neg(tf.sum(objective.perItem(new Map([['logits', logits]])))) as tf.Scalar;
+              }, [param]),
+            );
         optimizer.applyGradients(Object.entries(grads).map(([name, tensor]) => ({ name, tensor })));
         const entry = { step, loss: value.dataSync()[0]!, pTarget: pTarget!.dataSync()[0]! };
         tf.dispose([value, ...Object.values(grads)]);

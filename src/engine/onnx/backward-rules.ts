@@ -540,6 +540,13 @@ export const RULES: Record<string, Rule> = {
     const dot = r.b.node('ReduceSum', [r.b.node('Mul', [r.dy, r.out], r.b.fresh(`grad/${r.out}/dyy`)), r.b.i64(`grad/${r.out}/axes`, [axis])], r.b.fresh(`grad/${r.out}/dot`), [int('keepdims', 1)]);
     r.add(r.ins[0]!, r.b.node('Mul', [r.out, r.b.node('Sub', [r.dy, dot], r.b.fresh(`grad/${r.out}/d`))], r.b.fresh(`grad/${r.out}/softmax`)));
   },
+  LogSoftmax: (r) => {
+    // dx = dy − softmax(x)·Σ dy, softmax(x) = exp(y).
+    const axis = r.a.int('axis', -1);
+    const total = r.b.node('ReduceSum', [r.dy, r.b.i64(`grad/${r.out}/axes`, [axis])], r.b.fresh(`grad/${r.out}/total`), [int('keepdims', 1)]);
+    const share = r.b.node('Mul', [r.b.node('Exp', [r.out], r.b.fresh(`grad/${r.out}/p`)), total], r.b.fresh(`grad/${r.out}/share`));
+    r.add(r.ins[0]!, r.b.node('Sub', [r.dy, share], r.b.fresh(`grad/${r.out}/logsoftmax`)));
+  },
   LRN: (r) => {
     // y = x·s^−β, s = bias + α/size·Σ_window x². dx = dy·s^−β − 2αβ/size · x · Σ_window(dy·x·s^(−β−1)).
     const C = r.xs![1]!;

@@ -3,6 +3,8 @@ import { DataType, decodeModel, encodeModel, type ModelProto, type TensorProto }
 import { Attrs } from './attrs.js';
 import { Builder, RULES } from './backward-rules.js';
 import { keepOnly, rewrite, sessionOptions, SyncSession, type Preprocessing, PIXELS } from './runtime.js';
+import { batchSymbol, READOUT, withReadout } from './readout.js';
+import type { Readout } from '../readout.js';
 
 /**
  * Backward graphs for onnxruntime: from a model's ONNX graph, one that also returns d(Σ seed·target)/d(input), so
@@ -38,6 +40,14 @@ export interface BackwardSpec {
    * the max-pool's window), as the tfjs engine's 'smooth' mode and the forward-mode attribution rule do. Default 'exact'.
    */
   maxPool?: 'exact' | 'smooth';
+  /**
+   * Differentiate this readout of the targets instead (engine/readout.ts; reads named by their ONNX tensors): the
+   * graph's one target is then the readout's value [N], whose seed of ones gives each item's gradient, its weights
+   * are inputs (`BackwardGraph.weights`), and the targets are returned as `also`.
+   */
+  readout?: Readout;
+  /** With `readout`: the targets (reads) returned as values too, not differentiated. */
+  also?: readonly string[];
 }
 
 export interface BackwardGraph {
@@ -48,6 +58,11 @@ export interface BackwardGraph {
   context?: string;
   /** The targets, returned as outputs in this order. */
   targets: string[];
+  /** Tensors returned as well, not differentiated (a readout's reads). */
+  also: string[];
+  /** Further inputs to feed: a readout's weights, [R, widths[k]] each (R: 1 or N). */
+  weights: string[];
+  widths: number[];
   /** Seed input names, one per target, in `targets` order. */
   seeds: string[];
   /** The gradient output's name. */
@@ -63,8 +78,20 @@ export const BACKWARD_OPS = new Set(Object.keys(RULES));
 /** Operators whose outputs carry no gradient (shape arithmetic). */
 const NO_GRADIENT = new Set(['Shape', 'Size', 'ConstantOfShape', 'Constant']);
 
-export function buildBackward(bytes: Uint8Array, spec: BackwardSpec): BackwardGraph {
-  const model = decodeModel(rewrite(bytes, spec.input, spec.targets, spec.pre, true));
+export function buildBackward(source: Uint8Array, given: BackwardSpec): BackwardGraph {
+  let bytes = source;
+  let spec = given;
+  let weights: string[] = [];
+  let widths: number[] = [];
+  if (given.readout) {
+    // The read tensors' shapes at this size place the readout's positions; then the readout is part of the model.
+    const dims = staticShapes(source, given, [...given.targets], []).shapes;
+    ({ bytes, weights, widths } = withReadout(source, given.readout, dims, given.input));
+    spec = { ...given, targets: [READOUT] };
+  }
+  const also = given.readout ? [...(given.also ?? [])] : [];
+  for (const t of also) if (!given.targets.includes(t)) throw new EngineError('MODEL_INVALID', `${t} is returned as a value but is not read`);
+  const model = decodeModel(rewrite(bytes, spec.input, [...spec.targets, ...also], spec.pre, true));
   const g = model.graph!;
   const x = spec.from ?? (spec.pre ? PIXELS : spec.input);
   const opset = (model.opset_import ?? []).find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 0;
@@ -137,37 +164,45 @@ export function buildBackward(bytes: Uint8Array, spec: BackwardSpec): BackwardGr
   g.node = [...(g.node ?? []), ...b.nodes];
   g.initializer = [...(g.initializer ?? []), ...b.inits];
   const targetShapes = spec.targets.map((t) => shapes.get(t)!);
-  g.input = [...(g.input ?? []), ...seeds.map((name, k) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: [{ dim_param: 'N' }, ...targetShapes[k]!.slice(1).map((d) => ({ dim_value: d }))] } } } }))];
-  g.output = [...spec.targets.map((name) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT } } })), { name: `grad/${x}`, type: { tensor_type: { elem_type: DataType.FLOAT } } }];
+  const batch = batchSymbol(g, spec.pre ? PIXELS : spec.input);
+  g.input = [...(g.input ?? []), ...seeds.map((name, k) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: [{ dim_param: batch }, ...targetShapes[k]!.slice(1).map((d) => ({ dim_value: d }))] } } } }))];
+  g.output = [...spec.targets, ...also, `grad/${x}`].map((name) => ({ name, type: { tensor_type: { elem_type: DataType.FLOAT } } }));
   // The graph is built for one input size: saying so lets onnxruntime prove that a mask and the gradient it scales
   // have one shape, which its NCHWc layout needs to keep the product in that layout (see nchwcMask).
   const image = spec.pre ? PIXELS : spec.input;
   // With `from`, the image stays an input only where a kept node still reads it (a branch around `from`).
   const context = spec.from && (g.node ?? []).some((n) => n.input?.includes(image)) ? image : undefined;
   if (spec.from) {
-    const declared = { name: x, type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: [{ dim_param: 'N' }, ...shapes.get(x)!.slice(1).map((d) => ({ dim_value: d }))] } } } };
+    const declared = { name: x, type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: [{ dim_param: batch }, ...shapes.get(x)!.slice(1).map((d) => ({ dim_value: d }))] } } } };
     g.input = [declared, ...(g.input ?? []).filter((i) => i.name !== x && (i.name !== image || context))];
   }
   const dims = g.input?.find((i) => i.name === image)?.type?.tensor_type?.shape?.dim;
   if (dims?.length === 4) (spec.pre ? [1, 2] : [2, 3]).forEach((k, j) => (dims[k] = { dim_value: spec.size[j] }));
   model.opset_import = [{ domain: '', version: Math.max(opset, 16) }];
-  return { bytes: encodeModel(model as ModelProto), input: x, context, targets: [...spec.targets], seeds, grad: `grad/${x}`, targetShapes, maxPools };
+  return { bytes: encodeModel(model as ModelProto), input: x, context, targets: [...spec.targets], also, weights, widths, seeds, grad: `grad/${x}`, targetShapes, maxPools };
 }
 
 /**
  * Every named tensor's shape (batch 1), and the values of `computed` (small integer tensors off the path), read
- * from onnxruntime on a blank input of the spec's size.
+ * from onnxruntime on a blank input of the spec's size (other float inputs, such as a readout's weights, one row of
+ * zeros).
  */
 function staticShapes(bytes: Uint8Array, spec: BackwardSpec, names: string[], computed: string[]): { shapes: Map<string, number[]>; values: Map<string, number[]> } {
   const [h, w] = spec.size;
   const all = [...names, ...computed];
-  const session = SyncSession.open(rewrite(bytes, spec.input, all, spec.pre, true), sessionOptions(1, 'disabled'));
+  const probe = rewrite(bytes, spec.input, all, spec.pre, true);
+  const session = SyncSession.open(probe, sessionOptions(1, 'disabled'));
   try {
     const input = spec.pre ? PIXELS : spec.input;
     // The channels the model declares (3 when it does not say).
     const declared = decodeModel(bytes).graph?.input?.find((i) => i.name === spec.input)?.type?.tensor_type?.shape?.dim?.[1]?.dim_value;
     const dims = spec.pre ? [1, h, w, 3] : [1, Number(declared ?? 3) || 3, h, w];
-    const out = session.run({ [input]: { data: new Float32Array(dims.reduce((a, b) => a * b, 1)), dims } }, all);
+    const zeros = (d: readonly number[]) => ({ data: new Float32Array(d.reduce((a, b) => a * b, 1)), dims: d });
+    const pg = decodeModel(probe).graph!;
+    const inits = new Set((pg.initializer ?? []).map((t) => t.name));
+    const others = (pg.input ?? []).filter((i) => i.name !== input && !inits.has(i.name) && i.type?.tensor_type?.elem_type === DataType.FLOAT);
+    const feeds = Object.fromEntries(others.map((i) => [i.name!, zeros((i.type!.tensor_type!.shape?.dim ?? []).map((d) => Number(d.dim_value ?? 0) || 1))]));
+    const out = session.run({ [input]: zeros(dims), ...feeds }, all);
     const values = new Map(computed.map((n) => [n, Array.from(out[n]!.data as ArrayLike<number | bigint>, Number)]));
     return { shapes: new Map(names.map((n) => [n, [...out[n]!.dims]])), values };
   } finally {
@@ -190,6 +225,8 @@ function intsOf(t: TensorProto): number[] | undefined {
   return undefined;
 }
 
+type Feed = { data: Float32Array; dims: readonly number[] };
+
 /**
  * A session over a backward graph: pixels (or the model input) and one seed per target in, the targets and the
  * gradient out. Synchronous (SyncSession): it runs inside the tfjs tape's gradient functions.
@@ -207,7 +244,8 @@ export class OrtBackward {
     try {
       // With max-pools, one level short of 'all': its NCHWc re-tiling rounds differently from tfjs, and near-ties in
       // pooling windows then break differently (GoogLeNet, relative L2 against the tfjs tape: 3.1e-3 vs 5.8e-4).
-      session = SyncSession.open(graph.bytes, sessionOptions(threads, graph.maxPools ? 'extended' : 'all'));
+      // No spinning: backward graphs take turns with the tape and a forward-only session (sessionOptions).
+      session = SyncSession.open(graph.bytes, sessionOptions(threads, graph.maxPools ? 'extended' : 'all', false));
     } catch (e) {
       throw new EngineError('MODEL_INVALID', `onnxruntime cannot load the backward graph: ${(e as Error).message.split('\n')[0]}`);
     }
@@ -215,20 +253,21 @@ export class OrtBackward {
   }
 
   /**
-   * `x` with dims `dims`; seeds flat, batch × target shape each → the targets (with dims) and d(Σ seed·target)/dx,
-   * flat. `context`: the image, for a graph whose `context` says it needs it.
+   * `x` with dims `dims`; seeds flat, batch × target shape each → the targets and `also` (with dims) and
+   * d(Σ seed·target)/dx, flat. `more`: the graph's other inputs by name (the image where `context` names it, the
+   * weights).
    */
-  run(x: Float32Array, dims: readonly number[], seeds: readonly Float32Array[], context?: { data: Float32Array; dims: readonly number[] }): { targets: Array<{ data: Float32Array; dims: readonly number[] }>; grad: Float32Array } {
+  run(x: Float32Array, dims: readonly number[], seeds: readonly Float32Array[], more: Readonly<Record<string, Feed>> = {}): { targets: Feed[]; also: Feed[]; grad: Float32Array } {
     const g = this.graph;
     const n = dims[0]!;
-    const feeds: Record<string, { data: Float32Array; dims: readonly number[] }> = { [g.input]: { data: x, dims } };
-    if (g.context) {
-      if (!context) throw new EngineError('MODEL_INVALID', `the targets depend on ${g.context} other than through ${g.input}: feed it too`);
-      feeds[g.context] = context;
+    for (const name of [...(g.context ? [g.context] : []), ...g.weights]) {
+      if (!more[name]) throw new EngineError('MODEL_INVALID', `the backward graph also needs ${name}: feed it`);
     }
+    const feeds: Record<string, Feed> = { ...more, [g.input]: { data: x, dims } };
     g.seeds.forEach((name, k) => (feeds[name] = { data: seeds[k]!, dims: [n, ...g.targetShapes[k]!.slice(1)] }));
-    const out = this.session.run(feeds, [...g.targets, g.grad]);
-    return { targets: g.targets.map((t) => ({ data: out[t]!.data, dims: out[t]!.dims })), grad: out[g.grad]!.data };
+    const out = this.session.run(feeds, [...g.targets, ...g.also, g.grad]);
+    const fetched = (t: string): Feed => ({ data: out[t]!.data, dims: out[t]!.dims });
+    return { targets: g.targets.map(fetched), also: g.also.map(fetched), grad: out[g.grad]!.data };
   }
 
   dispose(): void {

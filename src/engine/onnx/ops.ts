@@ -426,7 +426,7 @@ const matMul: Builder = (c) => {
   return { apply, layouts: ['plain'], ...(data.length === 1 ? { jvp: linearJvp(apply, data) } : {}) };
 };
 
-const softmax: Builder = (c) => {
+const softmaxOf = (f: (x: tf.Tensor) => tf.Tensor): Builder => (c) => {
   const layout = c.inputs[0]!.layout;
   const legacy = c.opset < 13;
   const axis = c.attrs.int('axis', legacy ? 1 : -1);
@@ -437,16 +437,18 @@ const softmax: Builder = (c) => {
       if (legacy) {
         // Opset < 13: the input is coerced to 2-D at `axis` and normalised over everything after it.
         const lead = v.shape.slice(0, a).reduce((p, q) => p * q, 1);
-        return [tf.reshape(tf.softmax(tf.reshape(v, [lead, v.size / lead])), v.shape)];
+        return [tf.reshape(f(tf.reshape(v, [lead, v.size / lead])), v.shape)];
       }
-      if (a === v.rank - 1) return [tf.softmax(v)];
+      if (a === v.rank - 1) return [f(v)];
       const perm = [...v.shape.keys()];
       [perm[a], perm[v.rank - 1]] = [perm[v.rank - 1]!, perm[a]!];
-      return [tf.transpose(tf.softmax(tf.transpose(v, perm)), perm)];
+      return [tf.transpose(f(tf.transpose(v, perm)), perm)];
     },
     layouts: ['plain'],
   };
 };
+const softmax = softmaxOf((x) => tf.softmax(x));
+const logSoftmax = softmaxOf((x) => tf.logSoftmax(x));
 
 const pass: Builder = (c) => {
   const apply: OpImpl['apply'] = ([x]) => [x!.clone()];
@@ -742,6 +744,7 @@ const BUILDERS: Record<string, Builder> = {
   Reshape: reshape,
   Transpose: transpose,
   Softmax: softmax,
+  LogSoftmax: logSoftmax,
   Dropout: pass,
   Identity: pass,
   Pad: pad,

@@ -42,7 +42,7 @@ describe.each(FIXTURES)('%s.onnx, backward on onnxruntime', (name) => {
     const x = fixtureInput(ref.input.shape);
     const hv = values(ref, ref.hidden.find((t) => t.name === hidden)!);
     const seed = tf.tidy(() => tf.tile(tf.reshape(objectiveWeights(k), [1, k]), [n, 1]));
-    const context = bw.graph.context ? { data: x.dataSync() as Float32Array, dims: x.shape } : undefined;
+    const context = bw.graph.context ? { [bw.graph.context]: { data: x.dataSync() as Float32Array, dims: x.shape } } : {};
     const r = bw.run(hv, [n, ...ref.gradients.hidden_grad.shape.slice(1)], [seed.dataSync() as Float32Array], context);
     expect(relError(r.targets[0]!.data, values(ref, ref.outputs[logits]!))).toBeLessThan(1e-4);
     expect(relError(r.grad, values(ref, ref.gradients.hidden_grad))).toBeLessThan(1e-4);

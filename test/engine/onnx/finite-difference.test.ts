@@ -118,6 +118,7 @@ const CASES: Case[] = [
   { name: 'GlobalAveragePool', kind: 'linear', nodes: [node('GlobalAveragePool', ['x'], 'y')] },
   { name: 'ReduceMean over H', kind: 'linear', nodes: [node('ReduceMean', ['x'], 'y', [ints('axes', [2]), int('keepdims', 0)])] },
   { name: 'Flatten → Gemm (transB, alpha, bias) → Softmax', kind: 'smooth', nodes: [node('Flatten', ['x'], 'f'), node('Gemm', ['f', 'w', 'b'], 'g', [int('transB', 1), float('alpha', 0.5)]), node('Softmax', ['g'], 'y')], inits: [r('w', [7, E], 9, 0.2), r('b', [7], 10)] },
+  { name: 'Flatten → Gemm → LogSoftmax', kind: 'smooth', nodes: [node('Flatten', ['x'], 'f'), node('Gemm', ['f', 'w', 'b'], 'g', [int('transB', 1)]), node('LogSoftmax', ['g'], 'y')], inits: [r('w', [7, E], 11, 0.2), r('b', [7], 12)] },
   { name: 'Reshape → MatMul', kind: 'linear', nodes: [node('Reshape', ['x', 'shape'], 'f'), node('MatMul', ['f', 'w'], 'y')], inits: [int64Tensor('shape', [0, -1]), r('w', [E, 5], 11, 0.2)] },
   { name: 'Transpose, Concat, Identity, Dropout', kind: 'linear', nodes: [node('Transpose', ['x'], 't', [ints('perm', [0, 1, 3, 2])]), node('Identity', ['x'], 'i'), node('Dropout', ['t'], 'd'), node('Concat', ['i', 'd', 'x'], 'y', [int('axis', 1)])] },
   { name: 'Pad constant, reflect, edge', kind: 'linear', nodes: [node('Pad', ['x', 'p1'], 'a'), node('Pad', ['a', 'p2'], 'b', [str('mode', 'reflect')]), node('Pad', ['b', 'p3'], 'y', [str('mode', 'edge')])], inits: [int64Tensor('p1', [0, 0, 1, 0, 0, 0, 2, 1]), int64Tensor('p2', [0, 0, 2, 1, 0, 0, 1, 2]), int64Tensor('p3', [0, 0, 0, 2, 0, 0, 1, 0])] },
