@@ -237,7 +237,8 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     const wasmMs = (performance.now() - t1) / steps;
     // The forward pass alone on each engine: how far native kernels are ahead before any backward work.
     const forwardMs = (f: () => tf.Tensor[]) => {
-      tf.dispose(f());
+      // A fresh session's first runs are slow (onnxruntime sizes its buffers): warm up as the steps above were.
+      for (let i = 0; i < 3; i++) tf.dispose(f());
       const t = performance.now();
       for (let i = 0; i < steps; i++) {
         const outs = f();

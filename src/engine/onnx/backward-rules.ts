@@ -232,6 +232,62 @@ function reduction(r: RuleArgs, kind: 'mean' | 'sum' | 'extreme', fixed?: number
   r.add(r.ins[0]!, r.b.node('Expand', [scaled, r.b.i64(`${base}/xshape`, [1, ...xs.slice(1)])], r.b.fresh(base)));
 }
 
+/** Float zeros of the shape the int64 tensor `shape` holds (at run time). */
+function zeros(r: RuleArgs, shape: string, base: string): string {
+  const value = { name: 'value', type: AttrType.TENSOR, t: { dims: [1], data_type: DataType.FLOAT, raw_data: new Uint8Array(4) } };
+  return r.b.node('ConstantOfShape', [shape], r.b.fresh(`${base}/zeros`), [value]);
+}
+
+/** Float zeros shaped as tensor `like`. */
+const zerosLike = (r: RuleArgs, like: string, base: string): string => zeros(r, r.b.node('Shape', [like], r.b.fresh(`${base}/shape`)), base);
+
+/**
+ * A Gather's gradient for any indices, shapes read at run time: the indices flattened to k, dy reshaped to
+ * x's shape with k along `axis`, the indices broadcast to that shape, and dy added into zeros at them
+ * (ScatterElements, reduction add: repeats add up; negative indices count from the end, as in Gather).
+ */
+function scatterGather(r: RuleArgs, axis: number): string {
+  const rank = r.xs!.length;
+  const base = `grad/${r.out}/scatter`;
+  const xshape = r.b.node('Shape', [r.ins[0]!], r.b.fresh(`${base}/xshape`));
+  const part = (from: number, to: number) => r.b.node('Slice', [xshape, r.b.i64(`${base}/from`, [from]), r.b.i64(`${base}/to`, [to])], r.b.fresh(`${base}/dims`));
+  const parts = [...(axis > 0 ? [part(0, axis)] : []), r.b.i64(`${base}/k`, [-1]), ...(axis < rank - 1 ? [part(axis + 1, rank)] : [])];
+  const shape = parts.length > 1 ? r.b.node('Concat', parts, r.b.fresh(`${base}/dyshape`), [int('axis', 0)]) : parts[0]!;
+  const dy = r.b.node('Reshape', [r.dy, shape], r.b.fresh(`${base}/dy`));
+  const at = r.b.i64(`${base}/at`, [...Array(axis).fill(1), -1, ...Array(rank - axis - 1).fill(1)]);
+  const flat = r.b.node('Reshape', [r.ins[1]!, at], r.b.fresh(`${base}/indices`));
+  const indices = r.b.node('Expand', [flat, r.b.node('Shape', [dy], r.b.fresh(`${base}/like`))], r.b.fresh(`${base}/spread`));
+  return r.b.node('ScatterElements', [zerosLike(r, r.ins[0]!, base), indices, dy], r.b.fresh(base), [int('axis', axis), str('reduction', 'add')]);
+}
+
+/**
+ * A Slice's gradient for any steps: per sliced axis, from the last, dy added into zeros at the positions the slice
+ * took (ScatterElements along that axis, with constant positions broadcast over the other axes).
+ */
+function scatterSlice(r: RuleArgs, axes: number[], starts: number[], ends: number[], steps: number[]): string {
+  const xs = r.xs!;
+  let g = r.dy;
+  let shape = [...r.ys];
+  for (let k = axes.length - 1; k >= 0; k--) {
+    const axis = axes[k]!;
+    const n = xs[axis]!;
+    const step = steps[k]!;
+    const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v < 0 ? v + n : v));
+    // ONNX's bounds: clamped to [0, n] going forward, to [−1, n − 1] going backward.
+    const [from, to] = step > 0 ? [clamp(starts[k]!, 0, n), clamp(ends[k]!, 0, n)] : [clamp(starts[k]!, 0, n - 1), ends[k]! < -n ? -1 : clamp(ends[k]!, -1, n - 1)];
+    const positions: number[] = [];
+    for (let p = from; step > 0 ? p < to : p > to; p += step) positions.push(p);
+    const base = `grad/${r.out}/unslice${axis}`;
+    const at = r.b.i64(`${base}/at`, positions);
+    const placed = r.b.node('Reshape', [at, r.b.i64(`${base}/atshape`, shape.map((_, i) => (i === axis ? positions.length : 1)))], r.b.fresh(`${base}/positions`));
+    const indices = r.b.node('Expand', [placed, r.b.node('Shape', [g], r.b.fresh(`${base}/like`))], r.b.fresh(`${base}/spread`));
+    shape = shape.map((d, i) => (i === axis ? n : d));
+    const target = r.b.node('Concat', [r.b.node('Slice', [r.b.node('Shape', [g], r.b.fresh(`${base}/gshape`)), r.b.i64(`${base}/0`, [0]), r.b.i64(`${base}/1`, [1])], r.b.fresh(`${base}/batch`)), r.b.i64(`${base}/rest`, shape.slice(1))], r.b.fresh(`${base}/shape`), [int('axis', 0)]);
+    g = r.b.node('ScatterElements', [zeros(r, target, base), indices, g], r.b.fresh(base), [int('axis', axis), str('reduction', 'add')]);
+  }
+  return g;
+}
+
 /** Elementwise Max / Min of two inputs: dy goes to the one equal to the result, the first on a tie (as tfjs's maximum). */
 function extreme(r: RuleArgs): void {
   if (r.ins.length !== 2) unsupported(r, `${r.ins.length} inputs (two are supported)`);
@@ -367,8 +423,8 @@ export const RULES: Record<string, Rule> = {
     const idx = r.n.output![1]!;
     const xs = r.xs!;
     const flat = (t: string, base: string) => r.b.node('Reshape', [t, r.b.i64(`${base}/shape`, [-1])], r.b.fresh(base));
-    const zeros = r.b.node('ConstantOfShape', [r.b.node('Shape', [r.ins[0]!], r.b.fresh(`grad/${r.out}/xshape`))], r.b.fresh(`grad/${r.out}/zeros`), [{ name: 'value', type: AttrType.TENSOR, t: { dims: [1], data_type: DataType.FLOAT, raw_data: new Uint8Array(4) } }]);
-    const scattered = r.b.node('ScatterElements', [flat(zeros, `grad/${r.out}/zf`), flat(idx, `grad/${r.out}/if`), flat(r.dy, `grad/${r.out}/df`)], r.b.fresh(`grad/${r.out}/scatter`), [str('reduction', 'add')]);
+    const blank = zerosLike(r, r.ins[0]!, `grad/${r.out}/x`);
+    const scattered = r.b.node('ScatterElements', [flat(blank, `grad/${r.out}/zf`), flat(idx, `grad/${r.out}/if`), flat(r.dy, `grad/${r.out}/df`)], r.b.fresh(`grad/${r.out}/scatter`), [str('reduction', 'add')]);
     r.add(r.ins[0]!, r.b.node('Reshape', [scattered, r.b.i64(`grad/${r.out}/xs`, batchFree(xs, false))], r.b.fresh(`grad/${r.out}/maxpool`)));
   },
   AveragePool: (r) => {
@@ -417,23 +473,24 @@ export const RULES: Record<string, Rule> = {
   Expand: (r) => r.add(r.ins[0]!, r.b.unbroadcast(r.dy, r.ys, r.xs!, `grad/${r.out}/expand`)),
   Gather: (r) => {
     // Constant indices (a scalar or a list) along a non-batch axis: dy times the one-hot matrix G [q, n] of the
-    // indices along that axis (repeated indices add up).
-    if (r.onPath(1)) unsupported(r, 'indices computed from the input');
+    // indices along that axis (repeated indices add up). Other indices (computed at run time, several dimensions):
+    // dy scattered back with ScatterElements (add). Indices carry no gradient.
     const xs = r.xs!;
     const axis = r.a.int('axis', 0) < 0 ? r.a.int('axis', 0) + xs.length : r.a.int('axis', 0);
-    const idx = r.intConst(r.ins[1]!);
+    const idx = r.onPath(1) ? undefined : r.intConst(r.ins[1]!);
     const dims = r.constDims(r.ins[1]!);
+    // Shapes are read at batch 1, where indices into a batch do not exist.
     if (axis === 0) unsupported(r, 'a gather along the batch');
-    if (!idx || !dims || dims.length > 1) unsupported(r, 'indices that are not a constant scalar or list');
+    if (!idx || !dims || dims.length > 1) return r.add(r.ins[0]!, scatterGather(r, axis));
     const n = xs[axis]!;
-    const G = new Float32Array(idx!.length * n);
-    idx!.forEach((v, j) => (G[j * n + (v < 0 ? v + n : v)] += 1));
+    const G = new Float32Array(idx.length * n);
+    idx.forEach((v, j) => (G[j * n + (v < 0 ? v + n : v)] += 1));
     const base = `grad/${r.out}/gather`;
-    let g = dims!.length ? r.dy : r.b.node('Unsqueeze', [r.dy, r.b.i64(`${base}/axis`, [axis])], r.b.fresh(`${base}/unsqueeze`));
+    let g = dims.length ? r.dy : r.b.node('Unsqueeze', [r.dy, r.b.i64(`${base}/axis`, [axis])], r.b.fresh(`${base}/unsqueeze`));
     const last = xs.length - 1;
     const perm = [...xs.keys()].filter((i) => i !== axis).concat(axis);
     if (axis !== last) g = r.b.node('Transpose', [g], r.b.fresh(`${base}/last`), [ints('perm', perm)]);
-    g = r.b.node('MatMul', [g, r.b.f32(`${base}/onehot`, G, [idx!.length, n])], r.b.fresh(`${base}/spread`));
+    g = r.b.node('MatMul', [g, r.b.f32(`${base}/onehot`, G, [idx.length, n])], r.b.fresh(`${base}/spread`));
     if (axis !== last) g = r.b.node('Transpose', [g], r.b.fresh(`${base}/back`), [ints('perm', perm.map((_, i) => perm.indexOf(i)))]);
     r.add(r.ins[0]!, g);
   },
@@ -522,8 +579,8 @@ export const RULES: Record<string, Rule> = {
     if (steps.length === 1 && steps[0] === -1 && starts[0] === -1 && ends[0]! <= -xs[axes[0]!]! - 1) {
       return r.add(r.ins[0]!, r.b.node('Slice', [r.dy, r.ins[1]!, r.ins[2]!, r.ins[3]!, r.ins[4]!], r.b.fresh(`grad/${r.out}/unreverse`)));
     }
-    if (steps.some((v) => v !== 1)) unsupported(r, 'a step other than 1 (or a whole-axis reversal)');
     if (axes.includes(0)) unsupported(r, 'a slice of the batch');
+    if (steps.some((v) => v !== 1)) return r.add(r.ins[0]!, scatterSlice(r, axes, starts, ends, steps));
     // Step 1: dy padded with zeros back to the input's extent.
     const pads = new Array<number>(2 * xs.length).fill(0);
     axes.forEach((axis, k) => {

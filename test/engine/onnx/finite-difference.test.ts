@@ -123,6 +123,7 @@ const CASES: Case[] = [
   { name: 'Transpose, Concat, Identity, Dropout', kind: 'linear', nodes: [node('Transpose', ['x'], 't', [ints('perm', [0, 1, 3, 2])]), node('Identity', ['x'], 'i'), node('Dropout', ['t'], 'd'), node('Concat', ['i', 'd', 'x'], 'y', [int('axis', 1)])] },
   { name: 'Pad constant, reflect, edge', kind: 'linear', nodes: [node('Pad', ['x', 'p1'], 'a'), node('Pad', ['a', 'p2'], 'b', [str('mode', 'reflect')]), node('Pad', ['b', 'p3'], 'y', [str('mode', 'edge')])], inits: [int64Tensor('p1', [0, 0, 1, 0, 0, 0, 2, 1]), int64Tensor('p2', [0, 0, 2, 1, 0, 0, 1, 2]), int64Tensor('p3', [0, 0, 0, 2, 0, 0, 1, 0])] },
   { name: 'Slice, step 1: a crop of H and W, one bound from the end', kind: 'linear', nodes: [node('Slice', ['x', 's', 'e', 'a'], 'y')], inits: [int64Tensor('s', [1, -4]), int64Tensor('e', [5, -1]), int64Tensor('a', [2, 3])] },
+  { name: 'Slice with steps 2 along H and −2 along W (scattered back)', kind: 'linear', nodes: [node('Slice', ['x', 's', 'e', 'a', 'st'], 'y')], inits: [int64Tensor('s', [1, -1]), int64Tensor('e', [H, -(W + 1)]), int64Tensor('a', [2, 3]), int64Tensor('st', [2, -2])] },
   { name: 'Slice reversing the channels', kind: 'linear', nodes: [node('Slice', ['x', 's', 'e', 'a', 'st'], 'y')], inits: [int64Tensor('s', [-1]), int64Tensor('e', [-(C + 1)]), int64Tensor('a', [1]), int64Tensor('st', [-1])] },
   { name: 'Abs, Neg', kind: 'piecewise', kinks: [0], nodes: [node('Abs', ['x'], 'a'), node('Neg', ['a'], 'y')] },
   { name: 'Exp', kind: 'smooth', nodes: [node('Exp', ['x'], 'y')] },
@@ -138,6 +139,13 @@ const CASES: Case[] = [
   { name: 'ReduceMin without keepdims, GlobalMaxPool', kind: 'piecewise', distinct: true, nodes: [node('ReduceMin', ['x'], 'm', [ints('axes', [2, 3]), int('keepdims', 0)]), node('GlobalMaxPool', ['x'], 'g'), node('Flatten', ['g'], 'f'), node('Sub', ['m', 'f'], 'y')] },
   { name: 'Unsqueeze, Squeeze, Expand, Cast', kind: 'linear', nodes: [node('ReduceMean', ['x'], 'm', [ints('axes', [1]), int('keepdims', 0)]), node('Unsqueeze', ['m', 'u'], 'a'), node('Expand', ['a', 'shape'], 'e'), node('Unsqueeze', ['e', 'u4'], 'b'), node('Squeeze', ['b', 'u4'], 'c'), node('Cast', ['c'], 'y', [int('to', 1)])], inits: [int64Tensor('u', [1]), int64Tensor('shape', [1, C, 1, W]), int64Tensor('u4', [4])] },
   { name: 'Gather: a list with a repeat along C, then a scalar along W', kind: 'linear', nodes: [node('Gather', ['x', 'i1'], 'a', [int('axis', 1)]), node('Gather', ['a', 'i2'], 'y', [int('axis', -1)])], inits: [int64Tensor('i1', [2, 0, 2]), int64Tensor('i2', [-2], [])] },
+  { name: 'Gather: 2-D indices along H, a repeat and one from the end (scattered back)', kind: 'linear', nodes: [node('Gather', ['x', 'i'], 'y', [int('axis', 2)])], inits: [int64Tensor('i', [0, 2, -1, 0], [2, 2])] },
+  {
+    name: 'Gather: indices computed at run time (from the input\'s shape), with a repeat, along W (scattered back)',
+    kind: 'linear',
+    nodes: [node('Shape', ['x'], 's'), node('Gather', ['s', 'three'], 'w'), node('Sub', ['w', 'off'], 'i'), node('Gather', ['x', 'i'], 'y', [int('axis', 3)])],
+    inits: [int64Tensor('three', [3], []), int64Tensor('off', [W - 1, W - 3, W - 1])],
+  },
   { name: 'LRN', kind: 'smooth', range: [-2, 2], nodes: [node('LRN', ['x'], 'y', [int('size', 3), float('alpha', 0.5), float('beta', 0.75), float('bias', 1)])] },
 ];
 
