@@ -11,8 +11,11 @@ import * as tf from '@tensorflow/tfjs';
  * [B, C] (a row per item), given with the readout and fed, not built in, so one native session serves every value.
  */
 export type Rows =
-  | { read: string; at?: 'centre' | 'mean' | readonly [number, number] }
+  | { read: string; at?: 'centre' | 'mean' | Position }
   | { logSoftmax: Rows };
+
+/** [y, x] in an activation; null: that axis's centre (h // 2 or w // 2). */
+export type Position = readonly [number | null, number | null];
 
 export type Readout =
   /** Σ_c rows·w. */
@@ -124,8 +127,10 @@ export function evaluateReadout(r: Readout, weights: readonly ReadoutWeight[], o
 }
 
 /** [y, x] of a read in an h × w activation (the centre: h // 2, w // 2). Throws where it lies outside. */
-export function positionOf(at: 'centre' | readonly [number, number] | undefined, h: number, w: number): [number, number] {
-  const [y, x] = at === undefined || at === 'centre' ? [Math.floor(h / 2), Math.floor(w / 2)] : at;
+export function positionOf(at: 'centre' | Position | undefined, h: number, w: number): [number, number] {
+  const given = at === undefined || at === 'centre' ? [null, null] : at;
+  const y = given[0] ?? Math.floor(h / 2);
+  const x = given[1] ?? Math.floor(w / 2);
   if (y < 0 || y >= h || x < 0 || x >= w) throw new Error(`position (${y}, ${x}) is outside the ${h}×${w} activation`);
   return [y, x];
 }

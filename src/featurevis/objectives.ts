@@ -79,9 +79,8 @@ export function channel(layer: string, c: number): Objective {
 
 /** Channel c at one position, the centre by default (lucid's `neuron`). */
 export function neuron(layer: string, c: number, y?: number, x?: number): Objective {
-  const at = y === undefined && x === undefined ? ('centre' as const) : ([y, x] as const);
-  if (at !== 'centre' && (y === undefined || x === undefined)) throw new Error('neuron: give both y and x, or neither (the centre)');
-  return fromReadout(`neuron(${layer}:${c}@${y ?? 'c'},${x ?? 'c'})`, [layer], { form: { dot: { read: layer, at: at as 'centre' | [number, number] }, w: 0 }, weights: ([w]) => [oneHot([c], w!, layer)] });
+  const at = y === undefined && x === undefined ? ('centre' as const) : ([y ?? null, x ?? null] as const);
+  return fromReadout(`neuron(${layer}:${c}@${y ?? 'c'},${x ?? 'c'})`, [layer], { form: { dot: { read: layer, at }, w: 0 }, weights: ([w]) => [oneHot([c], w!, layer)] });
 }
 
 /** Mean over positions of dot(h, v) (lucid's `direction` without the cosine term). */

@@ -94,6 +94,7 @@ describe('nativeStepGrads with a readout objective', () => {
     const objectives = [
       sub(neuron('conv_pw_1_relu', 3), scale(direction('conv_pw_1_relu', v16), 0.5)),
       neuron('conv_pw_1_relu', 5, 1, 2),
+      neuron('conv_pw_1_relu', 6, undefined, 3),
       sum(classLogit(c.labels.resolve('n03126707').index), directionCossim('conv_pw_1_relu', v16, 3)),
     ];
     const param = image(2, 32, 32, { seed: 8 });

@@ -45,6 +45,7 @@ describe('objective definitions', () => {
       expect(val(channel(LAYER, 3))[b]).toBeCloseTo(mean, 4);
       expect(val(neuron(LAYER, 5))[b]).toBeCloseTo(centre[5]!, 5);
       expect(val(neuron(LAYER, 5, 1, 2))[b]).toBeCloseTo(hv[b]![1]![2]![5]!, 5);
+      expect(val(neuron(LAYER, 5, 1))[b], 'x at the centre').toBeCloseTo(hv[b]![1]![4]![5]!, 5);
       expect(val(direction(LAYER, v))[b]).toBeCloseTo(dirMean, 4);
       expect(val(directionCossim(LAYER, v, 3))[b]).toBeCloseTo(dot * Math.max(0.1, cos) ** 3, 4);
       expect(val(classLogit(2))[b]).toBeCloseTo(lv[b]![2]!, 5);
