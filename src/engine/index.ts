@@ -18,7 +18,7 @@ export { SUPPORTED_OPS as ONNX_OPS } from './onnx/ops.js';
 export { OrtForward, ortInstalled, type Preprocessing } from './onnx/runtime.js';
 export { BACKWARD_OPS, buildBackward, OrtBackward, type BackwardGraph, type BackwardSpec } from './onnx/backward.js';
 export { defaultThreads } from './wasm-threads.js';
-export { evaluateReadout, readoutReads, readoutWidths, renameReads, shiftWeights, weightCount, type Position, type Readout, type ReadoutWeight, type Rows } from './readout.js';
+export { checkedWeight, evaluateReadout, readoutReads, readoutWidths, renameReads, shiftWeights, weightCount, type Position, type Readout, type ReadoutWeight, type Rows } from './readout.js';
 export { EXPORT_VERSION, ExportUnsupported, exportLayersModel, type ExportResult } from './onnx/export.js';
 export { graphToOnnx, type GraphConversion, type GraphNode } from './onnx/from-graph.js';
 export type { ExternalData } from './onnx/tensors.js';

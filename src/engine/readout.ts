@@ -39,10 +39,16 @@ export const NORM_EPS = 1e-12;
 /** The cosine's floor in dotCossim: a gradient remains when h starts orthogonal to the direction. */
 export const COS_FLOOR = 0.1;
 
+/** A readout that is not a sum: the rows it reads. */
+type Term = Exclude<Readout, { sum: unknown }>;
+const termRows = (x: Term): Rows => ('dot' in x ? x.dot : 'maxPlus' in x ? x.maxPlus : x.dotCossim);
+
+/** The output rows read, whatever log-softmaxes them. */
+const readOf = (x: Rows): Extract<Rows, { read: string }> => ('read' in x ? x : readOf(x.logSoftmax));
+
 /** The outputs a readout reads, once each, in first-read order. */
 export function readoutReads(r: Readout): string[] {
-  const rows = (x: Rows): string[] => ('read' in x ? [x.read] : rows(x.logSoftmax));
-  const all = (x: Readout): string[] => ('sum' in x ? x.sum.flatMap(([, t]) => all(t)) : rows('dot' in x ? x.dot : 'maxPlus' in x ? x.maxPlus : x.dotCossim));
+  const all = (x: Readout): string[] => ('sum' in x ? x.sum.flatMap(([, t]) => all(t)) : [readOf(termRows(x)).read]);
   return [...new Set(all(r))];
 }
 
@@ -71,11 +77,10 @@ export function shiftWeights(r: Readout, by: number): Readout {
  */
 export function readoutWidths(r: Readout, widthOf: (output: string) => number): number[] {
   const widths: number[] = [];
-  const rows = (x: Rows): number => ('read' in x ? widthOf(x.read) : rows(x.logSoftmax));
   const visit = (x: Readout): void => {
     if ('sum' in x) return x.sum.forEach(([, t]) => visit(t));
-    const [h, w] = 'dot' in x ? [x.dot, x.w] : 'maxPlus' in x ? [x.maxPlus, x.w] : [x.dotCossim, x.w];
-    const c = rows(h);
+    const { w } = x;
+    const c = widthOf(readOf(termRows(x)).read);
     if (widths[w] !== undefined && widths[w] !== c) throw new Error(`readout: weight ${w} meets rows of ${widths[w]} and of ${c} values`);
     widths[w] = c;
   };
@@ -85,15 +90,25 @@ export function readoutWidths(r: Readout, widthOf: (output: string) => number): 
 }
 
 /**
+ * Weight k of `weights`, checked against the `cols` values a row it meets and a batch of `batch` (1 row, or one per
+ * item). Throws one line naming what is wrong.
+ */
+export function checkedWeight(weights: readonly ReadoutWeight[], k: number, cols: number, batch: number): ReadoutWeight {
+  const w = weights[k];
+  if (!w) throw new Error(`readout: no weight ${k}`);
+  if (w.cols !== cols) throw new Error(`readout: weight ${k} has ${w.cols} values a row, the rows have ${cols}`);
+  if (w.rows !== 1 && w.rows !== batch) throw new Error(`readout: weight ${k} has ${w.rows} rows for a batch of ${batch}`);
+  if (w.data.length !== w.rows * w.cols) throw new Error(`readout: weight ${k} holds ${w.data.length} values, not ${w.rows} × ${w.cols}`);
+  return w;
+}
+
+/**
  * The readout's values on the tape, [B]: `outputs` by name (NHWC activations, [B, C] logits). Call inside a tidy.
  * Throws (one line) where a weight does not match its rows, or a position lies outside the activation.
  */
 export function evaluateReadout(r: Readout, weights: readonly ReadoutWeight[], outputs: ReadonlyMap<string, tf.Tensor>): tf.Tensor1D {
   const weight = (k: number, c: number, b: number): tf.Tensor2D => {
-    const w = weights[k];
-    if (!w) throw new Error(`readout: no weight ${k}`);
-    if (w.cols !== c) throw new Error(`readout: weight ${k} has ${w.cols} values a row, the rows have ${c}`);
-    if (w.rows !== 1 && w.rows !== b) throw new Error(`readout: weight ${k} has ${w.rows} rows for a batch of ${b}`);
+    const w = checkedWeight(weights, k, c, b);
     return tf.tensor2d(w.data, [w.rows, w.cols]);
   };
   const rows = (x: Rows): tf.Tensor2D => {
@@ -112,7 +127,7 @@ export function evaluateReadout(r: Readout, weights: readonly ReadoutWeight[], o
       if (!x.sum.length) throw new Error('readout: a sum of nothing');
       return x.sum.map(([k, t]) => (k === 1 ? value(t) : tf.mul(value(t), k))).reduce((a, v) => tf.add(a, v)) as tf.Tensor1D;
     }
-    const h = rows('dot' in x ? x.dot : 'maxPlus' in x ? x.maxPlus : x.dotCossim);
+    const h = rows(termRows(x));
     const [b, c] = h.shape;
     if ('dot' in x) return tf.sum(tf.mul(h, weight(x.w, c, b)), 1);
     if ('maxPlus' in x) return tf.max(tf.add(h, weight(x.w, c, b)), 1);

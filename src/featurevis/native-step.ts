@@ -46,7 +46,7 @@ export function nativeStepGrads(
       } else {
         const acts = classifier.nativeNet(x, objective.layers, onNative);
         per = tf.keep(objective.perItem(new Map(objective.layers.map((l, k) => [l, acts[k]!]))));
-        if (keep) outputs = acts.map((t) => tf.keep(tf.clone(t)));
+        if (keep) outputs = acts.map((t) => tf.keep(t));
       }
       return tf.neg(tf.sum(per)) as tf.Scalar;
     }, variables);

@@ -14,7 +14,7 @@ import { recordModelSource } from '../formats/producer.js';
 import { INPUT, probeShapes, type Executor, type LayerInfo } from '../engine/index.js';
 import { EngineError, NoNativeGradient, EXPORT_VERSION, ExportUnsupported, GraphExecutor, graphToOnnx, OnnxExecutor, type GraphConversion, type GraphNode } from '../engine/index.js';
 import { withMaxPoolGrad, type MaxPoolGradMode } from '../engine/index.js';
-import { readoutReads, renameReads, type Readout, type ReadoutWeight } from '../engine/index.js';
+import { checkedWeight, readoutReads, renameReads, type Readout, type ReadoutWeight } from '../engine/index.js';
 import { LayersExecutor } from '../engine/index.js';
 import type { ClassRef, LabelSet } from './labels.js';
 import { hashFiles, readArtifacts, resolveWeights, weightFiles, type ResolvedWeights } from './weights.js';
@@ -184,10 +184,7 @@ export class Classifier {
     const given = weights(bw.graph.widths);
     const feeds = Object.fromEntries(
       bw.graph.weights.map((name, k) => {
-        const w = given[k];
-        if (!w || w.cols !== bw.graph.widths[k] || (w.rows !== 1 && w.rows !== n) || w.data.length !== w.rows * w.cols) {
-          throw new Error(`readout: weight ${k} must be 1 or ${n} rows of ${bw.graph.widths[k]} values${w ? `, got ${w.rows} × ${w.cols}` : ''}`);
-        }
+        const w = checkedWeight(given, k, bw.graph.widths[k]!, n);
         // The graph takes a row per item (engine/onnx/readout.ts): one row is repeated.
         const data = w.rows === n ? w.data : new Float32Array(n * w.cols).map((_, i) => w.data[i % w.cols]!);
         return [name, { data, dims: [n, w.cols] }];
@@ -285,7 +282,7 @@ export class Classifier {
     [, h, w]: readonly number[],
     from: { from?: string; maxPool?: MaxPoolGradMode; readout?: Readout; also?: string[] } = {},
   ): OrtBackward {
-    const key = `${plan.targets.join('|')}@${h}x${w}${from.from ? `<${from.from}` : ''}${from.maxPool === 'smooth' ? '/smooth' : ''}${from.readout ? `:${JSON.stringify(from.readout)}+${from.also!.join('|')}` : ''}`;
+    const key = `${plan.targets.join('|')}@${h}x${w}${from.from ? `<${from.from}` : ''}${from.maxPool === 'smooth' ? '/smooth' : ''}${from.readout ? `:${JSON.stringify(from.readout)}+${(from.also ?? []).join('|')}` : ''}`;
     let bw = this.backward.get(key);
     if (!bw) {
       try {

@@ -160,7 +160,6 @@ export async function optimisePatch(opts: OptimisePatchOptions): Promise<Optimis
   const start = tf.tensor3d(bytesToLogits(initRgb), [side, side, 3]);
   const param = tf.variable(start, true);
   start.dispose(); // the variable holds its own reference to the data
-  const penalty = tf.tensor1d(others);
   const optimizer = tf.train.adam(lr);
   const trace: PatchStep[] = [];
   let native = opts.native ?? c.nativeSteps('patches', batchSize * h * w);
@@ -218,7 +217,6 @@ export async function optimisePatch(opts: OptimisePatchOptions): Promise<Optimis
   } finally {
     optimizer.dispose();
     param.dispose();
-    penalty.dispose();
   }
 }
 

@@ -2,8 +2,8 @@ import { EngineError } from '../errors.js';
 import { DataType, decodeModel, encodeModel, type ModelProto, type TensorProto } from './proto.js';
 import { Attrs } from './attrs.js';
 import { Builder, RULES } from './backward-rules.js';
-import { keepOnly, rewrite, sessionOptions, SyncSession, type Preprocessing, PIXELS } from './runtime.js';
-import { batchSymbol, READOUT, withReadout } from './readout.js';
+import { batchSymbol, keepOnly, rewrite, sessionOptions, SyncSession, type Preprocessing, PIXELS } from './runtime.js';
+import { READOUT, withReadout } from './readout.js';
 import type { Readout } from '../readout.js';
 
 /**

@@ -1,6 +1,7 @@
 import { EngineError } from '../errors.js';
 import { COS_FLOOR, NORM_EPS, positionOf, readoutWidths, type Readout, type Rows } from '../readout.js';
-import { attr, DataType, decodeModel, encodeModel, floatTensor, int64Tensor, type GraphProto, type NodeProto, type TensorProto } from './proto.js';
+import { attr, DataType, decodeModel, encodeModel, floatTensor, int64Tensor, type NodeProto, type TensorProto } from './proto.js';
+import { batchSymbol } from './runtime.js';
 
 /** The readout's output in a graph withReadout made. */
 export const READOUT = 'patch_atlas_readout';
@@ -85,9 +86,4 @@ export function withReadout(bytes: Uint8Array, r: Readout, dims: ReadonlyMap<str
   g.input = [...(g.input ?? []), ...widths.map((c, i) => declared(names[i]!, c))];
   g.output = [...(g.output ?? []), { name: READOUT, type: { tensor_type: { elem_type: DataType.FLOAT } } }];
   return { bytes: encodeModel(model), weights: names, widths };
-}
-
-/** The symbol a graph input names its batch with ('N' where it names none): tensors fed beside it use it too. */
-export function batchSymbol(g: GraphProto, input: string): string {
-  return g.input?.find((i) => i.name === input)?.type?.tensor_type?.shape?.dim?.[0]?.dim_param || 'N';
 }

@@ -174,6 +174,11 @@ export function keepOnly(g: GraphProto, outputs: readonly string[], stopAt?: str
   g.input = (g.input ?? []).filter((i) => !unused.has(i.name));
 }
 
+/** The symbol a graph input names its batch with ('N' where it names none): tensors fed beside it use it too. */
+export function batchSymbol(g: GraphProto, input: string): string {
+  return g.input?.find((i) => i.name === input)?.type?.tensor_type?.shape?.dim?.[0]?.dim_param || 'N';
+}
+
 /** Per-channel y = x·scale + offset (RGB order, [0,1] pixels in), then the channels reversed if `reverse`. */
 export interface Preprocessing {
   scale: [number, number, number];
