@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/engine/backend.js';
-import { decorrelate, decorrelationMatrix, fourier, fourierNorm, image, irfft2d, pixel, rfftWidth, sigmoid, spectrumScale } from '../../src/featurevis/param/index.js';
+import { decorrelate, decorrelateColors, decorrelationMatrix, fourier, fourierNorm, image, irfft2d, pixel, rfftWidth, sigmoid, spectrumScale } from '../../src/featurevis/param/index.js';
 import { mulberry32 } from '../../src/util/random.js';
 
 beforeAll(async () => {
@@ -126,6 +126,28 @@ describe('Fourier parameterisation', () => {
     expect(Math.max(...d) - Math.min(...d)).toBeGreaterThan(0.5);
     img.dispose();
     p.dispose();
+  });
+
+  it('decorrelateColors maps each pixel by the matrix, and its gradient is dy times the transpose, by hand', () => {
+    const m = decorrelationMatrix();
+    const r = mulberry32(9);
+    const xs = Float32Array.from({ length: 2 * 3 * 2 * 3 }, () => r() - 0.5);
+    const dys = Float32Array.from({ length: xs.length }, () => r() - 0.5);
+    const before = tf.memory().numTensors;
+    const x = tf.tensor4d(xs, [2, 3, 2, 3]);
+    const dy = tf.tensor4d(dys, [2, 3, 2, 3]);
+    const y = decorrelateColors(x);
+    const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(decorrelateColors(t as tf.Tensor4D), dy)))(x);
+    const [yv, gv] = [y.dataSync(), g.dataSync()];
+    for (let p = 0; p < xs.length / 3; p++) {
+      for (let j = 0; j < 3; j++) {
+        // y[p, j] = Σ_i x[p, i] m[i, j]; dx[p, i] = Σ_j dy[p, j] m[i, j]
+        expect(yv[3 * p + j]).toBeCloseTo([0, 1, 2].reduce((a, i) => a + xs[3 * p + i]! * m[3 * i + j]!, 0), 6);
+        expect(gv[3 * p + j]).toBeCloseTo([0, 1, 2].reduce((a, k) => a + dys[3 * p + k]! * m[3 * j + k]!, 0), 6);
+      }
+    }
+    tf.dispose([x, dy, y, g]);
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('image() composes fourier + decorrelate + sigmoid by default; pixel and clip variants work; no leaks', () => {

