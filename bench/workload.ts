@@ -146,15 +146,15 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
         tf.dispose([activation, grad]);
       },
     };
-    // The same input gradient from a backward graph on onnxruntime (async, so timed apart from the loop below).
+    // The same input gradient from a backward graph on onnxruntime, in the same rounds.
     const seed = tf.tidy(() => tf.oneHot(tf.fill([b], logit, 'int32') as tf.Tensor1D, c.labels.outputs).toFloat());
     const seedCount = tf.memory().numTensors;
-    const native = async () => {
+    runs.native = () => {
       const r = c.nativeGradient(x, ['logits'], [seed]);
       if (!r) throw new Error(`no native gradient: ${c.noNativeGradient}`);
+      r.grad.dataSync();
       tf.dispose([r.grad, ...r.values]);
     };
-    const nativeS = await timeAsync(native, reps + 1);
     const names = Object.keys(runs);
     const times = new Map(names.map((n) => [n, [] as number[]]));
     const before = tf.memory().numTensors;
@@ -169,7 +169,7 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     if (tf.memory().numTensors !== before || before !== seedCount) throw new Error(`gradient workload leaked ${tf.memory().numTensors - seedCount} tensors`);
     const ms = (n: string) => median(times.get(n)!);
     // Per-round ratios (each gradient against the forward pass of the same round) are steadier under load.
-    const vsForward = (n: string) => median(times.get(n)!.map((t, i) => t / times.get('forward')![i]!));
+    const vsForward = (n: string, by = 'forward') => median(times.get(n)!.map((t, i) => t / times.get(by)![i]!));
     return {
       batch: b,
       layer,
@@ -181,7 +181,8 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
       layer_grad_images_per_s: (1000 * b) / ms('layer'),
       input_grad_vs_forward: vsForward('input'),
       layer_grad_vs_forward: vsForward('layer'),
-      native_input_grad_images_per_s: b / nativeS,
+      native_input_grad_images_per_s: (1000 * b) / ms('native'),
+      input_grad_vs_native: vsForward('input', 'native'),
     };
   },
   /** One feature-visualisation optimisation step (Fourier param + standard transforms + Adam), ms per icon. */
@@ -193,9 +194,11 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     const param = (seed: number | readonly number[]) => (bare ? image(batch, size, size, { seed, fft: false, decorrelate: false, sigmoid: false }) : image(batch, size, size, { seed }));
     const opts = { classifier: c, objective, param, transforms: bare ? [] : standardTransforms() };
     await render({ ...opts, steps: 2 }); // warm-up: kernels, DFT matrices
-    const t0 = performance.now();
-    await render({ ...opts, steps });
-    const ms = (performance.now() - t0) / steps;
+    // The median step, as the PyTorch peer reports its steps (the first also sets the parameterisation up).
+    const times: number[] = [];
+    let last = performance.now();
+    await render({ ...opts, steps, onStep: () => times.push(-last + (last = performance.now())) });
+    const ms = median(times);
     return { ms_per_step: ms, ms_per_icon: ms / batch, size, batch, bare: bare ? 1 : 0 };
   },
   /**
@@ -208,19 +211,24 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     const transform = standardTransforms();
     const rng = mulberry32(3);
     const optimizer = tf.train.adam(0.05);
-    const time = { native: 0, tape: 0 };
-    const step = async (timed: boolean) => {
+    const step = async (timed?: { native: number; tape: number }) => {
       const seed = Math.floor(rng() * 2 ** 32);
       const img = () => transform(param.image(), mulberry32(seed));
-      const r = nativeStepGrads(c, objective, img, param.variables, { time: timed ? time : undefined });
+      const r = nativeStepGrads(c, objective, img, param.variables, { time: timed });
       if (!r) throw new Error(`no native gradients: ${c.noNativeGradient}`);
       optimizer.applyGradients(Object.entries(r.grads).map(([name, tensor]) => ({ name, tensor })));
       tf.dispose(Object.values(r.grads));
     };
-    for (let i = 0; i < 2; i++) await step(false);
-    const t0 = performance.now();
-    for (let i = 0; i < steps; i++) await step(true);
-    const ms = (performance.now() - t0) / steps;
+    for (let i = 0; i < 2; i++) await step();
+    // The median step, as the PyTorch peer reports its steps (with its split between the engines).
+    const timed: Array<{ ms: number; native: number; tape: number }> = [];
+    for (let i = 0; i < steps; i++) {
+      const t = { native: 0, tape: 0 };
+      const t0 = performance.now();
+      await step(t);
+      timed.push({ ms: performance.now() - t0, ...t });
+    }
+    const mid = [...timed].sort((p, q) => p.ms - q.ms)[Math.floor(steps / 2)]!;
     // The native part's wasm equivalent: the objective's activations and their gradient w.r.t. the image, on the tape.
     const x = tf.tidy(() => transform(param.image(), mulberry32(4)));
     const wasmNetwork = () => {
@@ -232,9 +240,17 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
       g.dispose();
     };
     wasmNetwork();
-    const t1 = performance.now();
-    for (let i = 0; i < steps; i++) wasmNetwork();
-    const wasmMs = (performance.now() - t1) / steps;
+    // The two sides alternate, a step's native part then the wasm work, and the ratio is the median of the rounds'
+    // ratios. This 2-core VM has slow spells lasting seconds (one process's native run: median 46.7 ms for 20 runs,
+    // then 61.1 ms for the next 20); timed one side after the other, a spell could fall on one side only.
+    const rounds: Array<{ native: number; wasm: number }> = [];
+    for (let i = 0; i < steps; i++) {
+      const t = { native: 0, tape: 0 };
+      await step(t);
+      const s = performance.now();
+      wasmNetwork();
+      rounds.push({ native: t.native, wasm: performance.now() - s });
+    }
     // The forward pass alone on each engine: how far native kernels are ahead before any backward work.
     const forwardMs = (f: () => tf.Tensor[]) => {
       // A fresh session's first runs are slow (onnxruntime sizes its buffers): warm up as the steps above were.
@@ -253,11 +269,13 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     param.dispose();
     optimizer.dispose();
     return {
-      ms_per_step: ms,
-      ms_per_icon: ms / batch,
-      native_ms_per_icon: time.native / steps / batch,
-      tape_ms_per_icon: time.tape / steps / batch,
-      wasm_network_ms_per_icon: wasmMs / batch,
+      ms_per_step: mid.ms,
+      ms_per_icon: mid.ms / batch,
+      native_ms_per_icon: mid.native / batch,
+      tape_ms_per_icon: mid.tape / batch,
+      round_native_ms_per_icon: median(rounds.map((r) => r.native)) / batch,
+      round_wasm_ms_per_icon: median(rounds.map((r) => r.wasm)) / batch,
+      native_vs_wasm: median(rounds.map((r) => r.wasm / r.native)),
       native_forward_ms_per_icon: nativeForwardMs / batch,
       wasm_forward_ms_per_icon: wasmForwardMs / batch,
       size,
