@@ -145,3 +145,55 @@ describe('wasm Slice and PadV2 by contiguous runs', () => {
     expect(Array.from(g.dataSync())).toEqual(Array.from(want.dataSync()));
   });
 });
+
+describe('wasm BatchMatMul with transposed operands (explicit transposes, then a plain product)', () => {
+  beforeAll(async () => {
+    await initBackend('wasm');
+  });
+
+  // [a shape, b shape, transposeA, transposeB]: 2-D, batched, and a broadcast batch (forward only: tfjs's own
+  // MatMul gradient does not reduce a broadcast batch, on cpu either).
+  const cases: Array<[number[], number[], boolean, boolean]> = [
+    [[5, 7], [4, 7], false, true],
+    [[7, 5], [7, 4], true, false],
+    [[7, 5], [4, 7], true, true],
+    [[5, 7], [7, 4], false, false],
+    [[3, 5, 7], [3, 4, 7], false, true],
+    [[2, 3, 7, 5], [1, 3, 7, 4], true, false],
+  ];
+  const broadcast = (sa: number[], sb: number[]) => sa.length > 2 && sa.slice(0, -2).join() !== sb.slice(0, -2).join();
+  const values = (shape: number[], k: number) => Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 0.7 + k));
+
+  it.each(cases)('%j · %j (transposeA %s, transposeB %s) and its gradients match the cpu backend', async (sa, sb, ta, tb) => {
+    const on = async (backend: 'wasm' | 'cpu') => {
+      await tf.setBackend(backend);
+      const a = tf.tensor(values(sa, 1), sa);
+      const b = tf.tensor(values(sb, 2), sb);
+      const y = tf.matMul(a, b, ta, tb);
+      const dy = tf.tensor(values(y.shape, 3), y.shape);
+      const [da, db] = broadcast(sa, sb) ? [tf.zeros([1]), tf.zeros([1])] : tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(tf.matMul(p, q, ta, tb), dy)))([a, b]);
+      const out = { shape: y.shape, y: Array.from(y.dataSync()), da: Array.from(da!.dataSync()), db: Array.from(db!.dataSync()) };
+      tf.dispose([a, b, y, dy, da!, db!]);
+      return out;
+    };
+    const cpu = await on('cpu');
+    const before = (await tf.setBackend('wasm'), tf.memory().numTensors);
+    const wasm = await on('wasm');
+    expect(tf.memory().numTensors).toBe(before);
+    expect(wasm.shape).toEqual(cpu.shape);
+    for (const k of ['y', 'da', 'db'] as const) wasm[k].forEach((v, i) => expect(v).toBeCloseTo(cpu[k][i]!, 5));
+  });
+
+  it('runs as Transpose + plain BatchMatMul on wasm, and untouched on cpu', async () => {
+    const kernels = async (backend: 'wasm' | 'cpu') => {
+      await tf.setBackend(backend);
+      const a = tf.ones([4, 6]);
+      const b = tf.ones([5, 6]);
+      const names = (await tf.profile(() => tf.matMul(a, b, false, true))).kernels.map((k) => k.name);
+      tf.dispose([a, b]);
+      return names;
+    };
+    expect(await kernels('wasm')).toContain('Transpose');
+    expect(await kernels('cpu')).not.toContain('Transpose');
+  });
+});

@@ -26,7 +26,9 @@ import { maxPool3DGradConfig, maxPoolGradConfig } from './maxpool.js';
  * - relu / relu6 / minimum / maximum masks from comparisons (slow bool kernels on wasm) → sub + step;
  * - depthwise stride-2 input gradient: zeros spread by one pad, padding inside the convolution;
  * - the Conv2DBackpropFilter shim (evaluated eagerly by fused linear convs) → one swapped-role convolution;
- * - wasm's Identity (every tensor saved for backprop is a clone) copies → shares the buffer, as cpu does.
+ * - wasm's Identity (every tensor saved for backprop is a clone) copies → shares the buffer, as cpu does;
+ * - BatchMatMul with a transposed operand (tfjs's MatMul gradient, ONNX Gemm's transB) is ~20× slower than a plain
+ *   product → the operand transposed first.
  */
 
 let installed = false;
