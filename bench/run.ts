@@ -12,6 +12,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readEnv } from '../src/config.js';
+import { median } from './stats.js';
 
 type Row = Record<string, number | string>;
 const args = process.argv.slice(2);
@@ -68,13 +69,6 @@ const table: Array<[string, string, string, string, string]> = [];
 const fmt = (v: number | string | undefined, d = 1) => (typeof v === 'number' ? v.toFixed(d) : v ?? '—');
 const ratio = (ours: number | undefined, theirs: number | undefined, higherIsBetter: boolean) =>
   ours && theirs ? `${(higherIsBetter ? ours / theirs : theirs / ours).toFixed(2)}×` : '—';
-/** The median of the numbers given (undefined for none). */
-function median(xs: ReadonlyArray<number | undefined>): number | undefined {
-  const s = xs.filter((x): x is number => typeof x === 'number' && Number.isFinite(x)).sort((p, q) => p - q);
-  if (!s.length) return undefined;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 /** A ratio measured round by round (or pair by pair), > 1 = ours ahead. */
 const perRound = (r: number | string | undefined) => (typeof r === 'number' ? `${r.toFixed(2)}×` : '—');
 

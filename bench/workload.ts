@@ -29,6 +29,7 @@ import { attributePoints } from '../src/attribution/attribute.js';
 import { wasmThreads } from '../src/engine/wasm-threads.js';
 import { writeAsGraph } from './graph-model.js';
 import { nativeStepGrads } from '../src/featurevis/native-step.js';
+import { median as medianOf } from './stats.js';
 
 type Args = Record<string, number | string>;
 const workloads: Record<string, (a: Args) => Promise<Record<string, number | string>>> = {
@@ -220,7 +221,7 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
       tf.dispose(Object.values(r.grads));
     };
     for (let i = 0; i < 2; i++) await step();
-    // The median step, as the PyTorch peer reports its steps (with its split between the engines).
+    // Medians of the steps, as the PyTorch peer reports its steps (and of their split between the engines).
     const timed: Array<{ ms: number; native: number; tape: number }> = [];
     for (let i = 0; i < steps; i++) {
       const t = { native: 0, tape: 0 };
@@ -228,7 +229,7 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
       await step(t);
       timed.push({ ms: performance.now() - t0, ...t });
     }
-    const mid = [...timed].sort((p, q) => p.ms - q.ms)[Math.floor(steps / 2)]!;
+    const mid = (k: 'ms' | 'native' | 'tape') => median(timed.map((t) => t[k]));
     // The native part's wasm equivalent: the objective's activations and their gradient w.r.t. the image, on the tape.
     const x = tf.tidy(() => transform(param.image(), mulberry32(4)));
     const wasmNetwork = () => {
@@ -269,10 +270,10 @@ const workloads: Record<string, (a: Args) => Promise<Record<string, number | str
     param.dispose();
     optimizer.dispose();
     return {
-      ms_per_step: mid.ms,
-      ms_per_icon: mid.ms / batch,
-      native_ms_per_icon: mid.native / batch,
-      tape_ms_per_icon: mid.tape / batch,
+      ms_per_step: mid('ms'),
+      ms_per_icon: mid('ms') / batch,
+      native_ms_per_icon: mid('native') / batch,
+      tape_ms_per_icon: mid('tape') / batch,
       round_native_ms_per_icon: median(rounds.map((r) => r.native)) / batch,
       round_wasm_ms_per_icon: median(rounds.map((r) => r.wasm)) / batch,
       native_vs_wasm: median(rounds.map((r) => r.wasm / r.native)),
@@ -378,11 +379,8 @@ async function timeAsync(fn: () => Promise<unknown>, reps: number): Promise<numb
   return median(ts);
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((p, q) => p - q);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
+/** The median of timings (bench/stats.ts), for lists that are never empty. */
+const median = (xs: readonly number[]): number => medianOf(xs) ?? NaN;
 
 function timeIt(fn: () => unknown, reps: number): number {
   fn();
